@@ -1,0 +1,389 @@
+"""The Kafka bus every service runs on: a thin, concurrent, at-least-once consume-handle-produce loop.
+
+Guarantees, per message:
+- at-least-once: an offset is committed only after the handler's outputs (or its dead letter) are acknowledged
+  by the broker, and only up to the lowest offset still in flight in that partition;
+- idempotent handling: a ledger in PostgreSQL remembers (service, topic, entity, step) once outputs are produced,
+  so a redelivered message is skipped instead of producing its outputs twice;
+- bounded retries with backoff for TransientError; anything else goes to the dead-letter topic with its reason;
+- concurrency: up to `concurrency` messages in flight per process (LLM calls are slow and I/O bound), but never two
+  with the same key at once, so one trajectory's events stay ordered;
+- trace context rides in the message headers, so a trajectory is one trace across services.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import traceback
+from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from google.protobuf.message import DecodeError, Message
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+from opentelemetry import trace
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from shared import tracing
+from shared.config import Settings
+from shared.contracts import DeadLetter, Topics
+from shared.db import ConnectionPerThread
+from shared.errors import PermanentError, TransientError
+
+log = logging.getLogger("turnforge.bus")
+
+
+@dataclass
+class Outgoing:
+    topic: str  # logical name, e.g. Topics.TURNS_USER
+    key: str
+    message: Message
+    # Trace context to send instead of the current span's (a new trajectory starts its own trace).
+    trace_context: object | None = None
+
+
+@dataclass
+class MessageInfo:
+    """What the bus needs to know about a decoded message: its identity for idempotency and for dead letters."""
+
+    entity: str
+    step: int = 0
+    seed_id: str = ""
+    trajectory_id: str = ""
+    deadline: float = 0.0
+
+
+@dataclass
+class Route:
+    topic: str
+    message_type: type[Message]
+    handler: Callable[[Message], list[Outgoing]]
+    describe: Callable[[Message], MessageInfo]
+
+
+class ProcessedLedger:
+    """Which (service, topic, entity, step) a service has already turned into outputs."""
+
+    def __init__(self, dsn: str):
+        self._db = ConnectionPerThread(dsn)
+        self._db.get().execute(
+            "CREATE TABLE IF NOT EXISTS tf_processed (service text, topic text, entity text, step bigint,"
+            " processed_at timestamptz DEFAULT now(), PRIMARY KEY (service, topic, entity, step))"
+        )
+
+    def seen(self, service: str, topic: str, info: MessageInfo) -> bool:
+        row = self._db.get().execute(
+            "SELECT 1 FROM tf_processed WHERE service=%s AND topic=%s AND entity=%s AND step=%s",
+            (service, topic, info.entity, info.step),
+        ).fetchone()
+        return row is not None
+
+    def mark(self, service: str, topic: str, info: MessageInfo) -> None:
+        self._db.get().execute(
+            "INSERT INTO tf_processed (service, topic, entity, step) VALUES (%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+            (service, topic, info.entity, info.step),
+        )
+
+
+class OffsetTracker:
+    """Per partition: offsets handed out and finished; the commit point is the lowest unfinished offset."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[TopicPartition, set[int]] = defaultdict(set)
+        self._highest_done: dict[TopicPartition, int] = {}
+
+    def started(self, tp: TopicPartition, offset: int) -> None:
+        with self._lock:
+            self._pending[tp].add(offset)
+
+    def finished(self, tp: TopicPartition, offset: int) -> None:
+        with self._lock:
+            self._pending[tp].discard(offset)
+            self._highest_done[tp] = max(self._highest_done.get(tp, -1), offset)
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return sum(len(s) for s in self._pending.values())
+
+    def commit_points(self) -> dict[TopicPartition, int]:
+        """Next offset to consume per partition, for every partition with progress to commit."""
+        with self._lock:
+            points = {}
+            for tp, done in self._highest_done.items():
+                pending = self._pending.get(tp)
+                points[tp] = min(pending) if pending else done + 1
+            return points
+
+    def forget(self, partitions) -> None:
+        with self._lock:
+            for tp in partitions:
+                self._pending.pop(tp, None)
+                self._highest_done.pop(tp, None)
+
+
+class FatalBusError(Exception):
+    """The broker would not take our outputs: stop without committing, so nothing is lost."""
+
+
+def ensure_topics(settings: Settings, names=Topics.ALL) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers, client_id="turnforge-admin")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [NewTopic(settings.topic(n), num_partitions=settings.kafka.partitions, replication_factor=1)
+                  for n in names if settings.topic(n) not in existing]
+        if wanted:
+            try:
+                admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def make_producer(settings: Settings) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        acks="all",
+        linger_ms=5,
+        retries=5,
+        max_request_size=8 * 1024 * 1024,
+        client_id="turnforge-producer",
+    )
+
+
+class Service:
+    """Runs routes (topic -> handler) for one service until stopped."""
+
+    def __init__(self, name: str, routes: list[Route], settings: Settings):
+        self.name = name
+        self.settings = settings
+        self.routes = {settings.topic(r.topic): r for r in routes}
+        self.concurrency = settings.service.concurrency
+        self._stop = threading.Event()
+        self._fatal: Exception | None = None
+        self._tracker = OffsetTracker()
+        self._key_lock = threading.Lock()
+        self._key_queues: dict[bytes, deque] = {}
+        self.ledger = ProcessedLedger(settings.postgres.dsn)
+        self.producer = make_producer(settings)
+        self.dead_letters = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def stop(self, *_args) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self) -> None:
+        ensure_topics(self.settings)
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+            group_id=f"turnforge.{self.name}",
+            client_id=f"turnforge-{self.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.kafka.session_timeout_ms,
+            heartbeat_interval_ms=self.settings.kafka.heartbeat_interval_ms,
+            max_poll_interval_ms=self.settings.kafka.max_poll_interval_ms,
+            max_poll_records=self.concurrency * 2,
+        )
+        consumer.subscribe(list(self.routes), listener=_RevocationListener(self, consumer))
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.name)
+        self._pool = pool
+        log.info("%s consuming %s with %d concurrent handlers", self.name, list(self.routes), self.concurrency)
+        try:
+            while not self._stop.is_set() and self._fatal is None:
+                saturated = self._tracker.in_flight() >= self.concurrency * 2
+                assignment = consumer.assignment()
+                if saturated and assignment:
+                    consumer.pause(*assignment)
+                elif assignment:
+                    consumer.resume(*assignment)
+                batches = consumer.poll(timeout_ms=200)
+                for tp, records in batches.items():
+                    for record in records:
+                        self._tracker.started(tp, record.offset)
+                        self._submit(record)
+                self._commit(consumer)
+        finally:
+            self._drain(timeout_s=30)
+            if self._fatal is None:
+                self._commit(consumer)
+            pool.shutdown(wait=False, cancel_futures=True)
+            consumer.close(autocommit=False)
+            self.producer.flush(10)
+            self.producer.close(10)
+            tracing.shutdown()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _drain(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self._tracker.in_flight() and time.monotonic() < deadline and self._fatal is None:
+            time.sleep(0.05)
+
+    def _commit(self, consumer: KafkaConsumer) -> None:
+        points = self._tracker.commit_points()
+        assigned = consumer.assignment()
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in points.items() if tp in assigned}
+        if offsets:
+            try:
+                consumer.commit(offsets)
+            except KafkaError as e:  # a rebalance in progress: the next commit catches up
+                log.warning("%s commit failed: %s", self.name, e)
+
+    # -- per-key ordering ------------------------------------------------------------------------------------
+    def _submit(self, record) -> None:
+        key = record.key or f"{record.topic}/{record.partition}/{record.offset}".encode()
+        with self._key_lock:
+            queue = self._key_queues.get(key)
+            if queue is not None:
+                queue.append(record)
+                return
+            self._key_queues[key] = deque()
+        self._pool.submit(self._run_key, key, record)
+
+    def _run_key(self, key: bytes, record) -> None:
+        while record is not None:
+            self._process(record)
+            with self._key_lock:
+                queue = self._key_queues[key]
+                if queue:
+                    record = queue.popleft()
+                else:
+                    del self._key_queues[key]
+                    record = None
+
+    # -- one message -----------------------------------------------------------------------------------------
+    def _process(self, record) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        route = self.routes[record.topic]
+        parent = tracing.context_from_headers(record.headers)
+        info = MessageInfo(entity=f"{record.topic}/{record.partition}/{record.offset}")
+        attempts = 0
+        with tracing.tracer().start_as_current_span(
+            f"{self.name} {route.topic}", context=parent, kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.destination": record.topic, "messaging.kafka.offset": record.offset},
+        ) as span:
+            try:
+                message = route.message_type.FromString(record.value)
+                info = route.describe(message)
+                span.set_attribute("turnforge.entity", info.entity)
+                span.set_attribute("turnforge.step", info.step)
+                if info.trajectory_id:
+                    span.set_attribute("turnforge.trajectory_id", info.trajectory_id)
+                if self.ledger_seen(record.topic, info):
+                    span.set_attribute("turnforge.duplicate", True)
+                    log.info("%s skips duplicate %s step %d", self.name, info.entity, info.step)
+                else:
+                    if info.deadline and time.time() > info.deadline:
+                        raise PermanentError(f"deadline passed {time.time() - info.deadline:.0f}s ago: trajectory stuck")
+                    outputs, attempts = self._handle_with_retries(route, message)
+                    self._produce(outputs)
+                    self._ledger_mark(record.topic, info)
+            except FatalBusError as e:
+                self._fatal = e
+                return
+            except Exception as e:  # noqa: BLE001 - everything else is this message's fault: dead-letter it
+                span.record_exception(e)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, str(e)))
+                try:
+                    self._dead_letter(record, info, e, attempts)
+                except FatalBusError as fatal:
+                    self._fatal = fatal
+                    return
+        self._tracker.finished(tp, record.offset)
+
+    def ledger_seen(self, topic: str, info: MessageInfo) -> bool:
+        try:
+            return self.ledger.seen(self.name, topic, info)
+        except TransientError:
+            return False  # handling twice is safe; the next service's ledger catches the duplicate
+
+    def _ledger_mark(self, topic: str, info: MessageInfo) -> None:
+        try:
+            self.ledger.mark(self.name, topic, info)
+        except TransientError as e:  # outputs are out; a redelivery would only make a duplicate the next hop skips
+            log.warning("%s could not record %s step %d: %s", self.name, info.entity, info.step, e)
+
+    def _handle_with_retries(self, route: Route, message: Message) -> tuple[list[Outgoing], int]:
+        cfg = self.settings.service
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(cfg.max_attempts),
+            wait=wait_exponential_jitter(initial=cfg.backoff_initial_s, max=cfg.backoff_max_s),
+            reraise=False,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    copy = type(message)()
+                    copy.CopyFrom(message)  # a failed attempt must not leave half-applied changes behind
+                    outputs = route.handler(copy)
+                return outputs, attempt.retry_state.attempt_number
+        except RetryError as e:
+            cause = e.last_attempt.exception()
+            raise PermanentError(f"gave up after {cfg.max_attempts} attempts: {cause}") from cause
+        raise AssertionError("unreachable")
+
+    def _produce(self, outputs: list[Outgoing]) -> None:
+        try:
+            futures = []
+            for out in outputs:
+                headers = tracing.headers_from_context(out.trace_context)
+                futures.append(self.producer.send(self.settings.topic(out.topic), key=out.key.encode(),
+                                                  value=out.message.SerializeToString(), headers=headers))
+            for f in futures:
+                f.get(timeout=60)
+        except KafkaError as e:
+            raise FatalBusError(f"{self.name} could not produce its outputs: {e}") from e
+
+    def _dead_letter(self, record, info: MessageInfo, error: Exception, attempts: int) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        if isinstance(error, DecodeError):
+            reason = f"malformed message: not a valid {self.routes[record.topic].message_type.__name__} ({error})"
+        elif not isinstance(error, (PermanentError, TransientError)):
+            log.error("%s: unexpected error\n%s", self.name, traceback.format_exc())
+        log.warning("%s dead-letters %s: %s", self.name, info.entity, reason)
+        letter = DeadLetter(
+            service=self.name, source_topic=record.topic, partition=record.partition, offset=record.offset,
+            key=record.key or b"", payload=record.value or b"", error_type=type(error).__name__, reason=reason[:4000],
+            seed_id=info.seed_id, trajectory_id=info.trajectory_id, attempts=attempts, failed_at=time.time(),
+        )
+        key = (record.key or b"").decode(errors="replace")
+        self._produce([Outgoing(Topics.DEAD_LETTER, key, letter)])
+        self.dead_letters += 1
+
+
+class _RevocationListener:
+    """On a rebalance, finish what is in flight and commit it before the partitions move elsewhere."""
+
+    def __init__(self, service: Service, consumer: KafkaConsumer):
+        self.service = service
+        self.consumer = consumer
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.service._drain(timeout_s=30)
+        self.service._commit(self.consumer)
+        self.service._tracker.forget(revoked)
+
+    def on_partitions_assigned(self, assigned) -> None:
+        pass
+
+
+def run_service(name: str, routes: list[Route], settings: Settings) -> None:
+    """Entry point used by every service's __main__."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    tracing.init_tracing(name, settings.tracing.otlp_endpoint)
+    service = Service(name, routes, settings)
+    service.install_signal_handlers()
+    service.run()

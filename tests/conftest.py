@@ -1,0 +1,50 @@
+"""Shared fixtures: a real PostgreSQL and a real Kafka-protocol broker, started once per test session."""
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """DSN of the maintenance database of a throwaway local PostgreSQL server."""
+    from shared import local_postgres
+
+    data_dir = Path(tmp_path_factory.mktemp("pg")) / "data"
+    port = free_port()
+    local_postgres.start(data_dir, port, database="postgres")
+    yield local_postgres.dsn_for(port)
+    local_postgres.stop(data_dir)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server):
+    """A fresh, empty database per test, as a superuser DSN."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory):
+    """bootstrap_servers of a throwaway tansu broker."""
+    from shared import local_broker
+
+    port = free_port()
+    proc = local_broker.start(port, Path(tmp_path_factory.mktemp("broker")) / "tansu.log")
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)

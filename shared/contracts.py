@@ -13,6 +13,7 @@ SeedEvent = seed_pb2.SeedEvent
 GenerationSettings = seed_pb2.GenerationSettings
 DatabaseRef = seed_pb2.DatabaseRef
 SeedTools = seed_pb2.SeedTools
+SeedToolset = seed_pb2.SeedToolset
 DifficultyMix = seed_pb2.DifficultyMix
 PipelineMode = seed_pb2.PipelineMode
 ToolExecution = seed_pb2.ToolExecution
@@ -31,6 +32,7 @@ Difficulty = task_pb2.Difficulty
 
 ChatMessage = trajectory_pb2.ChatMessage
 ToolCall = trajectory_pb2.ToolCall
+FunctionCall = trajectory_pb2.FunctionCall
 ToolCallRequest = trajectory_pb2.ToolCallRequest
 ToolCallResult = trajectory_pb2.ToolCallResult
 TrajectoryState = trajectory_pb2.TrajectoryState

@@ -22,6 +22,7 @@ from shared.dbschema import Column, DatabaseSchema, DomainData, ForeignKey, Tabl
 DEMO_DOMAINS: tuple[str, ...] = ("telecom", "banking", "healthcare", "retail", "logistics", "education")
 
 START, END = date(2023, 1, 1), date(2025, 12, 31)
+LAST_TS = datetime(2025, 12, 31, 23, 59, 59)
 CENT = Decimal("0.01")
 NUM = "numeric(10,2)"
 
@@ -78,7 +79,7 @@ def fk(table: str, desc: str = "", null: float = 0.0, cover: bool = False,
        gen: Callable[["Builder"], Any] | None = None, nullable: bool = False) -> Col:
     """A foreign key to `table`; `cover` spreads rows so every parent gets at least one child,
     `where` restricts the candidate parents (None when no parent fits and the column is nullable)."""
-    is_null = bool(null) or nullable or gen is not None and nullable
+    is_null = bool(null) or nullable
 
     def pick(g: "Builder") -> Any:
         if null and g.rng.random() < null:
@@ -113,7 +114,7 @@ def type_ok(value: Any, type_: str) -> bool:
     if type_ in ("integer", "bigint"):
         return isinstance(value, int) and not isinstance(value, bool)
     if type_ == NUM:
-        return isinstance(value, Decimal) and value == value.quantize(CENT)
+        return isinstance(value, Decimal) and value.is_finite() and value.as_tuple().exponent == -2
     if type_ == "date":
         return isinstance(value, date) and not isinstance(value, datetime)
     if type_ == "timestamp":
@@ -176,11 +177,14 @@ class Builder:
         self.pk[name], self.records[name] = pk, records
         self.rows[name] = [[r[col.name] for col in table.columns] for r in records]
 
-    def update(self, table: str, column: str, fn: Callable[[dict], Any]) -> None:
-        """Recompute one column from the finished rows (e.g. an order total from its items)."""
+    def rollup(self, table: str, column: str, child: str, child_column: str) -> None:
+        """Set `table.column` to the sum of `child.child_column` over each row's children."""
+        key, sums = self.pk[table], {}
+        for r in self.records[child]:
+            sums[r[key]] = sums.get(r[key], Decimal("0.00")) + r[child_column]
         idx = [col.name for col in self.tables[list(self.pk).index(table)].columns].index(column)
         for rec, row in zip(self.records[table], self.rows[table]):
-            rec[column] = row[idx] = fn(rec)
+            rec[column] = row[idx] = sums.get(rec[key], Decimal("0.00"))
 
     def result(self) -> DomainData:
         schema = DatabaseSchema(name=self.domain, description=self.description, tables=self.tables)
@@ -238,7 +242,8 @@ class Builder:
         return lo + timedelta(days=self.rng.randint(0, (hi - lo).days))
 
     def after(self, d: date, lo_days: int, hi_days: int) -> date:
-        return min(END, d + timedelta(days=self.rng.randint(lo_days, hi_days)))
+        """A date lo..hi days after `d`, drawn within the part of that window before END."""
+        return self.date(min(END, d + timedelta(days=lo_days)), min(END, d + timedelta(days=hi_days)))
 
     def before(self, d: date, lo_days: int, hi_days: int) -> date:
         return max(START, d - timedelta(days=self.rng.randint(lo_days, hi_days)))
@@ -320,14 +325,14 @@ def _telecom(b: Builder) -> None:
     ])
     b.table("support_tickets", "ticket", "Customer support requests.", 120, [
         fk("customers"),
-        fk("subscriptions", "The line concerned, if any.", nullable=True,
-           where=lambda g, r: r["customer_id"] == g.row["customer_id"] and g.chance(0.85)),
+        fk("subscriptions", "The customer's line concerned, if any.", null=0.15,
+           where=lambda g, r: r["customer_id"] == g.row["customer_id"]),
         enum("category", {"billing": 30, "network": 25, "device": 20, "roaming": 10, "account": 15}),
         c("subject", "text", lambda g: g.choice(TICKET_SUBJECTS[g.row["category"]])),
         enum("priority", {"low": 30, "medium": 40, "high": 22, "urgent": 8}),
         enum("status", {"open": 25, "in_progress": 20, "resolved": 35, "closed": 20}),
         created(),
-        c("resolved_at", "timestamp", lambda g: g.row["created_at"] + timedelta(hours=g.randint(1, 240))
+        c("resolved_at", "timestamp", lambda g: min(LAST_TS, g.row["created_at"] + timedelta(hours=g.randint(1, 240)))
           if g.row["status"] in ("resolved", "closed") else None, "When the ticket was resolved.", null=True),
     ])
 
@@ -350,8 +355,8 @@ def _payment(principal: Decimal, rate: Decimal, months: int) -> Decimal:
 def _banking(b: Builder) -> None:
     b.description = "A retail bank's branches, customers, deposit accounts, cards, account transactions and loans."
     b.table("branches", "branch", "Physical bank branches.", 40, [
-        c("city", "text", lambda g: g.choice(CITIES)),
-        c("name", "text", lambda g: f"{g.row['city']} {g.choice(('Main', 'Downtown', 'Northgate', 'Westfield', 'Riverside', 'Eastside'))} Branch", unique=True),
+        c("name", "text", lambda g: f"{g.choice(CITIES)} {g.choice(('Main', 'Downtown', 'Northgate', 'Westfield', 'Eastside'))} Branch", unique=True),
+        c("city", "text", lambda g: g.row["name"].split()[0]),
         c("address", "text", lambda g: g.address()),
         c("manager_name", "text", lambda g: g.full_name()),
         c("phone", "text", lambda g: g.phone()),
@@ -386,7 +391,7 @@ def _banking(b: Builder) -> None:
         c("last_four", "text", lambda g: g.digits(4), "Last four digits of the card number."),
         c("credit_limit", NUM, lambda g: g.money(500, 20000) if g.row["card_type"] == "credit" else None, null=True),
         c("issued_date", "date", lambda g: g.after(g.parent("accounts")["opened_date"], 0, 60)),
-        c("expiry_date", "date", lambda g: g.after(g.row["issued_date"], 365, 1100)),
+        c("expiry_date", "date", lambda g: g.date(g.after(g.row["issued_date"], 120, 120))),
         c("is_active", "boolean", lambda g: g.chance(0.85)),
         created("issued_date"),
     ])
@@ -510,8 +515,8 @@ def _retail(b: Builder) -> None:
         created(),
     ])
     b.table("stores", "store", "Physical stores of the chain.", 40, [
-        c("city", "text", lambda g: g.choice(CITIES)),
-        c("name", "text", lambda g: f"{g.row['city']} {g.choice(('Plaza', 'Mall', 'Center', 'Outlet', 'Market', 'Commons'))}", unique=True),
+        c("name", "text", lambda g: f"{g.choice(CITIES)} {g.choice(('Plaza', 'Mall', 'Center', 'Outlet', 'Market', 'Commons'))}", unique=True),
+        c("city", "text", lambda g: g.row["name"].split()[0]),
         c("address", "text", lambda g: g.address()),
         enum("region", {"north": 20, "south": 20, "east": 20, "west": 20, "central": 20}),
         c("square_feet", "integer", lambda g: g.randint(40, 600) * 100),
@@ -554,10 +559,7 @@ def _retail(b: Builder) -> None:
         c("discount_amount", NUM, lambda g: (g.row["unit_price"] * g.row["quantity"] * g.choice((0, 0, 0, 5, 10, 20)) / 100).quantize(CENT)),
         c("line_total", NUM, lambda g: g.row["unit_price"] * g.row["quantity"] - g.row["discount_amount"], "Quantity times unit price minus discount."),
     ])
-    totals: dict[int, Decimal] = {}
-    for item in b.records["order_items"]:
-        totals[item["order_id"]] = totals.get(item["order_id"], Decimal("0.00")) + item["line_total"]
-    b.update("orders", "total_amount", lambda r: totals.get(r["order_id"], Decimal("0.00")))
+    b.rollup("orders", "total_amount", "order_items", "line_total")
 
 
 # --------------------------------------------------------------------------- logistics
@@ -580,8 +582,8 @@ def _logistics(b: Builder) -> None:
         created("contract_start"),
     ])
     b.table("warehouses", "warehouse", "Warehouses shipments leave from.", 40, [
-        c("city", "text", lambda g: g.choice(CITIES)),
-        c("name", "text", lambda g: f"{g.row['city']} {g.choice(('Distribution Center', 'Fulfillment Hub', 'Depot', 'Cross-Dock'))}", unique=True),
+        c("name", "text", lambda g: f"{g.choice(CITIES)} {g.choice(('Distribution Center', 'Fulfillment Hub', 'Depot', 'Cross-Dock'))}", unique=True),
+        c("city", "text", lambda g: g.row["name"].split()[0]),
         c("address", "text", lambda g: g.address()),
         c("capacity_pallets", "integer", lambda g: g.randint(5, 120) * 100),
         c("manager_name", "text", lambda g: g.full_name()),
@@ -599,8 +601,8 @@ def _logistics(b: Builder) -> None:
     ])
     b.table("shipments", "shipment", "Loads moved by a carrier from a warehouse to a destination city.", 220, [
         fk("warehouses", "Origin warehouse."), fk("carriers"),
-        fk("drivers", "Assigned driver of the same carrier, if any.", nullable=True,
-           where=lambda g, r: r["carrier_id"] == g.row["carrier_id"] and g.chance(0.8)),
+        fk("drivers", "Assigned driver of the same carrier, if any.", null=0.2,
+           where=lambda g, r: r["carrier_id"] == g.row["carrier_id"]),
         c("destination_city", "text", lambda g: g.choice(CITIES)),
         enum("status", {"created": 12, "in_transit": 25, "delivered": 50, "delayed": 9, "returned": 4}),
         c("ship_date", "date", lambda g: g.date()),
@@ -621,12 +623,9 @@ def _logistics(b: Builder) -> None:
         c("status", "text", lambda g: {"delivered": "delivered", "returned": "returned", "created": "at_warehouse"}.get(
             g.parent("shipments")["status"], "in_transit") if g.chance(0.97) else "damaged",
           "One of 'at_warehouse', 'in_transit', 'delivered', 'returned', 'damaged'."),
-        created(),
+        c("created_at", "timestamp", lambda g: g.ts(g.parent("shipments")["ship_date"]), "When the record was created."),
     ])
-    weights: dict[int, Decimal] = {}
-    for p in b.records["packages"]:
-        weights[p["shipment_id"]] = weights.get(p["shipment_id"], Decimal("0.00")) + p["weight_kg"]
-    b.update("shipments", "total_weight_kg", lambda r: weights.get(r["shipment_id"], Decimal("0.00")))
+    b.rollup("shipments", "total_weight_kg", "packages", "weight_kg")
 
 
 # --------------------------------------------------------------------------- education
@@ -640,6 +639,11 @@ FIELDS = ("Mathematics", "Physics", "Chemistry", "Biology", "Computer Science", 
 BUILDINGS = ("Ashford Hall", "Bellamy Hall", "Carrow Building", "Dunmore Hall", "Elmstead Center", "Fairholm Building", "Greyson Hall")
 COURSE_PREFIXES = ("Introduction to", "Foundations of", "Topics in", "Advanced", "Applied", "Seminar in",
                    "Research Methods in", "History of", "Contemporary")
+
+
+def _abbr(field: str) -> str:
+    words = field.split()
+    return (words[0][:4] if len(words) == 1 else words[0][:2] + words[1][:2]).upper()
 
 
 def _letter(score: Decimal) -> str:
@@ -665,8 +669,8 @@ def _education(b: Builder) -> None:
     b.table("courses", "course", "Courses offered in a term and taught by one teacher.", 120, [
         fk("departments", cover=True),
         fk("teachers", "Teacher from the same department.", where=lambda g, r: r["department_id"] == g.row["department_id"]),
-        c("code", "text", lambda g: f"{g.parent('departments')['name'].replace(' ', '')[:4].upper()} {g.randint(100, 499)}", unique=True),
-        c("title", "text", lambda g: f"{g.choice(COURSE_PREFIXES)} {g.parent('departments')['name']}"),
+        c("code", "text", lambda g: f"{_abbr(g.parent('departments')['name'])} {g.randint(100, 499)}", "Catalogue code.", unique=True),
+        c("title", "text", lambda g: f"{g.choice(COURSE_PREFIXES)} {g.parent('departments')['name']}", unique=True),
         enum("level", {"introductory": 40, "intermediate": 35, "advanced": 25}),
         c("credits", "integer", lambda g: g.choice((2, 3, 3, 4))),
         c("capacity", "integer", lambda g: g.choice((20, 25, 30, 40, 60, 80, 120))),
@@ -684,7 +688,7 @@ def _education(b: Builder) -> None:
     ])
     b.table("enrollments", "enrollment", "A student taking a course.", 260, [
         fk("students", cover=True), fk("courses"),
-        c("enrolled_date", "date", lambda g: g.date()),
+        c("enrolled_date", "date", lambda g: g.date(START, date(2025, 9, 1))),
         enum("status", {"active": 40, "completed": 50, "dropped": 10}),
         created("enrolled_date"),
     ], unique_together=("student_id", "course_id"))

@@ -55,11 +55,11 @@ class SandboxManager:
         self._db = ConnectionPerThread(dsn)
         self._schemas: dict[str, DatabaseSchema] = {}
 
-    def _conn(self) -> psycopg.Connection:
+    def connection(self) -> psycopg.Connection:
         return self._db.get()
 
     def ensure_registry(self) -> None:
-        conn = self._conn()
+        conn = self.connection()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_registry'))")
             for ddl in REGISTRY_DDL:
@@ -71,7 +71,7 @@ class SandboxManager:
         self.ensure_registry()
         name = data.db_schema.name
         schema = domain_schema_name(name)
-        conn = self._conn()
+        conn = self.connection()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
             exists = conn.execute("SELECT 1 FROM tf_domains WHERE name=%s", (name,)).fetchone()
@@ -102,7 +102,7 @@ class SandboxManager:
 
     def domain_schema(self, domain: str) -> DatabaseSchema:
         if domain not in self._schemas:
-            row = self._conn().execute("SELECT db_schema FROM tf_domains WHERE name=%s", (domain,)).fetchone()
+            row = self.connection().execute("SELECT db_schema FROM tf_domains WHERE name=%s", (domain,)).fetchone()
             if row is None:
                 raise UnknownDomain(f"unknown domain database '{domain}': load it with `turnforge import-db` first")
             self._schemas[domain] = DatabaseSchema.model_validate(row[0])
@@ -110,7 +110,7 @@ class SandboxManager:
 
     def domains(self) -> list[str]:
         self.ensure_registry()
-        return [r[0] for r in self._conn().execute("SELECT name FROM tf_domains ORDER BY name")]
+        return [r[0] for r in self.connection().execute("SELECT name FROM tf_domains ORDER BY name")]
 
     # -- sandboxes -------------------------------------------------------------------------------------------
     def create(self, trajectory_id: str, domain: str) -> str:
@@ -118,7 +118,7 @@ class SandboxManager:
         db_schema = self.domain_schema(domain)
         name = sandbox_name(trajectory_id)
         source = domain_schema_name(domain)
-        conn = self._conn()
+        conn = self.connection()
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
@@ -154,7 +154,7 @@ class SandboxManager:
     def drop(self, trajectory_id: str) -> bool:
         """Drop the trajectory's sandbox and its role; True if there was one."""
         name = sandbox_name(trajectory_id)
-        conn = self._conn()
+        conn = self.connection()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
             existed = conn.execute("DELETE FROM tf_sandboxes WHERE name=%s RETURNING 1", (name,)).fetchone()
@@ -166,12 +166,12 @@ class SandboxManager:
 
     def live_sandboxes(self) -> list[str]:
         self.ensure_registry()
-        return [r[0] for r in self._conn().execute("SELECT trajectory_id FROM tf_sandboxes ORDER BY name")]
+        return [r[0] for r in self.connection().execute("SELECT trajectory_id FROM tf_sandboxes ORDER BY name")]
 
     # -- execution -------------------------------------------------------------------------------------------
     def execute(self, sandbox: str, driver_sql: str, arguments: dict, *, timeout_ms: int) -> ToolOutcome:
         """Run one checked tool statement in a sandbox, as the sandbox's role, with bound parameters."""
-        conn = self._conn()
+        conn = self.connection()
         ident = pgsql.Identifier(sandbox)
         with conn.transaction():
             conn.execute(pgsql.SQL("SET LOCAL ROLE {}").format(ident))
@@ -187,7 +187,7 @@ class SandboxManager:
         return self.schema_state_hash(sandbox_name(trajectory_id), self.domain_schema(domain))
 
     def schema_state_hash(self, schema: str, db_schema: DatabaseSchema) -> str:
-        conn = self._conn()
+        conn = self.connection()
         digest = hashlib.sha256()
         for table in sorted(db_schema.tables, key=lambda t: t.name):
             cols = [c.name for c in table.columns if not c.is_timestamp_like]

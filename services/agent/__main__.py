@@ -1,0 +1,3 @@
+from services.agent.service import main
+
+main()

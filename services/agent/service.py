@@ -1,0 +1,36 @@
+"""agent: answers the user, calling tools over several steps within one turn, with a bound on steps."""
+from __future__ import annotations
+
+from services.agent.logic import apply_decision, step_schema
+from shared.bus import Outgoing, Route, run_service
+from shared.config import Settings, get_settings
+from shared.contracts import Topics, TrajectoryState
+from shared.llm import LLMClient
+from shared.trajectory import advance, openai_messages, record_usage, trajectory_info
+
+
+class Agent:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def handle(self, state: TrajectoryState) -> list[Outgoing]:
+        # Past the step bound the agent must answer with what it has.
+        allow_tools = state.counters.agent_steps_this_turn < max(state.settings.max_agent_steps_per_turn, 1)
+        llm = LLMClient(self.settings.llm, "agent", state.settings.models.get("agent", ""))
+        result = llm.chat(openai_messages(state), schema=step_schema(state.toolset, allow_tools),
+                          schema_name="agent_step")
+        record_usage(state, result)
+        state.counters.agent_steps_this_turn += 1
+        if apply_decision(state, result.data):
+            return [Outgoing(Topics.TOOL_CALLS, state.trajectory_id, advance(state))]
+        return [Outgoing(Topics.TURNS_USER, state.trajectory_id, advance(state))]
+
+
+def routes(settings: Settings) -> list[Route]:
+    agent = Agent(settings)
+    return [Route(Topics.TURNS_AGENT, TrajectoryState, agent.handle, trajectory_info)]
+
+
+def main() -> None:
+    settings = get_settings()
+    run_service("agent", routes(settings), settings)

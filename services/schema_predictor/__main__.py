@@ -1,0 +1,3 @@
+from services.schema_predictor.service import main
+
+main()

@@ -1,0 +1,85 @@
+"""schema-predictor: gives every tool an output JSON Schema and makes shared fields typed the same across tools.
+
+SQL tools: the schema comes from the executed statement's result columns and their PostgreSQL types (no guessing).
+Tools without a database: the model predicts the schema, one tool after another in one conversation, so it sees what
+it already decided; the mechanical consistency pass then repairs whatever it still got wrong.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from opentelemetry import trace
+from psycopg import sql as pgsql
+
+from services.schema_predictor.logic import enforce_type_consistency, output_schema_from_columns
+from services.schema_predictor.prompts import PREDICT_SYSTEM, predict_request, prediction_to_schema, PREDICTION_SCHEMA
+from shared.bus import Outgoing, Route, run_service
+from shared.config import Settings, get_settings
+from shared.contracts import SeedToolset, ToolRejection, Topics
+from shared.llm import LLMClient
+from shared.sandbox import SandboxManager, domain_schema_name
+from shared.sql_guard import check_statement, to_driver_sql
+from shared.trajectory import seed_toolset_info
+
+log = logging.getLogger("turnforge.schema_predictor")
+
+
+class SchemaPredictor:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.sandboxes = SandboxManager(settings.postgres.dsn)
+
+    def result_columns(self, domain: str, statement: str, sample_arguments: dict) -> list[tuple[str, str]]:
+        """Execute in the domain schema inside a transaction that is always rolled back."""
+        db_schema = self.sandboxes.domain_schema(domain)
+        guarded = check_statement(statement, db_schema.table_names)
+        conn = self.sandboxes.connection()
+        with conn.transaction(force_rollback=True):
+            conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(pgsql.Identifier(domain_schema_name(domain))))
+            cur = conn.execute(to_driver_sql(guarded), {p: sample_arguments.get(p) for p in guarded.parameters})
+            oids = [d.type_code for d in cur.description or []]
+            names = {oid: name for oid, name in conn.execute(
+                "SELECT oid, typname FROM pg_type WHERE oid = ANY(%s)", (oids,)).fetchall()}
+            return [(d.name, names.get(d.type_code, "text")) for d in cur.description or []]
+
+    def predict_with_model(self, prepared: SeedToolset, index: int, history: list[dict], llm: LLMClient) -> dict:
+        tool = prepared.toolset.tools[index]
+        history.append({"role": "user", "content": predict_request(tool)})
+        result = llm.chat(history, schema=PREDICTION_SCHEMA, schema_name="output_schema", temperature=0.2)
+        history.append({"role": "assistant", "content": json.dumps(result.data)})
+        return prediction_to_schema(tool.name, result.data)
+
+    def handle(self, prepared: SeedToolset) -> list[Outgoing]:
+        toolset = prepared.toolset
+        llm = None
+        history = [{"role": "system", "content": PREDICT_SYSTEM.format(domain=prepared.seed.domain)}]
+        schemas = []
+        for i, tool in enumerate(toolset.tools):
+            if tool.HasField("sql"):
+                columns = self.result_columns(toolset.domain_database, tool.sql.statement,
+                                              json.loads(tool.sql.sample_arguments_json or "{}"))
+                schemas.append(output_schema_from_columns(tool.name, columns))
+            else:
+                llm = llm or LLMClient(self.settings.llm, "schema_predictor",
+                                       prepared.seed.settings.models.get("schema_predictor", ""))
+                schemas.append(self.predict_with_model(prepared, i, history, llm))
+        repaired, conflicts = enforce_type_consistency(
+            [(t.name, json.loads(t.parameters_json or "{}"), s) for t, s in zip(toolset.tools, schemas)])
+        for tool, (_, params, output) in zip(toolset.tools, repaired):
+            tool.parameters_json = json.dumps(params)
+            tool.output_schema_json = json.dumps(output)
+        for c in conflicts:
+            toolset.rejected.append(ToolRejection(tool_name=c.tool, reason="type conflict repaired: " + c.describe()))
+        trace.get_current_span().set_attribute("turnforge.schema.conflicts_repaired", len(conflicts))
+        return [Outgoing(Topics.TOOLSETS_READY, prepared.seed.seed_id, prepared)]
+
+
+def routes(settings: Settings) -> list[Route]:
+    predictor = SchemaPredictor(settings)
+    return [Route(Topics.TOOLSETS_SYNTHESIZED, SeedToolset, predictor.handle, seed_toolset_info)]
+
+
+def main() -> None:
+    settings = get_settings()
+    run_service("schema-predictor", routes(settings), settings)

@@ -1,0 +1,3 @@
+from services.sql_executor.service import main
+
+main()

@@ -1,0 +1,102 @@
+"""sql-executor: runs the agent's tool calls in the trajectory's sandbox, and owns the sandbox lifecycle.
+
+SQL tools run under the sandbox's own role with bound parameters and a statement timeout. Tools without a database
+are answered by a model constrained to the tool's output schema. Sandboxes are created on first use and dropped
+when the trajectory ends: accepted, rejected or dead-lettered.
+"""
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace
+
+from services.sql_executor.simulate import simulate_tool
+from shared.bus import MessageInfo, Outgoing, Route, run_service
+from shared.config import Settings, get_settings
+from shared.contracts import ChatMessage, DeadLetter, Topics, TrajectoryState, Verdict
+from shared.llm import LLMClient
+from shared.sandbox import SandboxManager
+from shared.tool_execution import execute_sql_tool, tool_error
+from shared.trajectory import advance, record_usage, tool_by_name, trajectory_info
+
+log = logging.getLogger("turnforge.sql_executor")
+
+
+class SqlExecutor:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.sandboxes = SandboxManager(settings.postgres.dsn)
+
+    def run_call(self, state: TrajectoryState, request, allowed_tables: list[str]):
+        tool = tool_by_name(state.toolset, request.tool_name)
+        if tool is None:
+            return tool_error(request.call_id, request.tool_name, "unknown_tool", f"no tool named {request.tool_name}")
+        with trace.get_tracer("turnforge").start_as_current_span(f"tool {tool.name}") as span:
+            if tool.HasField("sql"):
+                result = execute_sql_tool(self.sandboxes, state.sandbox, allowed_tables, tool, request.call_id,
+                                          request.arguments_json, timeout_ms=self.settings.postgres.statement_timeout_ms)
+            else:
+                llm = LLMClient(self.settings.llm, "tool_simulator", state.settings.models.get("tool_simulator", ""))
+                result, chat = simulate_tool(llm, state, tool, request)
+                if chat is not None:
+                    record_usage(state, chat)
+            span.set_attribute("turnforge.tool.ok", result.ok)
+            span.set_attribute("turnforge.tool.source", result.source or "error")
+            span.set_attribute("turnforge.tool.rows", result.row_count)
+            if result.sql_shape:
+                span.set_attribute("db.statement", result.sql_shape)
+        return result
+
+    def handle_calls(self, state: TrajectoryState) -> list[Outgoing]:
+        allowed: list[str] = []
+        if state.toolset.domain_database:
+            self.sandboxes.create(state.trajectory_id, state.toolset.domain_database)
+            allowed = self.sandboxes.domain_schema(state.toolset.domain_database).table_names
+        for request in state.pending_calls:
+            result = self.run_call(state, request, allowed)
+            result.user_turn = state.counters.user_turns
+            state.tool_results.append(result)
+            state.messages.append(ChatMessage(role="tool", tool_call_id=request.call_id, name=request.tool_name,
+                                              content=result.content_json))
+            state.counters.tool_calls += 1
+            state.counters.tool_errors += 0 if result.ok else 1
+        del state.pending_calls[:]
+        return [Outgoing(Topics.TURNS_AGENT, state.trajectory_id, advance(state))]
+
+    def drop_after_verdict(self, verdict: Verdict) -> list[Outgoing]:
+        self.sandboxes.drop(verdict.trajectory_id)
+        return []
+
+    def drop_after_dead_letter(self, letter: DeadLetter) -> list[Outgoing]:
+        if not letter.trajectory_id:
+            return []
+        try:
+            self.sandboxes.drop(letter.trajectory_id)
+        except Exception as e:  # noqa: BLE001 - dead-lettering a dead letter would loop; log and move on
+            log.warning("could not drop the sandbox of dead-lettered %s: %s", letter.trajectory_id, e)
+        return []
+
+
+def _verdict_info(v: Verdict) -> MessageInfo:
+    return MessageInfo(entity=v.trajectory_id, step=v.trajectory.step, seed_id=v.trajectory.seed_id,
+                       trajectory_id=v.trajectory_id)
+
+
+def _dead_letter_info(d: DeadLetter) -> MessageInfo:
+    return MessageInfo(entity=f"{d.source_topic}/{d.partition}/{d.offset}", seed_id=d.seed_id,
+                       trajectory_id=d.trajectory_id)
+
+
+def routes(settings: Settings) -> list[Route]:
+    executor = SqlExecutor(settings)
+    return [
+        Route(Topics.TOOL_CALLS, TrajectoryState, executor.handle_calls, trajectory_info),
+        Route(Topics.ACCEPTED, Verdict, executor.drop_after_verdict, _verdict_info),
+        Route(Topics.REJECTED, Verdict, executor.drop_after_verdict, _verdict_info),
+        Route(Topics.DEAD_LETTER, DeadLetter, executor.drop_after_dead_letter, _dead_letter_info),
+    ]
+
+
+def main() -> None:
+    settings = get_settings()
+    run_service("sql-executor", routes(settings), settings)

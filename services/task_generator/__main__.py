@@ -1,0 +1,3 @@
+from services.task_generator.service import main
+
+main()

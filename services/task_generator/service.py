@@ -1,0 +1,173 @@
+"""task-generator: a ready toolset -> N trajectories, each with K descriptive tasks, rubrics and golden actions.
+
+Golden actions are executed in a scratch sandbox through the same code the live tool calls take, and the resulting
+database state hash becomes the trajectory's golden state.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+
+from psycopg import sql as pgsql
+
+from services.task_generator import logic
+from services.task_generator.prompts import DIFFICULTY_WORDS, TASK_REQUEST, TASK_SCHEMA, TASK_SYSTEM
+from shared import tracing
+from shared.bus import Outgoing, Route, run_service
+from shared.config import Settings, get_settings
+from shared.contracts import ChatMessage, SeedToolset, SqlKind, Topics, TrajectoryState, TrajectoryStatus
+from shared.dbschema import DatabaseSchema
+from shared.errors import PermanentError
+from shared.llm import LLMClient
+from shared.sandbox import SandboxManager, domain_schema_name, sandbox_name
+from shared.tool_execution import execute_sql_tool
+from shared.trajectory import record_usage, seed_toolset_info, tool_by_name
+
+ROOT_ATTEMPTS = 6
+
+
+class TaskGenerator:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.sandboxes = SandboxManager(settings.postgres.dsn)
+
+    # -- data access -----------------------------------------------------------------------------------------
+    def _random_row(self, domain: str, table: str, rng: random.Random) -> dict | None:
+        conn = self.sandboxes.connection()
+        ident = pgsql.SQL("{}.{}").format(pgsql.Identifier(domain_schema_name(domain)), pgsql.Identifier(table))
+        (count,) = conn.execute(pgsql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()
+        if not count:
+            return None
+        cur = conn.execute(pgsql.SQL("SELECT * FROM {} ORDER BY 1 OFFSET %s LIMIT 1").format(ident),
+                           (rng.randrange(count),))
+        names = [d.name for d in cur.description]
+        return dict(zip(names, cur.fetchone()))
+
+    def _row_by_key(self, domain: str, table: str, column: str, value) -> dict | None:
+        conn = self.sandboxes.connection()
+        cur = conn.execute(pgsql.SQL("SELECT * FROM {}.{} WHERE {} = %s LIMIT 1").format(
+            pgsql.Identifier(domain_schema_name(domain)), pgsql.Identifier(table), pgsql.Identifier(column)), (value,))
+        row = cur.fetchone()
+        return dict(zip([d.name for d in cur.description], row)) if row else None
+
+    def _column_values(self, domain: str, table: str) -> dict[str, list]:
+        conn = self.sandboxes.connection()
+        cur = conn.execute(pgsql.SQL("SELECT * FROM {}.{} LIMIT 200").format(
+            pgsql.Identifier(domain_schema_name(domain)), pgsql.Identifier(table)))
+        names = [d.name for d in cur.description]
+        rows = cur.fetchall()
+        return {n: sorted({json.loads(json.dumps(r[i], default=str)) for r in rows if r[i] is not None}, key=str)
+                for i, n in enumerate(names)}
+
+    def data_view(self, domain: str, db_schema: DatabaseSchema, table: str, rng) -> logic.DataView | None:
+        row = self._random_row(domain, table, rng)
+        if row is None:
+            return None
+        view = logic.DataView(table=table, row=row)
+        for fk in db_schema.table(table).foreign_keys:
+            value = row.get(fk.columns[0])
+            if value is not None and len(fk.columns) == 1:
+                parent = self._row_by_key(domain, fk.ref_table, fk.ref_columns[0], value)
+                if parent:
+                    view.related[fk.ref_table] = parent
+        return view
+
+    # -- one task --------------------------------------------------------------------------------------------
+    def plan_task(self, prepared: SeedToolset, db_schema: DatabaseSchema, rng, previous: logic.DataView | None):
+        settings = prepared.seed.settings
+        domain = prepared.toolset.domain_database
+        difficulty = logic.pick_difficulty(rng, settings.difficulty_mix)
+        changes_data = rng.random() < settings.write_task_share
+        for attempt in range(ROOT_ATTEMPTS):
+            # Later tasks extend an earlier one half the time: start from a record the last task reached.
+            if previous is not None and previous.related and rng.random() < 0.5 and attempt == 0:
+                table = rng.choice(sorted(previous.related))
+            else:
+                table = rng.choice(db_schema.table_names)
+            view = self.data_view(domain, db_schema, table, rng)
+            if view is None:
+                continue
+            actions = logic.plan_golden_actions(prepared.toolset, db_schema, view, difficulty, changes_data,
+                                                self._column_values(domain, table) if changes_data else {}, rng)
+            if actions:
+                writes = any(tool_by_name(prepared.toolset, a.tool_name).sql.kind != SqlKind.SQL_KIND_READ
+                             for a in actions)
+                return view, difficulty, actions, writes
+        raise PermanentError(f"could not ground a task in domain '{domain}' after {ROOT_ATTEMPTS} records")
+
+    def phrase_task(self, prepared: SeedToolset, db_schema: DatabaseSchema, view, difficulty, actions, extension,
+                    llm: LLMClient, state: TrajectoryState) -> dict:
+        steps = "\n".join(f"{i + 1}. {logic.describe_action(a, prepared.toolset)}" for i, a in enumerate(actions))
+        request = TASK_REQUEST.format(db_description=db_schema.description, data_view=view.as_json(), actions=steps,
+                                      difficulty=DIFFICULTY_WORDS[difficulty],
+                                      extension=" It follows on from the previous goal." if extension else "")
+        result = llm.chat([{"role": "system", "content": TASK_SYSTEM.format(domain=prepared.seed.domain)},
+                           {"role": "user", "content": request}], schema=TASK_SCHEMA, schema_name="task_spec")
+        record_usage(state, result)
+        return result.data
+
+    def golden_state_hash(self, trajectory_id: str, prepared: SeedToolset, db_schema: DatabaseSchema, tasks) -> str:
+        """Run every golden action in a scratch sandbox and hash the end state."""
+        scratch_id = f"golden:{trajectory_id}"
+        domain = prepared.toolset.domain_database
+        scratch = self.sandboxes.create(scratch_id, domain)
+        try:
+            for task in tasks:
+                for i, action in enumerate(task.golden_actions):
+                    tool = tool_by_name(prepared.toolset, action.tool_name)
+                    result = execute_sql_tool(self.sandboxes, scratch, db_schema.table_names, tool, f"golden{i}",
+                                              action.arguments_json,
+                                              timeout_ms=self.settings.postgres.statement_timeout_ms)
+                    if not result.ok:
+                        raise PermanentError(f"golden action {action.tool_name} failed: {result.error}")
+            return self.sandboxes.schema_state_hash(scratch, db_schema)
+        finally:
+            self.sandboxes.drop(scratch_id)
+
+    # -- handler ---------------------------------------------------------------------------------------------
+    def handle(self, prepared: SeedToolset) -> list[Outgoing]:
+        seed = prepared.seed
+        if not prepared.toolset.domain_database:
+            raise PermanentError("simulated toolsets need task generation from tool specs, which is not built yet")
+        db_schema = self.sandboxes.domain_schema(prepared.toolset.domain_database)
+        llm = LLMClient(self.settings.llm, "task_generator", seed.settings.models.get("task_generator", ""))
+        outputs = []
+        for index in range(seed.settings.num_trajectories):
+            outputs.append(self.new_trajectory(prepared, db_schema, index, llm))
+        return outputs
+
+    def new_trajectory(self, prepared: SeedToolset, db_schema: DatabaseSchema, index: int, llm: LLMClient) -> Outgoing:
+        seed = prepared.seed
+        trajectory_id = f"{seed.seed_id}-t{index:04d}"
+        rng = random.Random(f"{seed.seed_id}/{seed.settings.random_seed}/{index}")
+        now = time.time()
+        context, trace_id = tracing.new_trajectory_trace(trajectory_id)
+        state = TrajectoryState(
+            trajectory_id=trajectory_id, seed_id=seed.seed_id, index=index, step=1, domain=seed.domain,
+            settings=seed.settings, toolset=prepared.toolset, sandbox=sandbox_name(trajectory_id),
+            status=TrajectoryStatus.TRAJECTORY_STATUS_IN_PROGRESS, started_at=now,
+            deadline=now + self.settings.service.trajectory_deadline_s, trace_id=trace_id,
+        )
+        state.messages.append(ChatMessage(role="system",
+                                          content=logic.agent_system_prompt(seed.domain, db_schema.description)))
+        previous = None
+        for k in range(seed.settings.tasks_per_trajectory):
+            view, difficulty, actions, changes = self.plan_task(prepared, db_schema, rng, previous)
+            phrasing = self.phrase_task(prepared, db_schema, view, difficulty, actions, previous is not None, llm, state)
+            state.tasks.append(logic.build_task(f"{trajectory_id}-k{k}", difficulty, actions, prepared.toolset,
+                                                phrasing, changes))
+            previous = view
+        if any(t.changes_data for t in state.tasks):
+            state.golden_state_hash = self.golden_state_hash(trajectory_id, prepared, db_schema, state.tasks)
+        return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
+
+
+def routes(settings: Settings) -> list[Route]:
+    generator = TaskGenerator(settings)
+    return [Route(Topics.TOOLSETS_READY, SeedToolset, generator.handle, seed_toolset_info)]
+
+
+def main() -> None:
+    settings = get_settings()
+    run_service("task-generator", routes(settings), settings)

@@ -1,0 +1,3 @@
+from services.tool_synth.service import main
+
+main()

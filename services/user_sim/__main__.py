@@ -1,0 +1,3 @@
+from services.user_sim.service import main
+
+main()

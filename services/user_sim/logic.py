@@ -1,0 +1,121 @@
+"""user-sim's pure logic: the simulator's rules kept as state, not only as prompt text.
+
+The plan is the tasks' subtasks. Each turn the simulator first marks what the agent's tool results satisfied, then
+decides the move: reveal the next one or two subtasks, follow up on revealed ones still open, or end. It ends only
+when every subtask of every task is satisfied, and it never talks on after that; the model only words the message.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.contracts import PipelineMode, Subtask, Task, TrajectoryState
+
+
+@dataclass
+class Move:
+    kind: str  # "reveal" | "follow_up" | "done" | "out_of_turns"
+    subtasks: list[tuple[int, int]] = field(default_factory=list)  # (task index, subtask index)
+
+
+def _normalise(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().lower()
+
+
+def arguments_match(golden: dict, actual: dict) -> bool:
+    """The call carries every golden argument with an equal value (extra optional arguments are fine)."""
+    return all(k in actual and _normalise(actual[k]) == _normalise(v) for k, v in golden.items())
+
+
+def successful_calls(state: TrajectoryState) -> list[tuple[str, dict]]:
+    """(tool name, arguments) of every call whose result came back ok."""
+    arguments_by_id = {}
+    for m in state.messages:
+        for c in m.tool_calls:
+            try:
+                arguments_by_id[c.id] = json.loads(c.function.arguments or "{}")
+            except json.JSONDecodeError:
+                arguments_by_id[c.id] = {}
+    return [(r.tool_name, arguments_by_id.get(r.call_id, {})) for r in state.tool_results if r.ok]
+
+
+def subtask_done(task: Task, subtask: Subtask, calls: list[tuple[str, dict]]) -> bool:
+    if subtask.golden_action < 0:
+        return False
+    golden = task.golden_actions[subtask.golden_action]
+    args = json.loads(golden.arguments_json or "{}")
+    return any(name == golden.tool_name and arguments_match(args, actual) for name, actual in calls)
+
+
+def mark_satisfied(state: TrajectoryState) -> int:
+    """Mark revealed subtasks the agent has accomplished; returns how many became satisfied now."""
+    calls = successful_calls(state)
+    newly = 0
+    for task in state.tasks:
+        for subtask in task.subtasks:
+            if subtask.revealed and not subtask.satisfied and subtask_done(task, subtask, calls):
+                subtask.satisfied = True
+                newly += 1
+    return newly
+
+
+def all_satisfied(state: TrajectoryState) -> bool:
+    return all(s.satisfied for t in state.tasks for s in t.subtasks)
+
+
+def current_task(state: TrajectoryState) -> int:
+    for i, task in enumerate(state.tasks):
+        if not all(s.satisfied for s in task.subtasks):
+            return i
+    return len(state.tasks)
+
+
+def next_move(state: TrajectoryState) -> Move:
+    if all_satisfied(state):
+        return Move("done")
+    if state.counters.user_turns >= state.settings.max_user_turns:
+        return Move("out_of_turns")
+    if state.settings.pipeline_mode == PipelineMode.PIPELINE_MODE_TASK_ORIENTED:
+        unrevealed = [(ti, si) for ti, t in enumerate(state.tasks) for si, s in enumerate(t.subtasks) if not s.revealed]
+        if unrevealed:
+            return Move("reveal", unrevealed)  # the baseline: the whole request at once
+    ti = current_task(state)
+    task = state.tasks[ti]
+    open_revealed = [(ti, si) for si, s in enumerate(task.subtasks) if s.revealed and not s.satisfied]
+    if open_revealed:
+        return Move("follow_up", open_revealed[:2])
+    unrevealed = [(ti, si) for si, s in enumerate(task.subtasks) if not s.revealed]
+    # One subtask per turn, two when both only read (they combine naturally: "show me A and B").
+    take = 1
+    if len(unrevealed) >= 2 and all("update" not in task.subtasks[si].description.lower() for _, si in unrevealed[:2]):
+        take = 2
+    return Move("reveal", unrevealed[:take])
+
+
+def apply_move(state: TrajectoryState, move: Move) -> None:
+    for ti, si in move.subtasks:
+        state.tasks[ti].subtasks[si].revealed = True
+    state.current_task = min(current_task(state), max(len(state.tasks) - 1, 0))
+
+
+def required_values(state: TrajectoryState, move: Move) -> dict[str, Any]:
+    """Concrete values the user must give for the agent to be able to act (ids, new values)."""
+    values: dict[str, Any] = {}
+    for ti, si in move.subtasks:
+        task = state.tasks[ti]
+        sub = task.subtasks[si]
+        if sub.golden_action >= 0:
+            values.update(json.loads(task.golden_actions[sub.golden_action].arguments_json or "{}"))
+    return values
+
+
+def ensure_values_mentioned(message: str, values: dict[str, Any]) -> str:
+    """A weak model may drop the ids; a person would give them, so add the missing ones plainly."""
+    missing = {k: v for k, v in values.items() if _normalise(v) not in message.lower()}
+    if not missing:
+        return message
+    details = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in missing.items())
+    return f"{message.rstrip()} (Details: {details}.)"

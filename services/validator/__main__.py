@@ -1,0 +1,3 @@
+from services.validator.service import main
+
+main()

@@ -1,0 +1,73 @@
+"""The rubric judge (the paper's policy): each rubric item gets a category; only a failed Critical item rejects."""
+from __future__ import annotations
+
+import json
+
+from shared.contracts import RubricCategory, RubricJudgement, TrajectoryState
+
+CATEGORIES = {"Critical": RubricCategory.RUBRIC_CATEGORY_CRITICAL,
+              "Structural": RubricCategory.RUBRIC_CATEGORY_STRUCTURAL,
+              "NonCritical": RubricCategory.RUBRIC_CATEGORY_NON_CRITICAL,
+              "InvalidRubric": RubricCategory.RUBRIC_CATEGORY_INVALID_RUBRIC}
+
+JUDGE_SYSTEM = (
+    "You check whether an assistant achieved a user's goal, using the goal's rubric as guidance, not law. "
+    "First give every rubric item a category: Critical (a requirement the goal itself states), Structural (tool "
+    "order, dependencies, placeholders: equivalent sequences are fine), NonCritical (format or style the goal did "
+    "not ask for) or InvalidRubric (adds goals or cannot be verified). Then say whether each item was satisfied. "
+    "Claims must be backed by tool results; a tool error reported honestly with a sensible next step is fine. "
+    "The judgment is invalid only if a Critical item failed."
+)
+
+
+def judge_schema(n_items: int) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "minItems": n_items, "maxItems": n_items,
+                      "items": {"type": "object",
+                                "properties": {"category": {"type": "string", "enum": list(CATEGORIES)},
+                                               "satisfied": {"type": "boolean"}},
+                                "required": ["category", "satisfied"]}},
+            "judgment": {"type": "string", "enum": ["valid", "invalid"]},
+            "reasoning": {"type": "string", "maxLength": 600},
+        },
+        "required": ["items", "judgment", "reasoning"],
+    }
+
+
+def rubric_items(state: TrajectoryState) -> list[str]:
+    items = []
+    for task in state.tasks:
+        items += list(task.rubric.success_criteria) + list(task.rubric.expected_tool_use) + list(task.rubric.checkpoints)
+    return items
+
+
+def transcript(state: TrajectoryState, limit: int = 6000) -> str:
+    lines = []
+    for m in state.messages[1:]:
+        if m.tool_calls:
+            lines.append("assistant calls: " + "; ".join(f"{c.function.name}({c.function.arguments})" for c in m.tool_calls))
+        elif m.content:
+            lines.append(f"{m.role}: {m.content}")
+    text = "\n".join(lines)
+    return text if len(text) <= limit else text[-limit:]
+
+
+def judge_request(state: TrajectoryState, items: list[str]) -> str:
+    goals = "\n".join(f"- {t.description}" for t in state.tasks)
+    numbered = "\n".join(f"{i + 1}. {item}" for i, item in enumerate(items))
+    return f"Goal:\n{goals}\n\nRubric items:\n{numbered}\n\nConversation:\n{transcript(state)}"
+
+
+def to_judgements(items: list[str], answer: dict) -> list[RubricJudgement]:
+    return [RubricJudgement(item=item, category=CATEGORIES[a["category"]], satisfied=bool(a["satisfied"]))
+            for item, a in zip(items, answer["items"])]
+
+
+def critical_failures(judgements: list[RubricJudgement]) -> list[str]:
+    return [j.item for j in judgements if j.category == RubricCategory.RUBRIC_CATEGORY_CRITICAL and not j.satisfied]
+
+
+def summary(answer: dict) -> str:
+    return json.dumps(answer)[:200]

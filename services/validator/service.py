@@ -1,0 +1,75 @@
+"""validator: deterministic checks first (no judge can overrule them), then the rubric judge.
+
+Accepted trajectories go to the dataset topic; rejected ones keep every reason. The decision rule follows the
+paper: only a Critical rubric item that failed rejects; Structural, NonCritical and InvalidRubric items never do.
+"""
+from __future__ import annotations
+
+from opentelemetry import trace
+
+from services.validator import judge
+from services.validator.checks import deterministic_checks
+from shared.bus import Outgoing, Route, run_service
+from shared.config import Settings, get_settings
+from shared.contracts import Topics, TrajectoryState, TrajectoryStatus, Verdict
+from shared.llm import LLMClient
+from shared.sandbox import SandboxManager
+from shared.trajectory import record_usage, trajectory_info
+
+
+class Validator:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.sandboxes = SandboxManager(settings.postgres.dsn)
+
+    def final_state_hash(self, state: TrajectoryState) -> str:
+        if not state.toolset.domain_database:
+            return ""
+        # The agent may never have called a tool: the sandbox then holds the untouched domain state.
+        self.sandboxes.create(state.trajectory_id, state.toolset.domain_database)
+        return self.sandboxes.state_hash(state.trajectory_id, state.toolset.domain_database)
+
+    def run_judge(self, state: TrajectoryState, verdict: Verdict) -> None:
+        items = judge.rubric_items(state)
+        if not items:
+            return
+        llm = LLMClient(self.settings.llm, "judge", state.settings.models.get("judge", ""))
+        result = llm.chat([{"role": "system", "content": judge.JUDGE_SYSTEM},
+                           {"role": "user", "content": judge.judge_request(state, items)}],
+                          schema=judge.judge_schema(len(items)), schema_name="judge_verdict", temperature=0.0)
+        record_usage(state, result)
+        verdict.rubric.extend(judge.to_judgements(items, result.data))
+        verdict.judge_judgment = result.data["judgment"]
+        verdict.judge_reasoning = result.data["reasoning"]
+
+    def handle(self, state: TrajectoryState) -> list[Outgoing]:
+        verdict = Verdict(trajectory_id=state.trajectory_id)
+        verdict.final_state_hash = self.final_state_hash(state)
+        checks = deterministic_checks(state, verdict.final_state_hash)
+        verdict.checks.extend(checks)
+        failed = [c for c in checks if not c.passed]
+        verdict.reasons.extend(f"{c.name}: {c.detail}" for c in failed)
+        if not failed:  # a judge cannot rescue a failed check, so only ask it when all passed
+            self.run_judge(state, verdict)
+            verdict.reasons.extend(f"critical rubric item failed: {item}"
+                                   for item in judge.critical_failures(list(verdict.rubric)))
+        verdict.accepted = not verdict.reasons
+        state.status = (TrajectoryStatus.TRAJECTORY_STATUS_ACCEPTED if verdict.accepted
+                        else TrajectoryStatus.TRAJECTORY_STATUS_REJECTED)
+        state.step += 1
+        verdict.trajectory.CopyFrom(state)
+        span = trace.get_current_span()
+        span.set_attribute("turnforge.verdict.accepted", verdict.accepted)
+        span.set_attribute("turnforge.verdict.reasons", len(verdict.reasons))
+        topic = Topics.ACCEPTED if verdict.accepted else Topics.REJECTED
+        return [Outgoing(topic, state.trajectory_id, verdict)]
+
+
+def routes(settings: Settings) -> list[Route]:
+    validator = Validator(settings)
+    return [Route(Topics.TRAJECTORIES_COMPLETE, TrajectoryState, validator.handle, trajectory_info)]
+
+
+def main() -> None:
+    settings = get_settings()
+    run_service("validator", routes(settings), settings)

@@ -1,0 +1,159 @@
+"""The `turnforge` command: the embedded stack, runs, single services and seeding a cluster."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+import yaml
+
+from shared.config import load_settings
+
+
+def _config_path(args) -> str | None:
+    return args.config or os.environ.get("TURNFORGE_CONFIG") or None
+
+
+def cmd_up(args) -> int:
+    from shared import stack
+
+    stack.up(load_settings(_config_path(args)), with_model=not args.no_model, config_path=_config_path(args))
+    print("stack is up; `turnforge status` shows it, `turnforge down` stops it")
+    return 0
+
+
+def cmd_down(args) -> int:
+    from shared import stack
+
+    stack.down(load_settings(_config_path(args)))
+    print("stack is down")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from shared import stack
+
+    rows = stack.status(load_settings(_config_path(args)))
+    table = Table("component", "state", "pid", "detail")
+    for r in rows:
+        table.add_row(r.name, "[green]running[/]" if r.running else "[red]stopped[/]", str(r.pid or "-"), r.detail)
+    Console().print(table)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from shared import runner, stack
+
+    path = _config_path(args)
+    settings = load_settings(path)
+    run_config = runner.load_run_config(path)
+    if args.embedded:
+        try:
+            stack.up(settings, config_path=path)
+            result = runner.run(settings, run_config)
+        finally:
+            stack.down(settings)
+    else:
+        result = runner.run(settings, run_config)
+    print(f"report: {result.report_path}")
+    print(f"dataset: {result.dataset_path}")
+    print(f"seeded {result.seeded}, accepted {result.accepted}, rejected {result.rejected}, "
+          f"dead-lettered {result.dead_lettered}, missing {result.missing}"
+          + (" (timed out)" if result.timed_out else ""))
+    return 0 if result.complete else 1
+
+
+def cmd_service(args) -> int:
+    from shared.stack import SERVICES
+
+    if args.name not in SERVICES:
+        print(f"unknown service {args.name!r}; one of {', '.join(SERVICES)}", file=sys.stderr)
+        return 2
+    if args.config:  # services read their settings themselves, from the environment
+        os.environ["TURNFORGE_CONFIG"] = os.path.abspath(args.config)
+    importlib.import_module(f"services.{args.name}.service").main()
+    return 0
+
+
+def seeds_from_file(path: str, settings, run_id: str) -> list:
+    """Seed events from a file: `seeds:` (a list of SeedEvent objects in protobuf JSON form), one SeedEvent
+    (a mapping with seed_id), or a run config (a `generation:` section, or its fields at the top level)."""
+    import time
+
+    from google.protobuf.json_format import ParseDict
+
+    from shared import runner
+    from shared.contracts import SeedEvent
+
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}  # YAML is a superset of JSON
+    if isinstance(data, dict) and ("seeds" in data or "seed_id" in data or "seedId" in data):
+        seeds = [ParseDict(item, SeedEvent()) for item in data.get("seeds", [data])]
+        for seed in seeds:
+            if not seed.seed_id:
+                raise ValueError(f"a seed in {path} has no seed_id")
+            seed.created_at = seed.created_at or time.time()
+        return seeds
+    section = data.get("generation", data) if isinstance(data, dict) else data
+    return runner.build_seed_events(runner.RunConfig(**(section or {})), run_id, settings)
+
+
+def cmd_produce_seed(args) -> int:
+    from shared import runner
+
+    settings = load_settings(_config_path(args))
+    seeds = seeds_from_file(args.file, settings, args.run_id or runner.new_run_id())
+    runner.produce_seeds(settings, seeds)
+    for seed in seeds:
+        print(f"produced seed {seed.seed_id} ({seed.domain}, {seed.settings.num_trajectories} trajectories)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="YAML config file (default: $TURNFORGE_CONFIG)")
+    parser = argparse.ArgumentParser(prog="turnforge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", parents=[common], help="start the embedded stack (broker, PostgreSQL, model, services)")
+    p.add_argument("--no-model", action="store_true", help="do not start the local model server")
+    p.set_defaults(func=cmd_up)
+    sub.add_parser("down", parents=[common], help="stop the embedded stack").set_defaults(func=cmd_down)
+    sub.add_parser("status", parents=[common], help="show the embedded stack").set_defaults(func=cmd_status)
+    p = sub.add_parser("run", parents=[common], help="seed a run and wait for its trajectories")
+    p.add_argument("--embedded", action="store_true", help="start the embedded stack first, stop it after")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("service", parents=[common], help="run one service in this process")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_service)
+    p = sub.add_parser("produce-seed", parents=[common], help="produce seed events from a file, without waiting")
+    p.add_argument("file")
+    p.add_argument("--run-id", help="prefix of the seed ids (default: a new run id)")
+    p.set_defaults(func=cmd_produce_seed)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as e:  # noqa: BLE001 - a stack or config error is for the user, not a traceback
+        from shared.stack import StackError
+
+        if not isinstance(e, (StackError, FileNotFoundError, ValueError)):
+            raise
+        print(f"turnforge: {e}", file=sys.stderr)
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

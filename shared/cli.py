@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from shared.config import load_settings
+from shared.config import ROLES, load_settings
 
 
 def _config_path(args) -> str | None:
@@ -98,6 +98,10 @@ def seeds_from_file(path: str, settings, run_id: str) -> list:
             if not seed.seed_id:
                 raise ValueError(f"a seed in {path} has no seed_id")
             seed.created_at = seed.created_at or time.time()
+            # Roles the file leaves out get the configured model, as a run's seeds do.
+            for role in ROLES:
+                if role not in seed.settings.models:
+                    seed.settings.models[role] = settings.llm.for_role(role).model
         return seeds
     section = data.get("generation", data) if isinstance(data, dict) else data
     return runner.build_seed_events(runner.RunConfig(**(section or {})), run_id, settings)
@@ -146,9 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     except Exception as e:  # noqa: BLE001 - a stack or config error is for the user, not a traceback
+        from kafka.errors import KafkaError
+
         from shared.stack import StackError
 
-        if not isinstance(e, (StackError, FileNotFoundError, ValueError)):
+        if not isinstance(e, (StackError, KafkaError, FileNotFoundError, ValueError)):
             raise
         print(f"turnforge: {e}", file=sys.stderr)
         code = 1

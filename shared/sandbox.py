@@ -23,9 +23,9 @@ from shared.dbschema import DatabaseSchema, DomainData, identity_reset_sql, quot
 from shared.errors import PermanentError, TransientError
 
 REGISTRY_DDL = [
-    "CREATE TABLE IF NOT EXISTS tf_domains (name text PRIMARY KEY, schema_name text NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS public.tf_domains (name text PRIMARY KEY, schema_name text NOT NULL,"
     " db_schema jsonb NOT NULL, loaded_at timestamptz DEFAULT now())",
-    "CREATE TABLE IF NOT EXISTS tf_sandboxes (name text PRIMARY KEY, trajectory_id text UNIQUE NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS public.tf_sandboxes (name text PRIMARY KEY, trajectory_id text UNIQUE NOT NULL,"
     " domain text NOT NULL, created_at timestamptz DEFAULT now())",
 ]
 
@@ -74,7 +74,7 @@ class SandboxManager:
         conn = self.connection()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
-            exists = conn.execute("SELECT 1 FROM tf_domains WHERE name=%s", (name,)).fetchone()
+            exists = conn.execute("SELECT 1 FROM public.tf_domains WHERE name=%s", (name,)).fetchone()
             if exists and not replace:
                 return schema
             conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(schema)))
@@ -93,7 +93,7 @@ class SandboxManager:
                 if reset:
                     conn.execute(reset)
             conn.execute(
-                "INSERT INTO tf_domains (name, schema_name, db_schema) VALUES (%s, %s, %s)"
+                "INSERT INTO public.tf_domains (name, schema_name, db_schema) VALUES (%s, %s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET db_schema = EXCLUDED.db_schema, loaded_at = now()",
                 (name, schema, data.db_schema.model_dump_json()),
             )
@@ -102,7 +102,7 @@ class SandboxManager:
 
     def domain_schema(self, domain: str) -> DatabaseSchema:
         if domain not in self._schemas:
-            row = self.connection().execute("SELECT db_schema FROM tf_domains WHERE name=%s", (domain,)).fetchone()
+            row = self.connection().execute("SELECT db_schema FROM public.tf_domains WHERE name=%s", (domain,)).fetchone()
             if row is None:
                 raise UnknownDomain(f"unknown domain database '{domain}': load it with `turnforge import-db` first")
             self._schemas[domain] = DatabaseSchema.model_validate(row[0])
@@ -110,7 +110,7 @@ class SandboxManager:
 
     def domains(self) -> list[str]:
         self.ensure_registry()
-        return [r[0] for r in self.connection().execute("SELECT name FROM tf_domains ORDER BY name")]
+        return [r[0] for r in self.connection().execute("SELECT name FROM public.tf_domains ORDER BY name")]
 
     # -- sandboxes -------------------------------------------------------------------------------------------
     def create(self, trajectory_id: str, domain: str) -> str:
@@ -122,7 +122,7 @@ class SandboxManager:
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
-                if conn.execute("SELECT 1 FROM tf_sandboxes WHERE name=%s", (name,)).fetchone():
+                if conn.execute("SELECT 1 FROM public.tf_sandboxes WHERE name=%s", (name,)).fetchone():
                     return name
                 ident = pgsql.Identifier(name)
                 conn.execute(pgsql.SQL("CREATE SCHEMA {}").format(ident))
@@ -136,7 +136,7 @@ class SandboxManager:
                     if reset:
                         conn.execute(reset)
                 self._create_role(conn, name)
-                conn.execute("INSERT INTO tf_sandboxes (name, trajectory_id, domain) VALUES (%s, %s, %s)",
+                conn.execute("INSERT INTO public.tf_sandboxes (name, trajectory_id, domain) VALUES (%s, %s, %s)",
                              (name, trajectory_id, domain))
         except psycopg.OperationalError as e:
             raise TransientError(f"sandbox creation interrupted: {e}") from e
@@ -157,7 +157,7 @@ class SandboxManager:
         conn = self.connection()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
-            existed = conn.execute("DELETE FROM tf_sandboxes WHERE name=%s RETURNING 1", (name,)).fetchone()
+            existed = conn.execute("DELETE FROM public.tf_sandboxes WHERE name=%s RETURNING 1", (name,)).fetchone()
             conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(name)))
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (name,)).fetchone():
                 conn.execute(pgsql.SQL("DROP OWNED BY {}").format(pgsql.Identifier(name)))
@@ -166,7 +166,7 @@ class SandboxManager:
 
     def live_sandboxes(self) -> list[str]:
         self.ensure_registry()
-        return [r[0] for r in self.connection().execute("SELECT trajectory_id FROM tf_sandboxes ORDER BY name")]
+        return [r[0] for r in self.connection().execute("SELECT trajectory_id FROM public.tf_sandboxes ORDER BY name")]
 
     # -- execution -------------------------------------------------------------------------------------------
     def execute(self, sandbox: str, driver_sql: str, arguments: dict, *, timeout_ms: int) -> ToolOutcome:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from shared.contracts import ChatMessage, FunctionCall, ToolCall, ToolCallRequest, Toolset, TrajectoryState
-from shared.trajectory import last_user_index
+from shared.trajectory import last_user_index, openai_messages
 
 MAX_CALLS_PER_STEP = 3
 REPLY = {"type": "string", "minLength": 1, "maxLength": 800}
@@ -33,6 +33,28 @@ def step_schema(toolset: Toolset, allow_tools: bool) -> dict:
         },
         "required": ["tool_calls", "reply"],
     }
+
+
+def tool_catalogue(toolset: Toolset) -> str:
+    """The tools as the model reads them: structured output carries names and argument types, not meaning."""
+    lines = []
+    for t in toolset.tools:
+        params = json.loads(t.parameters_json or "{}").get("properties", {})
+        signature = ", ".join(f"{name}: {spec.get('type', 'any')}" for name, spec in params.items())
+        lines.append(f"- {t.name}({signature}): {t.description}")
+    return ("Answer with JSON: to use tools, list them in tool_calls; to answer the user, leave tool_calls empty "
+            "and write the reply.\nTools:\n" + "\n".join(lines))
+
+
+def request_messages(state: TrajectoryState) -> list[dict]:
+    """The conversation as sent to the model: the stored system prompt plus the tool catalogue."""
+    messages = openai_messages(state)
+    catalogue = tool_catalogue(state.toolset)
+    if messages and messages[0]["role"] == "system":
+        messages[0] = {"role": "system", "content": messages[0]["content"] + "\n\n" + catalogue}
+    else:
+        messages.insert(0, {"role": "system", "content": catalogue})
+    return messages
 
 
 def calls_this_turn(state: TrajectoryState) -> set[tuple[str, str]]:

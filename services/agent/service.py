@@ -1,12 +1,12 @@
 """agent: answers the user, calling tools over several steps within one turn, with a bound on steps."""
 from __future__ import annotations
 
-from services.agent.logic import apply_decision, step_schema
+from services.agent.logic import apply_decision, request_messages, step_schema
 from shared.bus import Outgoing, Route, run_service
 from shared.config import Settings, get_settings
 from shared.contracts import Topics, TrajectoryState
 from shared.llm import LLMClient
-from shared.trajectory import advance, openai_messages, record_usage, trajectory_info
+from shared.trajectory import advance, record_usage, trajectory_info
 
 
 class Agent:
@@ -17,7 +17,7 @@ class Agent:
         # Past the step bound the agent must answer with what it has.
         allow_tools = state.counters.agent_steps_this_turn < max(state.settings.max_agent_steps_per_turn, 1)
         llm = LLMClient(self.settings.llm, "agent", state.settings.models.get("agent", ""))
-        result = llm.chat(openai_messages(state), schema=step_schema(state.toolset, allow_tools),
+        result = llm.chat(request_messages(state), schema=step_schema(state.toolset, allow_tools),
                           schema_name="agent_step")
         record_usage(state, result)
         state.counters.agent_steps_this_turn += 1

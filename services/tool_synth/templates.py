@@ -24,7 +24,14 @@ MAX_UPDATE_TOOLS_PER_TABLE = 4
 SEARCH_LIMIT = 20
 LIMIT_PARAMETER = "limit"
 
-NAME_LIKE = ("name", "title", "full_name", "label", "username", "email")
+NAME_LIKE = ("name", "title", "full_name", "label")
+NAME_FALLBACK = ("username", "email")
+# Numbers that are codes or calendar values: ranking or summing them answers nothing.
+NOT_A_QUANTITY = ("year", "number", "code", "zip", "postal", "extension", "floor", "phone", "lat", "lon")
+# Numbers whose sum over a parent's rows means something, best first.
+ADDITIVE = ("total", "amount", "balance", "cost", "fee", "price", "value", "salary", "budget", "principal",
+            "payment", "paid", "due", "revenue", "weight", "quantity", "qty", "points", "credits", "hours",
+            "minutes", "limit", "stock", "capacity")
 # Columns whose change is a typical user request ("cancel my order", "upgrade my plan").
 STATE_LIKE = ("status", "state", "stage", "priority", "plan", "tier", "level", "role", "category", "type")
 
@@ -96,17 +103,17 @@ def _get_by_key(schema: DatabaseSchema, table: Table) -> ToolCandidate:
     taken = {c.name for c in table.columns}
     for i, fk in enumerate(table.foreign_keys, start=1):
         parent = schema.table(fk.ref_table)
-        name_col = _name_column(parent)
-        if name_col is None:
+        name = _name_ref(parent)
+        if name is None:
             continue
-        alias = _name_alias(_fk_role(fk), name_col)
+        alias = name.alias(_fk_role(fk))
         if alias in taken:
             continue
         taken.add(alias)
         j = f"j{i}"
         join = "JOIN" if all(not table.column(c).nullable for c in fk.columns) else "LEFT JOIN"
         joins.append(f"{join} {_ident(parent.name)} AS {j} ON {_join_condition(j, 't', fk)}")
-        select.append(f"{j}.{_ident(name_col.name)} AS {_ident(alias)}")
+        select.append(f"{name.sql(j)} AS {_ident(alias)}")
         joined_names.append(_words(alias))
     params = _key_parameters(table)
     where = " AND ".join(f"t.{_ident(c)} = :{p}" for p, c in params.items())
@@ -120,7 +127,7 @@ def _get_by_key(schema: DatabaseSchema, table: Table) -> ToolCandidate:
         name=f"get_{_singular(table.name)}",
         description=description,
         parameters=_object_schema(
-            {p: _column_property(table.column(c), f"The {_words(c)} of the {entity}.") for p, c in params.items()},
+            {p: _column_property(table, table.column(c), f"the {entity}") for p, c in params.items()},
             required=list(params),
         ),
         sql=sql,
@@ -172,7 +179,7 @@ def _top_by(table: Table, col: Column) -> ToolCandidate:
 def _aggregate_tools(schema: DatabaseSchema, child: Table, fk: ForeignKey) -> list[ToolCandidate]:
     parent = schema.table(fk.ref_table)
     tools = [_count_per_parent(child, parent, fk)]
-    amounts = _rankable_columns(child)
+    amounts = _additive_columns(child)
     if amounts:
         tools.append(_sum_per_parent(child, parent, fk, amounts[0]))
     return tools
@@ -182,10 +189,10 @@ def _parent_group(parent: Table, fk: ForeignKey) -> tuple[list[str], list[str]]:
     """Select and GROUP BY expressions for the parent side: its key, plus its name when it has one."""
     exprs = [f"p.{_ident(c)}" for c in fk.ref_columns]
     select = list(exprs)
-    name_col = _name_column(parent)
-    if name_col is not None and name_col.name not in fk.ref_columns:
-        exprs.append(f"p.{_ident(name_col.name)}")
-        select.append(f"p.{_ident(name_col.name)} AS {_ident(_name_alias(_singular(parent.name), name_col))}")
+    name = _name_ref(parent)
+    if name is not None and not set(name.columns) & set(fk.ref_columns):
+        exprs += [f"p.{_ident(c)}" for c in name.columns]
+        select.append(f"{name.sql('p')} AS {_ident(name.alias(_singular(parent.name)))}")
     return select, exprs
 
 
@@ -239,7 +246,7 @@ def _sum_per_parent(child: Table, parent: Table, fk: ForeignKey, amount: Column)
     return ToolCandidate(
         name=f"list_{_plural(role)}_by_{_singular(child.name)}_{amount.name}_sum",
         description=(
-            f"List {_plural_words(role)} by the total {_words(amount.name)} of their {child_words}, largest first. "
+            f"List {_plural_words(role)} by the summed {_words(amount.name)} of their {child_words}, largest first. "
             f"Also gives how many {child_words} each has and how many are above the average {_words(amount.name)}."
         ),
         parameters=_object_schema({LIMIT_PARAMETER: _limit_property(_plural_words(role))}, required=[LIMIT_PARAMETER]),
@@ -270,7 +277,7 @@ def _create(table: Table) -> ToolCandidate | None:
         name=f"create_{_singular(table.name)}",
         description=f"Create a new {entity}.{returns}",
         parameters=_object_schema(
-            {p: _column_property(c, f"The {_words(c.name)} of the new {entity}.") for p, c in params.items()},
+            {p: _column_property(table, c, f"the new {entity}") for p, c in params.items()},
             required=required,
         ),
         sql=sql,
@@ -288,8 +295,10 @@ def _update_column(table: Table, col: Column) -> ToolCandidate:
     assignments += [f"{_ident(c.name)} = now()" for c in table.columns if _is_modified_stamp(c)]
     where = " AND ".join(f"{_ident(c)} = :{p}" for p, c in keys.items())
     sql = f"UPDATE {_ident(table.name)}\nSET {', '.join(assignments)}\nWHERE {where}\nRETURNING *"
-    properties = {p: _column_property(table.column(c), f"The {_words(c)} of the {entity} to change.") for p, c in keys.items()}
-    properties[value_param] = _column_property(col, f"The new {_words(col.name)}.")
+    properties = {p: _column_property(table, table.column(c), f"the {entity} to change") for p, c in keys.items()}
+    new_value = _column_property(table, col, f"the {entity}")
+    new_value["description"] = f"The new {_column_words(table, col)}. " + _sentence(col.description)
+    properties[value_param] = {**new_value, "description": new_value["description"].strip()}
     return ToolCandidate(
         name=f"update_{_singular(table.name)}_{col.name}",
         description=(
@@ -318,7 +327,7 @@ def _delete(schema: DatabaseSchema, table: Table) -> ToolCandidate:
         name=f"delete_{_singular(table.name)}",
         description=description,
         parameters=_object_schema(
-            {p: _column_property(table.column(c), f"The {_words(c)} of the {entity} to delete.") for p, c in keys.items()},
+            {p: _column_property(table, table.column(c), f"the {entity} to delete") for p, c in keys.items()},
             required=list(keys),
         ),
         sql=sql,
@@ -334,34 +343,67 @@ def _key_and_fk_columns(table: Table) -> set[str]:
     return set(table.primary_key) | {c for fk in table.foreign_keys for c in fk.columns}
 
 
-def _name_column(table: Table) -> Column | None:
-    """The column that names a row for a person: name/title/..., else the first text column."""
-    texts = [c for c in table.columns if c.json_type == "string" and _base_type(c) in ("text", "varchar", "character varying")]
+@dataclass(frozen=True)
+class NameRef:
+    """What names a row for a person: one column, or first and last name together."""
+
+    columns: tuple[str, ...]
+    label: str  # "name", "title", ...
+
+    def sql(self, alias: str) -> str:
+        return " || ' ' || ".join(f"{alias}.{_ident(c)}" for c in self.columns)
+
+    def alias(self, prefix: str) -> str:
+        """customer + name -> customer_name; customer + customer_name stays customer_name."""
+        return self.label if self.label.startswith(prefix) else f"{prefix}_{self.label}"
+
+
+def _name_ref(table: Table) -> NameRef | None:
+    keys = _key_and_fk_columns(table)
+    texts = [c.name for c in table.columns if _is_text(c) and c.name not in keys]
     for wanted in NAME_LIKE:
-        for c in texts:
-            if c.name == wanted:
-                return c
-    for c in texts:
-        if c.name.endswith("_name") and c.name not in _key_and_fk_columns(table):
-            return c
-    others = [c for c in texts if c.name not in _key_and_fk_columns(table)]
-    return others[0] if others else None
+        if wanted in texts:
+            return NameRef((wanted,), wanted)
+    if "first_name" in texts and "last_name" in texts:
+        return NameRef(("first_name", "last_name"), "name")
+    named = [c for c in texts if c.endswith("_name")] + [c for c in NAME_FALLBACK if c in texts]
+    if named:
+        return NameRef((named[0],), named[0])
+    return NameRef((texts[0],), texts[0]) if texts else None
 
 
 def _searchable_columns(table: Table) -> list[Column]:
     keys = _key_and_fk_columns(table)
-    texts = [c for c in table.columns if _base_type(c) in ("text", "varchar", "character varying") and c.name not in keys]
-    name_col = _name_column(table)
-    texts.sort(key=lambda c: c is not name_col)  # the name first, otherwise schema order
+    texts = [c for c in table.columns if _is_text(c) and c.name not in keys]
+    name = _name_ref(table)
+    first = set(name.columns) if name else set()
+    texts.sort(key=lambda c: c.name not in first)  # the name first, otherwise schema order
     return texts[:MAX_SEARCH_TOOLS_PER_TABLE]
 
 
-def _rankable_columns(table: Table) -> list[Column]:
-    """Numbers worth ranking by: amounts before counts, never keys."""
+def _quantities(table: Table) -> list[Column]:
+    """Numeric columns that measure something: not keys, not codes or years."""
     keys = _key_and_fk_columns(table)
-    numbers = [c for c in table.columns if c.json_type in ("number", "integer") and c.name not in keys]
-    numbers.sort(key=lambda c: c.json_type != "number")
+    return [
+        c for c in table.columns
+        if c.json_type in ("number", "integer") and c.name not in keys
+        and not any(w in c.name.split("_") for w in NOT_A_QUANTITY)
+    ]
+
+
+def _rankable_columns(table: Table) -> list[Column]:
+    """Numbers worth ranking by: amounts before counts."""
+    numbers = sorted(_quantities(table), key=lambda c: c.json_type != "number")
     return numbers[:MAX_TOP_TOOLS_PER_TABLE]
+
+
+def _additive_columns(table: Table) -> list[Column]:
+    """Numbers whose sum means something (totals, amounts, quantities), best first; rates and scores excluded."""
+    def rank(c: Column) -> int:
+        words = c.name.split("_")
+        return min((i for i, w in enumerate(ADDITIVE) if w in words), default=len(ADDITIVE))
+
+    return sorted([c for c in _quantities(table) if rank(c) < len(ADDITIVE)], key=rank)
 
 
 def _updatable_columns(table: Table) -> list[Column]:
@@ -393,14 +435,30 @@ def _object_schema(properties: dict, required: list[str]) -> dict:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
-def _column_property(col: Column, fallback: str) -> dict:
-    prop: dict = {"type": col.json_type, "description": _sentence(col.description) or fallback}
+def _column_property(table: Table, col: Column, whose: str) -> dict:
+    """JSON Schema of a parameter bound to a column; `whose` is e.g. "the new order"."""
+    prop: dict = {"type": col.json_type, "description": _sentence(col.description) or _describe(table, col, whose)}
     base = _base_type(col)
     if base == "date":
         prop["format"] = "date"
     elif base.startswith("timestamp"):
         prop["format"] = "date-time"
     return prop
+
+
+def _describe(table: Table, col: Column, whose: str) -> str:
+    words = _column_words(table, col)
+    if col.json_type == "boolean":
+        verb, _, rest = words.partition(" ")
+        return f"Whether {whose} {verb} {rest}." if verb in ("is", "has") and rest else f"Whether {whose} is {words}."
+    return f"The {words} of {whose}."
+
+
+def _column_words(table: Table, col: Column) -> str:
+    """A column in words, without the table's own name: customers.customer_id -> "id"."""
+    prefix = _singular(table.name) + "_"
+    name = col.name[len(prefix):] if col.name.startswith(prefix) and len(col.name) > len(prefix) else col.name
+    return _words(name)
 
 
 def _limit_property(what: str) -> dict:
@@ -447,16 +505,15 @@ def _join_condition(parent_alias: str, child_alias: str, fk: ForeignKey) -> str:
     )
 
 
-def _name_alias(prefix: str, name_col: Column) -> str:
-    """customer + name -> customer_name; customer + customer_name stays customer_name."""
-    return name_col.name if name_col.name.startswith(prefix) else f"{prefix}_{name_col.name}"
-
-
 def _fk_role(fk: ForeignKey) -> str:
     """What the referenced row is to the child: customer_id -> customer, manager_id -> manager."""
     if len(fk.columns) == 1 and fk.columns[0].endswith("_id") and len(fk.columns[0]) > 3:
         return fk.columns[0][:-3]
     return _singular(fk.ref_table)
+
+
+def _is_text(col: Column) -> bool:
+    return _base_type(col) in ("text", "varchar", "character varying")
 
 
 def _base_type(col: Column) -> str:

@@ -1,0 +1,42 @@
+# TurnForge: `make run` generates a small dataset on the embedded stack; `make test` runs the tests.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROTOS := $(wildcard protos/turnforge/v1/*.proto)
+GEN    := $(PROTOS:.proto=_pb2.py)
+
+.PHONY: install protos run test test-fast bench clean down
+
+install: $(STAMP) $(GEN)
+
+# One install gives the `turnforge` command, every service, the embedded stack and the test tools.
+# llama-cpp-python builds from source once (a few minutes on 2 cores); pip caches the wheel after that.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install -q -e '.[local,dev]'
+	touch $(STAMP)
+
+# Python code is generated from the contracts, never edited by hand.
+protos: $(GEN)
+$(GEN) &: $(PROTOS) $(STAMP)
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. $(PROTOS)
+
+run: install
+	$(VENV)/bin/turnforge run --config configs/default.yaml --embedded
+
+test: install
+	$(PY) -m pytest -q
+
+# Unit tests only: no broker, database or model needed.
+test-fast: install
+	$(PY) -m pytest -q -m "not integration and not e2e and not model"
+
+bench: install
+	$(PY) e2e-tests/benchmarks/bench_sandbox.py
+
+down: install
+	$(VENV)/bin/turnforge down
+
+clean:
+	rm -rf $(VENV) .turnforge out protos/turnforge/v1/*_pb2.py protos/turnforge/v1/*_pb2.pyi

@@ -1,0 +1,197 @@
+"""A scripted OpenAI-compatible server: the deterministic test double for the model.
+
+It answers /v1/chat/completions by recognising which TurnForge step is asking (from the requested JSON schema) and
+playing a competent, predictable part: the user repeats the subtasks it was told to reveal, the agent calls the
+tools whose descriptions the user's words name with the values the user gave, and the judge finds everything fine.
+Faults can be scripted per step (`overrides`) to test dead-lettering and retries.
+
+Run standalone: python e2e-tests/fake_llm.py PORT
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+PAIR = re.compile(r"(\w+) = ([^,()]+?)(?=,|\)|$)")
+
+
+def kind_of(schema: dict) -> str:
+    props = set((schema or {}).get("properties", {}))
+    if {"user_message", "is_task_complete"} <= props:
+        return "user_turn"
+    if {"tool_calls", "reply"} <= props:
+        return "agent_step"
+    if {"items", "judgment"} <= props:
+        return "judge_verdict"
+    if {"description", "success_criteria"} <= props:
+        return "task_spec"
+    if {"returns", "fields"} <= props:
+        return "output_schema"
+    return "tool_output"
+
+
+def instance_of(schema: dict):
+    """A small valid instance of a JSON Schema (enough for the shapes TurnForge asks for)."""
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "null")
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        return instance_of(schema["anyOf"][0])
+    if t == "object":
+        return {k: instance_of(v) for k, v in schema.get("properties", {}).items()}
+    if t == "array":
+        return [instance_of(schema.get("items", {}))] * max(schema.get("minItems", 1), 1)
+    if t == "integer":
+        return 1
+    if t == "number":
+        return 1.5
+    if t == "boolean":
+        return True
+    if t == "null":
+        return None
+    return "example"
+
+
+def _cast(value: str, spec: dict):
+    t = spec.get("type")
+    t = next((x for x in t if x != "null"), "string") if isinstance(t, list) else t
+    value = value.strip()
+    try:
+        if t == "integer":
+            return int(float(value))
+        if t == "number":
+            return float(value)
+    except ValueError:
+        return value
+    if t == "boolean":
+        return value.lower() == "true"
+    return value
+
+
+def play_user(messages: list[dict]) -> dict:
+    instruction = messages[-1]["content"]
+    items = [line[2:] for line in instruction.splitlines() if line.startswith("- ")]
+    return {"user_message": "Hi, please help me: " + "; ".join(items), "is_task_complete": False}
+
+
+def play_agent(messages: list[dict], schema: dict) -> dict:
+    last = messages[-1]
+    options = schema["properties"]["tool_calls"].get("items", {}).get("anyOf", [])
+    if last["role"] == "tool" or not options:
+        results = [m["content"] for m in messages if m["role"] == "tool"][-3:]
+        return {"tool_calls": [], "reply": "Here is what I found: " + " | ".join(results)}
+    system = messages[0]["content"]
+    user_text = last["content"]
+    values = dict(PAIR.findall(user_text))
+    calls = []
+    for line in system.splitlines():
+        m = re.match(r"- (\w+)\(.*?\): (.*)$", line)
+        if not m or m.group(2).rstrip(".") not in user_text:
+            continue
+        name = m.group(1)
+        option = next((o for o in options if o["properties"]["name"].get("const") == name), None)
+        if option is None:
+            continue
+        props = option["properties"]["arguments"].get("properties", {})
+        args = {p: _cast(values[p], spec) for p, spec in props.items() if p in values}
+        calls.append({"name": name, "arguments": args})
+    return {"tool_calls": calls, "reply": "Let me check that for you."}
+
+
+def play_judge(schema: dict) -> dict:
+    n = schema["properties"]["items"]["minItems"]
+    return {"items": [{"category": "Critical", "satisfied": True}] * n, "judgment": "valid",
+            "reasoning": "The agent called the required tools and reported their results."}
+
+
+def answer(body: dict, overrides: dict[str, Callable[[dict], str]]) -> str:
+    fmt = body.get("response_format") or {}
+    schema = fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema") or {}
+    kind = kind_of(schema)
+    if kind in overrides:
+        return overrides[kind](body)
+    messages = body["messages"]
+    if kind == "user_turn":
+        data = play_user(messages)
+    elif kind == "agent_step":
+        data = play_agent(messages, schema)
+    elif kind == "judge_verdict":
+        data = play_judge(schema)
+    elif kind == "task_spec":
+        data = {"description": "The person wants the assistant to look up the records named and make the change asked.",
+                "success_criteria": ["The named records are looked up with the right ids."],
+                "checkpoints": ["The lookup tool is called."]}
+    elif kind == "output_schema":
+        data = {"returns": "one_record", "fields": [{"name": "id", "type": "integer"}]}
+    else:
+        data = instance_of(schema)
+    return json.dumps(data)
+
+
+class FakeLLM:
+    """Start with `with FakeLLM() as fake: fake.base_url`. `overrides[kind] = fn(body) -> content` scripts faults."""
+
+    def __init__(self, port: int = 0):
+        self.overrides: dict[str, Callable[[dict], str]] = {}
+        self.requests: list[dict] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                fake.requests.append(body)
+                try:
+                    content = answer(body, fake.overrides)
+                except Exception as e:  # noqa: BLE001 - a script bug shows up as a 500 in the client's logs
+                    self._send(500, {"error": {"message": f"fake LLM script error: {e}"}})
+                    return
+                prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
+                self._send(200, {
+                    "id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model", "fake"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": content}}],
+                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content) // 4,
+                              "total_tokens": prompt_tokens + len(content) // 4},
+                })
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeLLM":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 18081
+    with FakeLLM(port) as fake:
+        print(f"fake LLM on {fake.base_url}", flush=True)
+        threading.Event().wait()

@@ -1,0 +1,81 @@
+"""The embedded stack: detached processes, readiness, demo domains, and an idempotent `down`."""
+from __future__ import annotations
+
+import signal
+import sys
+
+import psycopg
+import pytest
+
+from shared import local_broker, stack
+from shared.config import KafkaConfig, LLMConfig, ModelEndpoint, PostgresConfig, Settings
+from shared.contracts import Topics
+from tests.conftest import free_port
+
+
+def _settings(tmp_path) -> Settings:
+    return Settings(
+        kafka=KafkaConfig(bootstrap_servers=f"127.0.0.1:{free_port()}"),
+        postgres=PostgresConfig(dsn=f"postgresql://postgres@127.0.0.1:{free_port()}/turnforge"),
+        llm=LLMConfig(default=ModelEndpoint(base_url=f"http://127.0.0.1:{free_port()}/v1")),
+        state_dir=tmp_path / "state",
+    )
+
+
+def test_detached_process_lifecycle(tmp_path):
+    settings = _settings(tmp_path)
+    stack._spawn(settings, "sleeper", [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"])
+    pidfile = stack.pid_path(settings, "sleeper")
+    assert stack.is_running(pidfile)
+    stack._stop(pidfile, signal.SIGKILL)  # what a crash test does
+    assert not stack.is_running(pidfile) and not pidfile.exists()
+    stack._stop(pidfile)  # stopping what is gone is a no-op
+    assert "up" in stack.log_path(settings, "sleeper").read_text()
+
+
+def test_readiness_failure_shows_the_log(tmp_path):
+    settings = _settings(tmp_path)
+    stack._spawn(settings, "broken", [sys.executable, "-c", "raise SystemExit('bad config: no such thing')"])
+    with pytest.raises(stack.StackError, match="bad config: no such thing"):
+        stack._wait_ready(settings, "broken", lambda: False, timeout_s=10)
+
+
+def test_embedded_broker_must_be_local(tmp_path):
+    settings = _settings(tmp_path)
+    settings.kafka.bootstrap_servers = "kafka-0.kafka:9092"
+    with pytest.raises(stack.StackError, match="embedded broker"):
+        stack.up(settings, with_model=False, with_services=False)
+    with pytest.raises(ValueError):
+        stack.start_service(settings, "nope")
+
+
+@pytest.mark.integration
+def test_up_and_down(tmp_path):
+    from kafka.admin import KafkaAdminClient
+
+    from shared.demo_databases import DEMO_DOMAINS
+    from shared.sandbox import SandboxManager
+
+    settings = _settings(tmp_path)
+    port = int(settings.kafka.bootstrap_servers.rsplit(":", 1)[1])
+    try:
+        stack.up(settings, with_model=False, with_services=False)
+        assert stack.is_running(stack.pid_path(settings, "broker"))
+        assert local_broker.accepts(port)
+        assert sorted(SandboxManager(settings.postgres.dsn).domains()) == sorted(DEMO_DOMAINS)
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+        try:
+            assert {settings.topic(t) for t in Topics.ALL} <= set(admin.list_topics())
+        finally:
+            admin.close()
+        rows = {r.name: r for r in stack.status(settings)}
+        assert rows["broker"].running and rows["postgres"].running and not rows["model"].running
+        assert not rows["agent"].running
+        stack.up(settings, with_model=False, with_services=False)  # again: finds everything running
+    finally:
+        stack.down(settings)
+    assert not local_broker.accepts(port)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(settings.postgres.dsn, connect_timeout=2)
+    assert not list(stack.pid_path(settings, "x").parent.glob("*.pid"))
+    stack.down(settings)  # idempotent

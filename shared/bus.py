@@ -13,6 +13,7 @@ Guarantees, per message:
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import threading
 import time
@@ -23,12 +24,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from google.protobuf.message import DecodeError, Message
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from opentelemetry import trace
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from shared import tracing
 from shared.config import Settings
@@ -316,23 +316,19 @@ class Service:
             log.warning("%s could not record %s step %d: %s", self.name, info.entity, info.step, e)
 
     def _handle_with_retries(self, route: Route, message: Message) -> tuple[list[Outgoing], int]:
+        """Transient errors are retried with exponential backoff and jitter; anything else propagates at once."""
         cfg = self.settings.service
-        retrying = Retrying(
-            retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(cfg.max_attempts),
-            wait=wait_exponential_jitter(initial=cfg.backoff_initial_s, max=cfg.backoff_max_s),
-            reraise=False,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    copy = type(message)()
-                    copy.CopyFrom(message)  # a failed attempt must not leave half-applied changes behind
-                    outputs = route.handler(copy)
-                return outputs, attempt.retry_state.attempt_number
-        except RetryError as e:
-            cause = e.last_attempt.exception()
-            raise PermanentError(f"gave up after {cfg.max_attempts} attempts: {cause}") from cause
+        for attempt in range(1, cfg.max_attempts + 1):
+            copy = type(message)()
+            copy.CopyFrom(message)  # a failed attempt must not leave half-applied changes behind
+            try:
+                return route.handler(copy), attempt
+            except TransientError as e:
+                if attempt == cfg.max_attempts:
+                    raise PermanentError(f"gave up after {attempt} attempts: {e}") from e
+                delay = min(cfg.backoff_initial_s * 2 ** (attempt - 1), cfg.backoff_max_s)
+                log.info("%s: transient error (attempt %d), retrying in %.1fs: %s", self.name, attempt, delay, e)
+                time.sleep(delay * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")
 
     def _produce(self, outputs: list[Outgoing]) -> None:
@@ -364,7 +360,7 @@ class Service:
         self.dead_letters += 1
 
 
-class _RevocationListener:
+class _RevocationListener(ConsumerRebalanceListener):
     """On a rebalance, finish what is in flight and commit it before the partitions move elsewhere."""
 
     def __init__(self, service: Service, consumer: KafkaConsumer):
@@ -383,6 +379,7 @@ class _RevocationListener:
 def run_service(name: str, routes: list[Route], settings: Settings) -> None:
     """Entry point used by every service's __main__."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     tracing.init_tracing(name, settings.tracing.otlp_endpoint)
     service = Service(name, routes, settings)
     service.install_signal_handlers()

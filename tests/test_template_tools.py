@@ -207,3 +207,76 @@ def test_json_schema_for_result():
     assert props["at"] == {"type": "string", "format": "date-time"} and props["ok"] == {"type": "boolean"}
     assert json_schema_for_result(columns, "update", nullable=[])["type"] == "object"
     assert json_schema_for_result(columns, "read", single_row=True)["properties"]["id"] == {"type": ["integer", "null"]}
+
+
+AWKWARD = DatabaseSchema(
+    name="awkward",
+    tables=[
+        # reserved words as names, a self reference, a boolean and a modification stamp
+        Table(
+            name="user",
+            primary_key=["user_id"],
+            foreign_keys=[ForeignKey(columns=["manager_id"], ref_table="user", ref_columns=["user_id"])],
+            columns=[
+                Column(name="user_id", type="integer", nullable=False),
+                Column(name="order", type="text", nullable=False),
+                Column(name="is_admin", type="boolean", nullable=False),
+                Column(name="manager_id", type="integer"),
+                Column(name="updated_at", type="timestamp"),
+            ],
+        ),
+        Table(
+            name="countries",
+            primary_key=["code"],  # a text key the caller supplies
+            columns=[Column(name="code", type="text", nullable=False), Column(name="label", type="text", nullable=False)],
+        ),
+        Table(
+            name="memberships",
+            primary_key=["user_id", "country_code"],  # a link table: the key is two references
+            foreign_keys=[
+                ForeignKey(columns=["user_id"], ref_table="user", ref_columns=["user_id"]),
+                ForeignKey(columns=["country_code"], ref_table="countries", ref_columns=["code"]),
+            ],
+            columns=[
+                Column(name="user_id", type="integer", nullable=False),
+                Column(name="country_code", type="text", nullable=False),
+                Column(name="fee", type="numeric(10,2)"),
+            ],
+        ),
+        Table(name="audit_log", columns=[Column(name="message", type="text"), Column(name="created_at", type="timestamp")]),
+    ],
+)
+
+
+def test_awkward_schema_tools_verify(postgres_dsn):
+    rows = {
+        "user": [[i, f"order {i}", i % 2 == 0, i - 1 if i > 1 else None, None] for i in range(1, 11)],
+        "countries": [[c, f"Country {c}"] for c in ("DE", "FR", "IT", "ES")],
+        "memberships": [[u, c, 10 + u] for u in range(1, 6) for c in ("DE", "FR")],
+        "audit_log": [["hello world", "2024-01-01"]],
+    }
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA awkward")
+        conn.execute("SET search_path TO awkward")
+        for ddl in schema_ddl(AWKWARD):
+            conn.execute(ddl)
+        for table, values in rows.items():
+            marks = ", ".join(["%s"] * len(values[0]))
+            with conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO {quote_ident(table)} VALUES ({marks})", values)
+            if identity_reset_sql(AWKWARD.table(table)):
+                conn.execute(identity_reset_sql(AWKWARD.table(table)))
+        conn.execute("RESET search_path")
+
+        candidates = synthesize_template_tools(AWKWARD)
+        verifications = verify_tools(conn, "awkward", AWKWARD, candidates, random.Random(5))
+        assert {v.candidate.name: v.reason for v in verifications if not v.ok} == {}
+        by_name = {v.candidate.name: v for v in verifications}
+        assert {"get_membership", "create_membership", "count_users_per_manager", "create_country",
+                "search_audit_logs_by_message", "update_user_order"} <= set(by_name)
+        assert "get_audit_log" not in by_name  # no key, no lookup
+        assert by_name["get_membership"].single_row
+        link = by_name["create_membership"].sample_arguments
+        assert (link["user_id"], link["country_code"]) not in {(u, c) for u, c, _ in rows["memberships"]}
+        assert by_name["create_country"].sample_arguments["code"] not in {"DE", "FR", "IT", "ES"}
+        assert "updated_at = now()" in by_name["update_user_order"].candidate.sql

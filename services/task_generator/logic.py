@@ -52,11 +52,18 @@ def lookup_tools(toolset: Toolset, row: dict) -> list[Tool]:
     return [t for t in toolset.tools if t.sql.kind == SqlKind.SQL_KIND_READ and _fillable(t, row)]
 
 
+def updates_table(tool: Tool, table: str) -> bool:
+    if tool.sql.kind != SqlKind.SQL_KIND_UPDATE:
+        return False
+    words = tool.sql.statement.replace('"', " ").split()
+    return len(words) > 1 and words[0].upper() == "UPDATE" and words[1] == table
+
+
 def update_tools(toolset: Toolset, table: Table, row: dict) -> list[Tool]:
     """Updates of the root table's own columns: the key plus one new value, all fillable from the row."""
     out = []
     for t in toolset.tools:
-        if t.sql.kind != SqlKind.SQL_KIND_UPDATE or table.name not in t.sql.statement:
+        if not updates_table(t, table.name):
             continue
         props = _params(t).get("properties", {})
         changed = [p for p in props if p not in table.primary_key]

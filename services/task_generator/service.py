@@ -79,12 +79,18 @@ class TaskGenerator:
         domain = prepared.toolset.domain_database
         difficulty = logic.pick_difficulty(rng, settings.difficulty_mix)
         changes_data = rng.random() < settings.write_task_share
+        tables = db_schema.table_names
+        if changes_data:
+            # A write task needs a root record whose table has an update tool.
+            writable = [t for t in tables if any(logic.updates_table(tool, t) for tool in prepared.toolset.tools)]
+            tables, changes_data = (writable, True) if writable else (tables, False)
         for attempt in range(ROOT_ATTEMPTS):
             # Later tasks extend an earlier one half the time: start from a record the last task reached.
-            if previous is not None and previous.related and rng.random() < 0.5 and attempt == 0:
-                table = rng.choice(sorted(previous.related))
+            extendable = sorted(t for t in (previous.related if previous else {}) if t in tables)
+            if extendable and attempt == 0 and rng.random() < 0.5:
+                table = rng.choice(extendable)
             else:
-                table = rng.choice(db_schema.table_names)
+                table = rng.choice(tables)
             view = self.data_view(domain, db_schema, table, rng)
             if view is None:
                 continue

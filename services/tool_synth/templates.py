@@ -24,7 +24,8 @@ MAX_UPDATE_TOOLS_PER_TABLE = 4
 SEARCH_LIMIT = 20
 LIMIT_PARAMETER = "limit"
 
-NAME_LIKE = ("name", "title", "full_name", "label")
+NAME_LIKE = ("name", "full_name")  # then first_name + last_name
+TITLE_LIKE = ("title", "label")
 NAME_FALLBACK = ("username", "email")
 # Numbers that are codes or calendar values: ranking or summing them answers nothing.
 NOT_A_QUANTITY = ("year", "number", "code", "zip", "postal", "extension", "floor", "phone", "lat", "lon")
@@ -97,28 +98,11 @@ def _write_tools(schema: DatabaseSchema, table: Table) -> list[ToolCandidate]:
 def _get_by_key(schema: DatabaseSchema, table: Table) -> ToolCandidate:
     """SELECT one row by its key, with the name of each referenced row joined in."""
     entity = _singular_words(table.name)
-    select = ["t.*"]
-    joins = []
-    joined_names = []
-    taken = {c.name for c in table.columns}
-    for i, fk in enumerate(table.foreign_keys, start=1):
-        parent = schema.table(fk.ref_table)
-        name = _name_ref(parent)
-        if name is None:
-            continue
-        alias = name.alias(_fk_role(fk))
-        if alias in taken:
-            continue
-        taken.add(alias)
-        j = f"j{i}"
-        join = "JOIN" if all(not table.column(c).nullable for c in fk.columns) else "LEFT JOIN"
-        joins.append(f"{join} {_ident(parent.name)} AS {j} ON {_join_condition(j, 't', fk)}")
-        select.append(f"{name.sql(j)} AS {_ident(alias)}")
-        joined_names.append(_words(alias))
+    select, joins, joined_names = _name_joins(schema, table)
     params = _key_parameters(table)
     where = " AND ".join(f"t.{_ident(c)} = :{p}" for p, c in params.items())
     sql = "\n".join(
-        [f"SELECT {', '.join(select)}", f"FROM {_ident(table.name)} AS t", *joins, f"WHERE {where}"]
+        [f"SELECT {', '.join(['t.*', *select])}", f"FROM {_ident(table.name)} AS t", *joins, f"WHERE {where}"]
     )
     description = f"Look up one {entity} by its {_key_words(table)}."
     if joined_names:
@@ -134,6 +118,25 @@ def _get_by_key(schema: DatabaseSchema, table: Table) -> ToolCandidate:
         kind="read",
         param_columns={p: (table.name, c) for p, c in params.items()},
     )
+
+
+def _name_joins(schema: DatabaseSchema, table: Table) -> tuple[list[str], list[str], list[str]]:
+    """For each reference of `t`: the referenced row's name (select expression), its JOIN, and words for it."""
+    select, joins, words = [], [], []
+    taken = {c.name for c in table.columns}
+    for i, fk in enumerate(table.foreign_keys, start=1):
+        name = _name_ref(schema.table(fk.ref_table))
+        alias = name.alias(_fk_role(fk)) if name else None
+        if alias is None or alias in taken:
+            continue
+        taken.add(alias)
+        j = f"j{i}"
+        # a NULL reference must not hide the row
+        join = "JOIN" if all(not table.column(c).nullable for c in fk.columns) else "LEFT JOIN"
+        joins.append(f"{join} {_ident(fk.ref_table)} AS {j} ON {_join_condition(j, 't', fk)}")
+        select.append(f"{name.sql(j)} AS {_ident(alias)}")
+        words.append(_words(alias))
+    return select, joins, words
 
 
 def _search_by(table: Table, col: Column) -> ToolCandidate:
@@ -192,7 +195,7 @@ def _parent_group(parent: Table, fk: ForeignKey) -> tuple[list[str], list[str]]:
     name = _name_ref(parent)
     if name is not None and not set(name.columns) & set(fk.ref_columns):
         exprs += [f"p.{_ident(c)}" for c in name.columns]
-        select.append(f"{name.sql('p')} AS {_ident(name.alias(_singular(parent.name)))}")
+        select.append(f"{name.sql('p')} AS {_ident(name.alias(_fk_role(fk)))}")
     return select, exprs
 
 
@@ -297,8 +300,8 @@ def _update_column(table: Table, col: Column) -> ToolCandidate:
     sql = f"UPDATE {_ident(table.name)}\nSET {', '.join(assignments)}\nWHERE {where}\nRETURNING *"
     properties = {p: _column_property(table, table.column(c), f"the {entity} to change") for p, c in keys.items()}
     new_value = _column_property(table, col, f"the {entity}")
-    new_value["description"] = f"The new {_column_words(table, col)}. " + _sentence(col.description)
-    properties[value_param] = {**new_value, "description": new_value["description"].strip()}
+    new_value["description"] = f"The new {_column_words(table, col)}. {_sentence(col.description)}".strip()
+    properties[value_param] = new_value
     return ToolCandidate(
         name=f"update_{_singular(table.name)}_{col.name}",
         description=(
@@ -318,8 +321,12 @@ def _delete(schema: DatabaseSchema, table: Table) -> ToolCandidate:
     where = " AND ".join(f"{_ident(c)} = :{p}" for p, c in keys.items())
     returning = ", ".join(_ident(c) for c in table.primary_key)
     sql = f"DELETE FROM {_ident(table.name)}\nWHERE {where}\nRETURNING {returning}"
-    description = f"Delete {_article(entity)} {entity} by its {_key_words(table)}. Returns the {_key_words(table)} of the deleted {entity}."
-    dependants = [t.name for t in schema.tables if t.name != table.name and any(fk.ref_table == table.name for fk in t.foreign_keys)]
+    key = _key_words(table)
+    description = f"Delete {_article(entity)} {entity} by its {key}. Returns the {key} of the deleted {entity}."
+    dependants = [
+        t.name for t in schema.tables
+        if t.name != table.name and any(fk.ref_table == table.name for fk in t.foreign_keys)
+    ]
     if dependants:
         # schema_ddl declares every foreign key ON DELETE CASCADE
         description += f" Its {_join_words([_words(d) for d in dependants])} are deleted with it."
@@ -366,6 +373,9 @@ def _name_ref(table: Table) -> NameRef | None:
             return NameRef((wanted,), wanted)
     if "first_name" in texts and "last_name" in texts:
         return NameRef(("first_name", "last_name"), "name")
+    for wanted in TITLE_LIKE:
+        if wanted in texts:
+            return NameRef((wanted,), wanted)
     named = [c for c in texts if c.endswith("_name")] + [c for c in NAME_FALLBACK if c in texts]
     if named:
         return NameRef((named[0],), named[0])
@@ -590,9 +600,10 @@ def _sentence(text: str) -> str:
 
 
 def _with_unique_names(tools: list[ToolCandidate]) -> list[ToolCandidate]:
+    """Function names as OpenAI accepts them: snake_case, at most 64 characters, unique."""
     seen: set[str] = set()
     for tool in tools:
-        base = tool.name[:MAX_NAME_LENGTH]
+        base = re.sub(r"[^a-z0-9_]+", "_", tool.name.lower())[:MAX_NAME_LENGTH]
         name, n = base, 2
         while name in seen:
             suffix = f"_{n}"

@@ -80,6 +80,8 @@ def _verify_one(conn, schema_name: str, db_schema: DatabaseSchema, candidate: To
         result.reason = f"no sample arguments: {e}"
         return result
     except psycopg.Error as e:
+        if conn.broken or conn.closed:
+            raise  # the database went away: no verdict on the tool, let the caller retry
         result.reason = f"execution error: {_first_line(e)}"
         return result
     result.reason = _emptiness_reason(statement, result.row_count)
@@ -203,37 +205,94 @@ def _random_row(conn, schema_name: str, table: str, columns: list[str], rng, *, 
 
 
 def _insert_values(conn, schema_name, candidate, params, rng) -> dict:
-    """A copy of one real row, so NOT NULL and foreign keys hold; unique columns get fresh values."""
+    """A copy of one real row, so NOT NULL and foreign keys hold; then every unique key made fresh."""
     values = _values_from_rows(conn, schema_name, candidate, params, rng, skip_nulls=False)
     for table, columns in _columns_by_table(candidate, params).items():
-        unique = _unique_columns(conn, schema_name, table)
-        for p, column in columns.items():
-            if column in unique:
-                values[p] = _fresh_value(conn, schema_name, table, column, values[p], rng)
+        param_of = {c: p for p, c in columns.items()}
+        row = {c: values[p] for c, p in param_of.items()}
+        _make_unique_keys_fresh(conn, schema_name, table, row, rng)
+        values |= {p: row[c] for c, p in param_of.items()}
     return values
 
 
-def _unique_columns(conn, schema_name: str, table: str) -> set[str]:
+def _make_unique_keys_fresh(conn, schema_name: str, table: str, row: dict, rng) -> None:
+    """Change the copied row so no unique key repeats an existing row's.
+
+    A key with a column of its own (not a reference) gets a fresh value there; a key made only of
+    references (a link table, a one-to-one child) gets a combination of real parents not yet used.
+    """
+    qualified = f"{quote_ident(schema_name)}.{quote_ident(table)}"
+    references = _references(conn, qualified)
+    referencing = {c for cols, _, _ in references for c in cols}
+    for key in _unique_keys(conn, qualified):
+        if not set(key) <= set(row):
+            continue  # a generated column (identity) is part of it, so it is fresh already
+        own = [c for c in key if c not in referencing and _can_freshen(row[c])]
+        if own:
+            row[own[0]] = _fresh_value(conn, qualified, own[0], row[own[0]], rng)
+        else:
+            _pick_unused_parents(conn, qualified, key, references, row, rng)
+
+
+def _can_freshen(value) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def _unique_keys(conn, qualified: str) -> list[list[str]]:
     rows = conn.execute(
-        """SELECT a.attname FROM pg_index i
-           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-           WHERE i.indisunique AND i.indrelid = to_regclass(%s)""",
-        [f"{quote_ident(schema_name)}.{quote_ident(table)}"],
+        """SELECT array_agg(a.attname::text ORDER BY k.ord)
+           FROM pg_index i
+           CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+           WHERE i.indisunique AND i.indpred IS NULL AND i.indrelid = to_regclass(%s)
+           GROUP BY i.indexrelid""",
+        [qualified],
     ).fetchall()
-    return {r[0] for r in rows}
+    return [r[0] for r in rows]
 
 
-def _fresh_value(conn, schema_name, table, column, value, rng):
+def _references(conn, qualified: str) -> list[tuple[list[str], str, list[str]]]:
+    """Foreign keys of a table: (columns, referenced table as SQL, referenced columns)."""
+    names = """(SELECT array_agg(a.attname::text ORDER BY k.ord)
+                FROM unnest({keys}) WITH ORDINALITY AS k(attnum, ord)
+                JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = k.attnum)"""
+    rows = conn.execute(
+        f"""SELECT {names.format(keys="c.conkey", rel="c.conrelid")},
+                   c.confrelid::regclass::text,
+                   {names.format(keys="c.confkey", rel="c.confrelid")}
+            FROM pg_constraint c WHERE c.contype = 'f' AND c.conrelid = to_regclass(%s)""",
+        [qualified],
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _fresh_value(conn, qualified: str, column: str, value, rng):
     if isinstance(value, str):
         tag = f"{rng.randrange(16 ** 4):04x}"
         local, at, domain = value.partition("@")
         return f"{local}+{tag}@{domain}" if at else f"{value}-{tag}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        top = conn.execute(
-            f"SELECT max({quote_ident(column)}) FROM {quote_ident(schema_name)}.{quote_ident(table)}"
-        ).fetchone()[0]
-        return (top or 0) + 1 + rng.randrange(100)
-    return value  # no fresh value we can make safely; the insert may then be rejected
+    top = conn.execute(f"SELECT max({quote_ident(column)}) FROM {qualified}").fetchone()[0]
+    return (top or 0) + 1 + rng.randrange(100)
+
+
+def _pick_unused_parents(conn, qualified: str, key: list[str], references, row: dict, rng, tries: int = 20) -> None:
+    """Draw real parent rows for the key's references until the key is not taken yet."""
+    parents = []  # (columns, candidate parent keys) for each reference the key is made of
+    for cols, parent, ref_cols in references:
+        if set(cols) & set(key):
+            options = conn.execute(
+                f"SELECT {', '.join(quote_ident(c) for c in ref_cols)} FROM {parent} LIMIT {SAMPLE_ROWS}"
+            ).fetchall()
+            if not options:
+                return
+            parents.append((cols, options))
+    taken = f"SELECT 1 FROM {qualified} WHERE " + " AND ".join(f"{quote_ident(c)} = %s" for c in key)
+    for _ in range(tries):
+        for cols, options in parents:
+            row.update(zip(cols, rng.choice(options)))
+        if conn.execute(taken, [row[c] for c in key]).fetchone() is None:
+            return
+    # every combination tried is taken: keep the copy, and the insert is rejected with the reason
 
 
 def _pattern_from(value: Any, rng: random.Random) -> str:

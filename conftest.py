@@ -1,18 +1,13 @@
 """Shared fixtures: a real PostgreSQL and a real Kafka-protocol broker, started once per test session."""
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from shared.ports import free_port
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_llm import FakeLLM  # noqa: E402
+from harness import service_logs  # noqa: E402
 
 from shared import stack  # noqa: E402
 from shared.config import Settings  # noqa: E402
@@ -47,20 +49,9 @@ def services(e2e_settings):
     """All seven services as separate processes; stopped (and their logs shown on failure) at the end."""
     for name in stack.SERVICES:
         stack.start_service(e2e_settings, name, check_s=0)
+    time.sleep(2)  # a service with a broken import or config dies within this
+    for name in stack.SERVICES:
+        assert stack.is_running(stack.pid_path(e2e_settings, name)), service_logs(e2e_settings)
     yield e2e_settings
     for name in stack.SERVICES:
         stack.stop_service(e2e_settings, name)
-
-
-def service_logs(settings: Settings, lines: int = 15) -> str:
-    """The tail of every service's log, for assertion messages."""
-    out = []
-    for name in stack.SERVICES:
-        path = stack.log_path(settings, name)
-        tail = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else ["<no log>"]
-        out.append(f"--- {name}\n" + "\n".join(tail))
-    return "\n".join(out)
-
-
-def live_sandboxes(settings: Settings) -> list[str]:
-    return SandboxManager(settings.postgres.dsn).live_sandboxes()

@@ -87,7 +87,11 @@ def play_agent(messages: list[dict], schema: dict) -> dict:
     options = schema["properties"]["tool_calls"].get("items", {}).get("anyOf", [])
     if last["role"] == "tool" or not options:
         results = [m["content"] for m in messages if m["role"] == "tool"][-3:]
-        return {"tool_calls": [], "reply": "Here is what I found: " + " | ".join(results)}
+        limit = schema["properties"]["reply"].get("maxLength", 800)
+        reply = "Here is what I found: " + " | ".join(results)
+        if len(reply) > limit:  # cut between fields, never inside a value
+            reply = reply[:reply.rfind(", ", 0, limit)]
+        return {"tool_calls": [], "reply": reply}
     system = messages[0]["content"]
     user_text = last["content"]
     values = dict(PAIR.findall(user_text))

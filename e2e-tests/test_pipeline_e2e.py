@@ -11,7 +11,7 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from conftest import live_sandboxes, service_logs
+from harness import live_sandboxes, service_logs
 from shared import runner
 from shared.contracts import DeadLetter, SeedEvent, Topics, TrajectoryState
 

@@ -72,10 +72,13 @@ class ProcessedLedger:
 
     def __init__(self, dsn: str):
         self._db = ConnectionPerThread(dsn)
-        self._db.get().execute(
-            "CREATE TABLE IF NOT EXISTS tf_processed (service text, topic text, entity text, step bigint,"
-            " processed_at timestamptz DEFAULT now(), PRIMARY KEY (service, topic, entity, step))"
-        )
+        conn = self._db.get()
+        with conn.transaction():  # services start together: serialise the CREATE, IF NOT EXISTS alone races
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_processed'))")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS tf_processed (service text, topic text, entity text, step bigint,"
+                " processed_at timestamptz DEFAULT now(), PRIMARY KEY (service, topic, entity, step))"
+            )
 
     def seen(self, service: str, topic: str, info: MessageInfo) -> bool:
         row = self._db.get().execute(
@@ -369,7 +372,10 @@ class _RevocationListener(ConsumerRebalanceListener):
 
     def on_partitions_revoked(self, revoked) -> None:
         self.service._drain(timeout_s=30)
-        self.service._commit(self.consumer)
+        try:
+            self.service._commit(self.consumer)
+        except Exception as e:  # noqa: BLE001 - on close the group may be gone; uncommitted work is redelivered
+            log.info("%s: commit on revocation skipped: %s", self.service.name, e)
         self.service._tracker.forget(revoked)
 
     def on_partitions_assigned(self, assigned) -> None:

@@ -10,7 +10,7 @@ import pytest
 from shared import local_broker, stack
 from shared.config import KafkaConfig, LLMConfig, ModelEndpoint, PostgresConfig, Settings
 from shared.contracts import Topics
-from conftest import free_port
+from shared.ports import free_port
 
 
 def _settings(tmp_path) -> Settings:

@@ -146,7 +146,8 @@ class TaskGenerator:
     def new_trajectory(self, prepared: SeedToolset, db_schema: DatabaseSchema, index: int, llm: LLMClient) -> Outgoing:
         seed = prepared.seed
         trajectory_id = f"{seed.seed_id}-t{index:04d}"
-        rng = random.Random(f"{seed.seed_id}/{seed.settings.random_seed}/{index}")
+        # Seeded by domain, random seed and index (not the run's seed id): the same config gives the same tasks.
+        rng = random.Random(f"{seed.domain}/{seed.settings.random_seed}/{index}")
         now = time.time()
         context, trace_id = tracing.new_trajectory_trace(trajectory_id)
         state = TrajectoryState(

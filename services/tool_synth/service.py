@@ -27,7 +27,7 @@ class ToolSynth:
             domain = seed.database.domain_database
             db_schema = self.sandboxes.domain_schema(domain)
             candidates = synthesize_template_tools(db_schema)
-            rng = random.Random(f"{seed.seed_id}/{seed.settings.random_seed}")
+            rng = random.Random(f"{seed.domain}/{seed.settings.random_seed}")
             conn = self.sandboxes.connection()
             verifications = verify_tools(conn, domain_schema_name(domain), db_schema, candidates, rng)
             toolset = toolset_from_verifications(seed, verifications)

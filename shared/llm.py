@@ -174,7 +174,7 @@ def parse_json_answer(content: str, schema: dict) -> Any:
     if text.startswith("```"):  # some models fence JSON even when told not to
         text = text.strip("`").removeprefix("json").strip()
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # small models put raw newlines inside strings
     except json.JSONDecodeError as e:
         raise InvalidModelOutput(f"not valid JSON ({e.msg} at position {e.pos}): {text[:200]!r}") from e
     try:

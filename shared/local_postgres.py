@@ -55,11 +55,12 @@ def _make_accessible(path: Path, user: str | None) -> None:
             if not os.path.islink(full):
                 os.chmod(full, os.stat(full).st_mode | 0o055)
     entry = pwd.getpwnam(user)
-    for p in [path, *path.parents]:
+    for p in path.parents:  # traversable by the server user; the data directory itself must stay 0700
         if p == Path("/"):
             break
         os.chmod(p, os.stat(p).st_mode | 0o011)
     shutil.chown(path, entry.pw_uid, entry.pw_gid)
+    os.chmod(path, 0o700)
 
 
 def dsn_for(port: int, database: str = "postgres") -> str:

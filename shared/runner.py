@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import ROLES, Settings, get_settings
+from shared.trajectory import openai_messages
 from shared.contracts import (DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
                               ToolExecution, Topics, Verdict)
 
@@ -315,6 +316,9 @@ def rejection_record(verdict: Verdict) -> dict[str, Any]:
         "reasons": list(verdict.reasons),
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks],
         "judge_judgment": verdict.judge_judgment,
+        "judge_reasoning": verdict.judge_reasoning,
+        # The whole conversation, so a rejected trajectory can be read without its trace.
+        "messages": openai_messages(verdict.trajectory),
     }
 
 

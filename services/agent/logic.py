@@ -16,9 +16,8 @@ REPLY = {"type": "string", "minLength": 1, "maxLength": 800}
 
 
 def step_schema(toolset: Toolset, allow_tools: bool) -> dict:
-    if not allow_tools:
-        return {"type": "object", "properties": {"tool_calls": {"type": "array", "maxItems": 0}, "reply": REPLY},
-                "required": ["tool_calls", "reply"]}
+    if not allow_tools:  # no tool_calls field at all: llama.cpp's grammar does not enforce maxItems 0
+        return {"type": "object", "properties": {"reply": REPLY}, "required": ["reply"], "additionalProperties": False}
     options = [
         {"type": "object",
          "properties": {"name": {"const": t.name}, "arguments": json.loads(t.parameters_json or "{}")},

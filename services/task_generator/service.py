@@ -16,7 +16,7 @@ from services.task_generator.prompts import DIFFICULTY_WORDS, TASK_REQUEST, TASK
 from shared import tracing
 from shared.bus import Outgoing, Route, run_service
 from shared.config import Settings, get_settings
-from shared.contracts import ChatMessage, SeedToolset, SqlKind, Topics, TrajectoryState, TrajectoryStatus
+from shared.contracts import ChatMessage, DeadLetter, SeedToolset, SqlKind, Topics, TrajectoryState, TrajectoryStatus
 from shared.dbschema import DatabaseSchema
 from shared.errors import PermanentError
 from shared.llm import LLMClient
@@ -140,12 +140,16 @@ class TaskGenerator:
         llm = LLMClient(self.settings.llm, "task_generator", seed.settings.models.get("task_generator", ""))
         outputs = []
         for index in range(seed.settings.num_trajectories):
-            outputs.append(self.new_trajectory(prepared, db_schema, index, llm))
+            try:
+                outputs.append(self.new_trajectory(prepared, db_schema, index, llm))
+            except PermanentError as e:
+                # One trajectory that cannot be grounded or phrased must not take its siblings down with it.
+                outputs.append(trajectory_dead_letter(seed, index, e))
         return outputs
 
     def new_trajectory(self, prepared: SeedToolset, db_schema: DatabaseSchema, index: int, llm: LLMClient) -> Outgoing:
         seed = prepared.seed
-        trajectory_id = f"{seed.seed_id}-t{index:04d}"
+        trajectory_id = trajectory_id_for(seed.seed_id, index)
         # Seeded by domain, random seed and index (not the run's seed id): the same config gives the same tasks.
         rng = random.Random(f"{seed.domain}/{seed.settings.random_seed}/{index}")
         now = time.time()
@@ -168,6 +172,18 @@ class TaskGenerator:
         if any(t.changes_data for t in state.tasks):
             state.golden_state_hash = self.golden_state_hash(trajectory_id, prepared, db_schema, state.tasks)
         return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
+
+
+def trajectory_id_for(seed_id: str, index: int) -> str:
+    return f"{seed_id}-t{index:04d}"
+
+
+def trajectory_dead_letter(seed, index: int, error: Exception) -> Outgoing:
+    trajectory_id = trajectory_id_for(seed.seed_id, index)
+    letter = DeadLetter(service="task-generator", source_topic=Topics.TOOLSETS_READY, key=trajectory_id.encode(),
+                        error_type=type(error).__name__, reason=f"{type(error).__name__}: {error}"[:4000],
+                        seed_id=seed.seed_id, trajectory_id=trajectory_id, attempts=1, failed_at=time.time())
+    return Outgoing(Topics.DEAD_LETTER, trajectory_id, letter)
 
 
 def routes(settings: Settings) -> list[Route]:

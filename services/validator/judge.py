@@ -16,7 +16,7 @@ JUDGE_SYSTEM = (
     "order, dependencies, placeholders: equivalent sequences are fine), NonCritical (format or style the goal did "
     "not ask for) or InvalidRubric (adds goals or cannot be verified). Then say whether each item was satisfied. "
     "Claims must be backed by tool results; a tool error reported honestly with a sensible next step is fine. "
-    "The judgment is invalid only if a Critical item failed."
+    "The judgment is invalid only if a Critical item failed; say which in the reasoning."
 )
 
 
@@ -37,10 +37,29 @@ def judge_schema(n_items: int) -> dict:
 
 
 def rubric_items(state: TrajectoryState) -> list[str]:
+    """The items the judge reads. Expected tool use is not among them: execution already settled it."""
     items = []
     for task in state.tasks:
-        items += list(task.rubric.success_criteria) + list(task.rubric.expected_tool_use) + list(task.rubric.checkpoints)
+        items += list(task.rubric.success_criteria) + list(task.rubric.checkpoints)
     return items
+
+
+def tool_use_judgements(state: TrajectoryState) -> list[RubricJudgement]:
+    """Expected tool use is Structural, and whether it happened is a fact the simulator's state already holds."""
+    out = []
+    for task in state.tasks:
+        for pattern, sub in zip(task.rubric.expected_tool_use, task.subtasks):
+            out.append(RubricJudgement(item=pattern, category=RubricCategory.RUBRIC_CATEGORY_STRUCTURAL,
+                                       satisfied=sub.satisfied))
+    return out
+
+
+def execution_evidence(state: TrajectoryState) -> str:
+    done = [s.description for t in state.tasks for s in t.subtasks if s.satisfied]
+    errors = sum(1 for r in state.tool_results if not r.ok)
+    return ("Checked by execution: every subtask below was done by a successful tool call, and every number the "
+            f"assistant stated appears in a tool result.\n" + "\n".join(f"- {d}" for d in done)
+            + (f"\n{errors} tool call(s) returned an error." if errors else ""))
 
 
 def transcript(state: TrajectoryState, limit: int = 6000) -> str:
@@ -57,7 +76,8 @@ def transcript(state: TrajectoryState, limit: int = 6000) -> str:
 def judge_request(state: TrajectoryState, items: list[str]) -> str:
     goals = "\n".join(f"- {t.description}" for t in state.tasks)
     numbered = "\n".join(f"{i + 1}. {item}" for i, item in enumerate(items))
-    return f"Goal:\n{goals}\n\nRubric items:\n{numbered}\n\nConversation:\n{transcript(state)}"
+    return (f"Goal:\n{goals}\n\nRubric items:\n{numbered}\n\n{execution_evidence(state)}\n\n"
+            f"Conversation:\n{transcript(state)}")
 
 
 def to_judgements(items: list[str], answer: dict) -> list[RubricJudgement]:

@@ -1,7 +1,8 @@
 """validator: deterministic checks first (no judge can overrule them), then the rubric judge.
 
-Accepted trajectories go to the dataset topic; rejected ones keep every reason. The decision rule follows the
-paper: only a Critical rubric item that failed rejects; Structural, NonCritical and InvalidRubric items never do.
+Accepted trajectories go to the dataset topic; rejected ones keep every reason. The judge follows the paper's
+policy: it maps each rubric item to Critical, Structural, NonCritical or InvalidRubric and calls the trajectory
+invalid only when a Critical item failed; its judgment decides, and the per-item mapping is kept as its record.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class Validator:
                           schema=judge.judge_schema(len(items)), schema_name="judge_verdict", temperature=0.0)
         record_usage(state, result)
         verdict.rubric.extend(judge.to_judgements(items, result.data))
+        verdict.rubric.extend(judge.tool_use_judgements(state))
         verdict.judge_judgment = result.data["judgment"]
         verdict.judge_reasoning = result.data["reasoning"]
 
@@ -51,8 +53,10 @@ class Validator:
         verdict.reasons.extend(f"{c.name}: {c.detail}" for c in failed)
         if not failed:  # a judge cannot rescue a failed check, so only ask it when all passed
             self.run_judge(state, verdict)
-            verdict.reasons.extend(f"critical rubric item failed: {item}"
-                                   for item in judge.critical_failures(list(verdict.rubric)))
+            if verdict.judge_judgment == "invalid":
+                failed_items = judge.critical_failures(list(verdict.rubric))
+                verdict.reasons.append("judge: invalid" + (f" (critical items failed: {'; '.join(failed_items)})"
+                                                           if failed_items else f" ({verdict.judge_reasoning})"))
         verdict.accepted = not verdict.reasons
         state.status = (TrajectoryStatus.TRAJECTORY_STATUS_ACCEPTED if verdict.accepted
                         else TrajectoryStatus.TRAJECTORY_STATUS_REJECTED)

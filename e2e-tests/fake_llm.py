@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -145,6 +146,7 @@ class FakeLLM:
 
     def __init__(self, port: int = 0):
         self.overrides: dict[str, Callable[[dict], str]] = {}
+        self.delay_s = 0.0  # latency per completion, to keep work in flight while a test injects faults
         self.requests: list[dict] = []
         fake = self
 
@@ -166,6 +168,8 @@ class FakeLLM:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 fake.requests.append(body)
+                if fake.delay_s:
+                    time.sleep(fake.delay_s)
                 try:
                     content = answer(body, fake.overrides)
                 except Exception as e:  # noqa: BLE001 - a script bug shows up as a 500 in the client's logs

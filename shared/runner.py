@@ -45,6 +45,7 @@ class RunConfig(BaseModel):
     max_user_turns: int = Field(6, ge=1)
     max_agent_steps_per_turn: int = Field(3, ge=1)
     write_task_share: float = Field(0.3, ge=0, le=1)
+    tools_per_trajectory: int = Field(8, ge=0)  # the tasks' tools plus distractors; 0 offers the whole toolset
     difficulty_mix: DifficultyMixConfig = Field(default_factory=DifficultyMixConfig)
     random_seed: int = 7
     timeout_s: float = Field(1800, gt=0)
@@ -80,6 +81,7 @@ def generation_settings(run_config: RunConfig, settings: Settings) -> Generation
         max_user_turns=run_config.max_user_turns,
         max_agent_steps_per_turn=run_config.max_agent_steps_per_turn,
         write_task_share=run_config.write_task_share,
+        tools_per_trajectory=run_config.tools_per_trajectory,
         random_seed=run_config.random_seed,
     )
 

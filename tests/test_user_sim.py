@@ -79,6 +79,12 @@ def test_out_of_turns_when_the_agent_never_acts():
 
 
 def test_missing_values_are_added_to_the_message():
-    text = logic.ensure_values_mentioned("Can you check my account?", {"customer_id": 17})
-    assert "17" in text
-    assert logic.ensure_values_mentioned("Customer 17 please", {"customer_id": 17}) == "Customer 17 please"
+    request = ["Look up one customer by id (customer_id = 17)"]
+    text = logic.ensure_values_mentioned("Can you check my account?", {"customer_id": 17}, request)
+    assert text.startswith("Can you check my account?") and "customer_id = 17" in text
+    assert logic.ensure_values_mentioned("Customer 17 please", {"customer_id": 17}, request) == "Customer 17 please"
+
+
+def test_a_value_inside_another_number_does_not_count_as_mentioned():
+    text = logic.ensure_values_mentioned("It was 2024-06-30.", {"plan_id": 4}, ["Look up plan (plan_id = 4)"])
+    assert "plan_id = 4" in text

@@ -9,6 +9,10 @@ from shared.llm import LLMClient
 from shared.trajectory import advance, record_usage, trajectory_info
 
 
+# Tool calls want precision more than variety; the user simulator supplies the variety.
+AGENT_TEMPERATURE = 0.2
+
+
 class Agent:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -18,7 +22,7 @@ class Agent:
         allow_tools = state.counters.agent_steps_this_turn < max(state.settings.max_agent_steps_per_turn, 1)
         llm = LLMClient(self.settings.llm, "agent", state.settings.models.get("agent", ""))
         result = llm.chat(request_messages(state), schema=step_schema(state.toolset, allow_tools),
-                          schema_name="agent_step")
+                          schema_name="agent_step", temperature=AGENT_TEMPERATURE)
         record_usage(state, result)
         state.counters.agent_steps_this_turn += 1
         if apply_decision(state, result.data):

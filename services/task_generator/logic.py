@@ -164,3 +164,19 @@ def agent_system_prompt(domain: str, db_description: str) -> str:
             "Use the tools to look things up and to make changes; never invent data a tool did not return. "
             "Call a tool when you need data, and answer the user briefly once you have it. "
             "If a tool returns an error, say so plainly and suggest what to do next.")
+
+
+def offered_tools(toolset: Toolset, tasks: list[Task], limit: int, rng: random.Random) -> Toolset:
+    """The tasks' own tools plus randomly drawn distractors, up to `limit` (0: all), in toolset order.
+
+    A trajectory then has to choose among a realistic handful of tools, and a small model is not swamped."""
+    if limit <= 0 or limit >= len(toolset.tools):
+        return toolset
+    needed = {a.tool_name for t in tasks for a in t.golden_actions}
+    others = [t.name for t in toolset.tools if t.name not in needed]
+    chosen = needed | set(rng.sample(others, max(0, min(len(others), limit - len(needed)))))
+    subset = Toolset()
+    subset.CopyFrom(toolset)
+    del subset.tools[:]
+    subset.tools.extend(t for t in toolset.tools if t.name in chosen)
+    return subset

@@ -169,6 +169,8 @@ class TaskGenerator:
             state.tasks.append(logic.build_task(f"{trajectory_id}-k{k}", difficulty, actions, prepared.toolset,
                                                 phrasing, changes))
             previous = view
+        state.toolset.CopyFrom(logic.offered_tools(prepared.toolset, list(state.tasks),
+                                                   seed.settings.tools_per_trajectory, rng))
         if any(t.changes_data for t in state.tasks):
             state.golden_state_hash = self.golden_state_hash(trajectory_id, prepared, db_schema, state.tasks)
         return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)

@@ -7,6 +7,7 @@ when every subtask of every task is satisfied, and it never talks on after that;
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,10 +113,14 @@ def required_values(state: TrajectoryState, move: Move) -> dict[str, Any]:
     return values
 
 
-def ensure_values_mentioned(message: str, values: dict[str, Any]) -> str:
-    """A weak model may drop the ids; a person would give them, so add the missing ones plainly."""
-    missing = {k: v for k, v in values.items() if _normalise(v) not in message.lower()}
+def _mentions(message: str, value: Any) -> bool:
+    """The value appears as a whole word ("4" is not mentioned by "2024")."""
+    return re.search(rf"(?<![\w.]){re.escape(_normalise(value))}(?![\w])", message.lower()) is not None
+
+
+def ensure_values_mentioned(message: str, values: dict[str, Any], requests: list[str]) -> str:
+    """A weak model may drop the ids or the request itself; a person would state both, so restate them plainly."""
+    missing = [v for v in values.values() if not _mentions(message, v)]
     if not missing:
         return message
-    details = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in missing.items())
-    return f"{message.rstrip()} (Details: {details}.)"
+    return f"{message.rstrip()} To be clear: {'; '.join(r.rstrip('.') for r in requests)}."

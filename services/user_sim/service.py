@@ -45,7 +45,8 @@ class UserSimulator:
         logic.apply_move(state, move)
         text, _model_says_complete = self.write_message(state, self._instruction(state, move))
         # The state, not the model, decides completion: work remains, so the conversation goes on.
-        text = logic.ensure_values_mentioned(text, logic.required_values(state, move))
+        requests = [state.tasks[ti].subtasks[si].description for ti, si in move.subtasks]
+        text = logic.ensure_values_mentioned(text, logic.required_values(state, move), requests)
         state.messages.append(ChatMessage(role="user", content=text))
         state.counters.user_turns += 1
         state.counters.agent_steps_this_turn = 0

@@ -385,7 +385,8 @@ class _RevocationListener(ConsumerRebalanceListener):
 def run_service(name: str, routes: list[Route], settings: Settings) -> None:
     """Entry point used by every service's __main__."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    for noisy in ("kafka", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     tracing.init_tracing(name, settings.tracing.otlp_endpoint)
     service = Service(name, routes, settings)
     service.install_signal_handlers()

@@ -276,7 +276,8 @@ def start_model(settings: Settings) -> None:
     if port is None:
         log.info("model: external endpoint %s", settings.llm.default.base_url)
         return
-    if _model_ready(settings):
+    # A model busy generating may be slow to answer /v1/models: its live process is enough.
+    if is_running(pid_path(settings, "model")) or _model_ready(settings):
         log.info("model: already serving on port %d", port)
         return
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),

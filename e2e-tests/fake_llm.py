@@ -147,6 +147,7 @@ class FakeLLM:
     def __init__(self, port: int = 0):
         self.overrides: dict[str, Callable[[dict], str]] = {}
         self.delay_s = 0.0  # latency per completion, to keep work in flight while a test injects faults
+        self.fail_next: list[tuple[int, str]] = []  # (HTTP status, error message) answered before any content
         self.requests: list[dict] = []
         fake = self
 
@@ -170,6 +171,10 @@ class FakeLLM:
                 fake.requests.append(body)
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
+                if fake.fail_next:
+                    status, message = fake.fail_next.pop(0)
+                    self._send(status, {"error": {"message": message}})
+                    return
                 try:
                     content = answer(body, fake.overrides)
                 except Exception as e:  # noqa: BLE001 - a script bug shows up as a 500 in the client's logs

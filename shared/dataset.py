@@ -23,7 +23,7 @@ def to_openai_record(state: TrajectoryState) -> dict[str, Any]:
                 for t in state.tasks
             ],
             "counters": MessageToDict(state.counters, preserving_proto_field_name=True),
-            "tool_sources": sorted({r.source for r in state.tool_results}),
+            "tool_sources": sorted({r.source for r in state.tool_results if r.ok}),
             "trace_id": state.trace_id,
         },
     }

@@ -1,4 +1,5 @@
-from services.schema_predictor.logic import enforce_type_consistency, output_schema_from_columns
+from services.schema_predictor.logic import enforce_type_consistency
+from shared.output_schema import json_schema_for_result
 
 
 def test_shared_field_keeps_the_type_of_its_first_input():
@@ -24,9 +25,10 @@ def test_integer_and_number_are_compatible_and_nullable_types_compare_by_their_b
 
 
 def test_sql_output_schema_follows_result_columns():
-    listing = output_schema_from_columns("search_customers", [("customer_id", "int4"), ("joined", "date")])
+    listing = json_schema_for_result([("customer_id", "int4"), ("joined", "date")], "read")
     assert listing["type"] == "array"
     assert listing["items"]["properties"]["customer_id"]["type"] == ["integer", "null"]
     assert listing["items"]["properties"]["joined"]["format"] == "date"
-    single = output_schema_from_columns("get_customer", [("balance", "numeric")])
+    single = json_schema_for_result([("balance", "numeric")], "read", single_row=True)
     assert single["type"] == "object" and single["properties"]["balance"]["type"] == ["number", "null"]
+    assert single["properties"]["found"] == {"type": "boolean"}  # a lookup that finds nothing stays valid

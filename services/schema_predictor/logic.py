@@ -9,40 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-PG_TO_JSON = {
-    "int2": "integer", "int4": "integer", "int8": "integer", "integer": "integer", "bigint": "integer",
-    "smallint": "integer", "numeric": "number", "float4": "number", "float8": "number", "real": "number",
-    "double precision": "number", "bool": "boolean", "boolean": "boolean",
-}
-FORMATS = {"date": "date", "timestamp": "date-time", "timestamptz": "date-time"}
-
-# Tools whose name says they act on one record return an object; everything else that reads returns a list.
-SINGLE_RECORD_PREFIXES = ("get_", "create_", "update_", "delete_")
-
-
-def json_type_for_pg(pg_type: str) -> dict:
-    """JSON type of a result column; null is allowed because a column may hold NULL."""
-    base = pg_type.lower().split("(")[0].strip()
-    if base in PG_TO_JSON:
-        return {"type": [PG_TO_JSON[base], "null"]}
-    if base in FORMATS:
-        return {"type": ["string", "null"], "format": FORMATS[base]}
-    return {"type": ["string", "null"]}
-
-
-def output_schema_from_columns(tool_name: str, columns: list[tuple[str, str]]) -> dict:
-    """The exact output schema of a SQL tool, from the executed statement's result columns."""
-    record = {
-        "type": "object",
-        "properties": {name: json_type_for_pg(pg_type) for name, pg_type in columns},
-    }
-    if tool_name.startswith(SINGLE_RECORD_PREFIXES):
-        # A lookup that finds nothing answers {"found": false}, so that case stays schema-valid.
-        record["properties"]["found"] = {"type": "boolean"}
-        return record
-    return {"type": "array", "items": record}
-
-
 @dataclass
 class Conflict:
     tool: str

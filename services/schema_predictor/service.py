@@ -12,17 +12,21 @@ import logging
 from opentelemetry import trace
 from psycopg import sql as pgsql
 
-from services.schema_predictor.logic import enforce_type_consistency, output_schema_from_columns
+from services.schema_predictor.logic import enforce_type_consistency
 from services.schema_predictor.prompts import PREDICT_SYSTEM, predict_request, prediction_to_schema, PREDICTION_SCHEMA
 from shared.bus import Outgoing, Route, run_service
 from shared.config import Settings, get_settings
-from shared.contracts import SeedToolset, ToolRejection, Topics
+from shared.contracts import SeedToolset, SqlKind, ToolRejection, Topics
 from shared.llm import LLMClient
+from shared.output_schema import json_schema_for_result
 from shared.sandbox import SandboxManager, domain_schema_name
 from shared.sql_guard import check_statement, to_driver_sql
 from shared.trajectory import seed_toolset_info
 
 log = logging.getLogger("turnforge.schema_predictor")
+
+SQL_KIND_NAMES = {SqlKind.SQL_KIND_READ: "read", SqlKind.SQL_KIND_INSERT: "insert",
+                  SqlKind.SQL_KIND_UPDATE: "update", SqlKind.SQL_KIND_DELETE: "delete"}
 
 
 class SchemaPredictor:
@@ -59,7 +63,9 @@ class SchemaPredictor:
             if tool.HasField("sql"):
                 columns = self.result_columns(toolset.domain_database, tool.sql.statement,
                                               json.loads(tool.sql.sample_arguments_json or "{}"))
-                schemas.append(output_schema_from_columns(tool.name, columns))
+                # One record for lookups by key and for writes (as the executor shapes them), a list otherwise.
+                kind = SQL_KIND_NAMES[tool.sql.kind]
+                schemas.append(json_schema_for_result(columns, kind, single_row=tool.name.startswith("get_")))
             else:
                 llm = llm or LLMClient(self.settings.llm, "schema_predictor",
                                        prepared.seed.settings.models.get("schema_predictor", ""))

@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from services.tool_synth.templates import ToolCandidate
 from shared.dbschema import DatabaseSchema, quote_ident
+from shared.output_schema import json_schema_for_result
 from shared.sql_guard import GuardedStatement, UnsafeSQL, check_statement, to_driver_sql
 
 STATEMENT_TIMEOUT = "3s"
@@ -383,42 +384,3 @@ def _is_single_row_lookup(sql: str, db_schema: DatabaseSchema) -> bool:
                     and column.table in ("", main.alias_or_name):
                 pinned.add(column.name)
     return set(table.primary_key) <= pinned
-
-
-# --- output JSON Schema --------------------------------------------------------------------------
-
-JSON_OF_PG_TYPE = {
-    "int2": ("integer", None), "int4": ("integer", None), "int8": ("integer", None),
-    "numeric": ("number", None), "float4": ("number", None), "float8": ("number", None),
-    "bool": ("boolean", None),
-    "date": ("string", "date"), "timestamp": ("string", "date-time"), "timestamptz": ("string", "date-time"),
-    "time": ("string", "time"), "uuid": ("string", "uuid"),
-    "text": ("string", None), "varchar": ("string", None), "bpchar": ("string", None), "name": ("string", None),
-}
-
-
-def json_schema_for_result(
-    columns: list[tuple[str, str]],
-    kind: str,
-    *,
-    single_row: bool = False,
-    nullable: Iterable[str] | None = None,
-) -> dict:
-    """The tool's output JSON Schema from its result columns.
-
-    Reads answer an array of records; writes and single-record lookups by primary key one record.
-    `nullable` names the columns that may be NULL; None means any column may (a result description
-    alone cannot tell).
-    """
-    may_be_null = None if nullable is None else set(nullable)
-    properties = {}
-    for name, pg_type in columns:
-        json_type, fmt = JSON_OF_PG_TYPE.get(pg_type.lower(), ("string", None))
-        prop: dict = {"type": [json_type, "null"] if may_be_null is None or name in may_be_null else json_type}
-        if fmt:
-            prop["format"] = fmt
-        properties[name] = prop
-    record = {"type": "object", "properties": properties, "required": [name for name, _ in columns]}
-    if kind != "read" or single_row:
-        return record
-    return {"type": "array", "items": record}

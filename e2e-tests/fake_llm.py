@@ -93,22 +93,24 @@ def play_agent(messages: list[dict], schema: dict) -> dict:
         if len(reply) > limit:  # cut between fields, never inside a value
             reply = reply[:reply.rfind(", ", 0, limit)]
         return {"tool_calls": [], "reply": reply}
-    system = messages[0]["content"]
-    user_text = last["content"]
-    values = dict(PAIR.findall(user_text))
-    calls = []
-    for line in system.splitlines():
+    catalogue = {}
+    for line in messages[0]["content"].splitlines():
         m = re.match(r"- (\w+)\(.*?\): (.*)$", line)
-        if not m or m.group(2).rstrip(".") not in user_text:
-            continue
-        name = m.group(1)
-        option = next((o for o in options if o["properties"]["name"].get("const") == name), None)
-        if option is None:
-            continue
-        props = option["properties"]["arguments"].get("properties", {})
-        args = {p: _cast(values[p], spec) for p, spec in props.items() if p in values}
-        calls.append({"name": name, "arguments": args})
-    return {"tool_calls": calls, "reply": "Let me check that for you."}
+        if m:
+            catalogue[m.group(1)] = m.group(2).rstrip(".")
+    calls = []
+    # Each requested item names one tool (by its description) and carries that call's values.
+    for item in last["content"].split("; "):
+        for name, description in catalogue.items():
+            option = next((o for o in options if o["properties"]["name"].get("const") == name), None)
+            if option is None or description not in item:
+                continue
+            values = dict(PAIR.findall(item[item.index(description):]))
+            props = option["properties"]["arguments"].get("properties", {})
+            calls.append({"name": name, "arguments": {p: _cast(values[p], spec) for p, spec in props.items()
+                                                      if p in values}})
+    limit = schema["properties"]["tool_calls"].get("maxItems", len(calls))
+    return {"tool_calls": calls[:limit], "reply": "Let me check that for you."}
 
 
 def play_judge(schema: dict) -> dict:

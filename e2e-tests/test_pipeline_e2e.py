@@ -12,7 +12,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from harness import live_sandboxes, service_logs
-from shared import runner
+from fake_llm import play_agent
+from shared import runner, stats
 from shared.contracts import DeadLetter, SeedEvent, Topics, TrajectoryState
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +38,7 @@ def wait_for(predicate, timeout_s: float = 30):
 
 def test_two_trajectories_end_to_end(services, tmp_path):
     settings = services
-    config = runner.RunConfig(domains=["telecom"], num_trajectories=2, tasks_per_trajectory=2,
+    config = runner.RunConfig(domains=["telecom"], num_trajectories=2, tasks_per_trajectory=3,
                               write_task_share=1.0, max_user_turns=8, timeout_s=120, output_dir=str(tmp_path))
     result = runner.run(settings, config)
     assert result.accepted == 2, (tmp_path / "report.md").read_text() + service_logs(settings)
@@ -54,8 +55,8 @@ def test_two_trajectories_end_to_end(services, tmp_path):
                              for c in calls)
         assert {t["function"]["name"] for t in record["tools"]} >= {c["function"]["name"] for c in calls}
         assert record["metadata"]["tool_sources"] == ["sql"]
-        assert len(record["metadata"]["tasks"]) == 2
-        assert any(t["changes_data"] for t in record["metadata"]["tasks"])
+        assert len(record["metadata"]["tasks"]) == 3
+        assert any(t["changes_data"] for t in record["metadata"]["tasks"])  # accepted: its golden state matched
     assert (tmp_path / "report.md").exists()
 
     # Every trajectory event travelled keyed by its trajectory id, with strictly increasing steps.
@@ -91,3 +92,50 @@ def test_malformed_seed_is_dead_lettered_and_the_next_good_one_completes(service
     assert by_key["garbage"].service == "tool-synth" and by_key["garbage"].payload.startswith(b"\x08\x96")
     assert "domain is empty" in by_key["bad-seed"].reason and "no source" in by_key["bad-seed"].reason
     assert by_key["bad-seed"].attempts <= 1  # permanent: not retried
+
+
+def plant_wrong_update(body: dict) -> str:
+    """The fake agent does the right thing, and also updates the neighbouring record: a wrong write."""
+    fmt = body["response_format"]
+    schema = fmt.get("schema") or fmt["json_schema"]["schema"]
+    decision = play_agent(body["messages"], schema)
+    for call in list(decision["tool_calls"]):
+        if call["name"].startswith("update_"):
+            wrong = {k: v + 1 if isinstance(v, int) else v for k, v in call["arguments"].items()}
+            decision["tool_calls"].append({"name": call["name"], "arguments": wrong})
+    return json.dumps(decision)
+
+
+def test_a_planted_wrong_update_is_rejected_by_the_state_hash(services, fake_llm, tmp_path):
+    fake_llm.overrides["agent_step"] = plant_wrong_update
+    try:
+        config = runner.RunConfig(domains=["telecom"], num_trajectories=1, write_task_share=1.0, random_seed=3,
+                                  timeout_s=120, output_dir=str(tmp_path))
+        result = runner.run(services, config)
+    finally:
+        fake_llm.overrides.pop("agent_step")
+    assert result.rejected == 1, (tmp_path / "report.md").read_text()
+    rejected = json.loads((tmp_path / "rejected.jsonl").read_text().splitlines()[0])
+    assert rejected["reasons"] == ["golden_state: the sandbox's final state differs from the golden actions' end state"]
+    checks = {c["name"]: c["passed"] for c in rejected["checks"]}
+    assert checks["user_finished"] and checks["call_arguments_match_schema"] and not checks["golden_state"]
+
+
+def test_both_pipeline_modes_and_their_statistics(services, tmp_path):
+    paths = []
+    for mode in ("user_oriented", "task_oriented"):
+        out = tmp_path / mode
+        config = runner.RunConfig(domains=["telecom"], num_trajectories=1, tasks_per_trajectory=2,
+                                  pipeline_mode=mode, write_task_share=0.5, timeout_s=120, output_dir=str(out))
+        assert runner.run(services, config).accepted == 1
+        paths.append(out / "dataset.jsonl")
+    figures = stats.dataset_stats(stats.load_records(paths))
+    assert set(figures) == {"user_oriented", "task_oriented"}
+    for f in figures.values():
+        assert f["samples"] == 1 and f["tasks_mean"] == 2 and f["turns_max"] >= 4 and f["steps_max"] >= 1
+        assert f["latency_s_per_sample"] > 0 and f["generated_tokens_per_s"] > 0
+    # The baseline states everything at once: fewer user turns than the piecemeal user.
+    users = {p.parent.name: sum(m["role"] == "user" for m in json.loads(p.read_text())["messages"]) for p in paths}
+    assert users["task_oriented"] < users["user_oriented"]
+    text = stats.render(figures)
+    assert "Table 1" in text and "Table 4" in text and "task_oriented" in text

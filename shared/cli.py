@@ -118,6 +118,19 @@ def cmd_produce_seed(args) -> int:
     return 0
 
 
+def cmd_stats(args) -> int:
+    import json
+
+    from shared import stats
+
+    figures = stats.dataset_stats(stats.load_records(args.datasets))
+    if not figures:
+        print("no samples in " + ", ".join(args.datasets), file=sys.stderr)
+        return 1
+    print(json.dumps(figures, indent=2) if args.json else stats.render(figures))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="YAML config file (default: $TURNFORGE_CONFIG)")
@@ -139,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--run-id", help="prefix of the seed ids (default: a new run id)")
     p.set_defaults(func=cmd_produce_seed)
+    p = sub.add_parser("stats", help="steps, turns, tasks and efficiency of datasets, per pipeline mode")
+    p.add_argument("datasets", nargs="+", help="dataset.jsonl files")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_stats)
     return parser
 
 

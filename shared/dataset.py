@@ -5,7 +5,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from shared.contracts import Difficulty, TrajectoryState
+from shared.contracts import Difficulty, PipelineMode, TrajectoryState
 from shared.trajectory import openai_messages, openai_tools
 
 
@@ -17,6 +17,8 @@ def to_openai_record(state: TrajectoryState) -> dict[str, Any]:
         "metadata": {
             "seed_id": state.seed_id,
             "domain": state.domain,
+            "pipeline_mode": PipelineMode.Name(state.settings.pipeline_mode).removeprefix("PIPELINE_MODE_").lower(),
+            "latency_s": round(state.finished_at - state.started_at, 3) if state.finished_at else None,
             "tasks": [
                 {"description": t.description, "difficulty": Difficulty.Name(t.difficulty).removeprefix("DIFFICULTY_").lower(),
                  "changes_data": t.changes_data}

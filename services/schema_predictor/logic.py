@@ -1,4 +1,4 @@
-"""schema-predictor's pure logic: output schemas from SQL result columns, and type consistency across a toolset.
+"""schema-predictor's pure logic: type consistency across a toolset.
 
 A field name is one entity across the whole toolset: `customer_id` that is an integer in one tool's input stays an
 integer in every other tool's input and output. The first type seen (inputs first, in tool order) is canonical;
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
 
 @dataclass
 class Conflict:

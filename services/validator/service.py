@@ -6,6 +6,8 @@ invalid only when a Critical item failed; its judgment decides, and the per-item
 """
 from __future__ import annotations
 
+import time
+
 from opentelemetry import trace
 
 from services.validator import judge
@@ -61,6 +63,7 @@ class Validator:
         state.status = (TrajectoryStatus.TRAJECTORY_STATUS_ACCEPTED if verdict.accepted
                         else TrajectoryStatus.TRAJECTORY_STATUS_REJECTED)
         state.step += 1
+        state.finished_at = time.time()
         verdict.trajectory.CopyFrom(state)
         span = trace.get_current_span()
         span.set_attribute("turnforge.verdict.accepted", verdict.accepted)

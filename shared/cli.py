@@ -131,6 +131,17 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from shared import dataset, stats
+
+    records = stats.load_records(args.datasets)
+    path = dataset.export(records, args.format, Path(args.out))
+    print(f"{len(records)} trajectories -> {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="YAML config file (default: $TURNFORGE_CONFIG)")
@@ -156,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("datasets", nargs="+", help="dataset.jsonl files")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("export", help="convert dataset.jsonl files to another training format")
+    p.add_argument("datasets", nargs="+", help="dataset.jsonl files")
+    p.add_argument("--format", choices=["openai", "sharegpt", "hf"], default="openai")
+    p.add_argument("--out", required=True, help="a .jsonl file (openai, sharegpt) or a folder (hf)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -139,3 +139,17 @@ def test_both_pipeline_modes_and_their_statistics(services, tmp_path):
     assert users["task_oriented"] < users["user_oriented"]
     text = stats.render(figures)
     assert "Table 1" in text and "Table 4" in text and "task_oriented" in text
+
+
+def test_simulated_tool_execution_with_the_expert_persona(services, fake_llm, tmp_path):
+    before = len(fake_llm.requests)
+    config = runner.RunConfig(domains=["telecom"], num_trajectories=1, tasks_per_trajectory=2, tool_execution="simulated",
+                              user_persona="expert", write_task_share=0.5, timeout_s=120, output_dir=str(tmp_path))
+    result = runner.run(services, config)
+    assert result.accepted == 1, (tmp_path / "report.md").read_text()
+    record = json.loads((tmp_path / "dataset.jsonl").read_text())
+    assert record["metadata"]["tool_sources"] == ["simulated"]
+    simulator_calls = [r for r in fake_llm.requests[before:] if "backend of the tool" in r["messages"][0]["content"]]
+    assert simulator_calls  # the model answered for the tools, constrained to their output schemas
+    assert all("response_format" in r for r in simulator_calls)
+    assert live_sandboxes(services) == []  # nothing ran in PostgreSQL

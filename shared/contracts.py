@@ -17,6 +17,7 @@ SeedToolset = seed_pb2.SeedToolset
 DifficultyMix = seed_pb2.DifficultyMix
 PipelineMode = seed_pb2.PipelineMode
 ToolExecution = seed_pb2.ToolExecution
+UserPersona = seed_pb2.UserPersona
 
 Tool = tool_pb2.Tool
 Toolset = tool_pb2.Toolset

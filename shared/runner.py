@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.config import ROLES, Settings, get_settings
 from shared.trajectory import openai_messages
 from shared.contracts import (DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
-                              ToolExecution, Topics, Verdict)
+                              ToolExecution, Topics, UserPersona, Verdict)
 
 ACCEPTED, REJECTED, DEAD_LETTERED = "accepted", "rejected", "dead-lettered"
 
@@ -45,6 +45,7 @@ class RunConfig(BaseModel):
     max_user_turns: int = Field(6, ge=1)
     max_agent_steps_per_turn: int = Field(3, ge=1)
     write_task_share: float = Field(0.3, ge=0, le=1)
+    user_persona: Literal["casual", "expert"] = "casual"  # expert: states a whole task at once (ablation)
     tools_per_trajectory: int = Field(8, ge=0)  # the tasks' tools plus distractors; 0 offers the whole toolset
     difficulty_mix: DifficultyMixConfig = Field(default_factory=DifficultyMixConfig)
     random_seed: int = 7
@@ -82,6 +83,8 @@ def generation_settings(run_config: RunConfig, settings: Settings) -> Generation
         max_agent_steps_per_turn=run_config.max_agent_steps_per_turn,
         write_task_share=run_config.write_task_share,
         tools_per_trajectory=run_config.tools_per_trajectory,
+        user_persona=UserPersona.USER_PERSONA_EXPERT if run_config.user_persona == "expert"
+        else UserPersona.USER_PERSONA_UNSPECIFIED,
         random_seed=run_config.random_seed,
     )
 

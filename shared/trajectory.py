@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 from shared.bus import MessageInfo
-from shared.contracts import ChatMessage, SeedEvent, SeedToolset, Toolset, TrajectoryState
+from shared.contracts import ChatMessage, SeedEvent, SeedToolset, ToolExecution, Toolset, TrajectoryState
 from shared.llm import ChatResult
 
 
@@ -72,3 +72,8 @@ def last_user_index(state: TrajectoryState) -> int:
         if state.messages[i].role == "user":
             return i
     return -1
+
+
+def executes_sql(state: TrajectoryState) -> bool:
+    """Tools run in the sandbox; otherwise (no database, or tool_execution=simulated) a model answers for them."""
+    return bool(state.toolset.domain_database) and state.settings.tool_execution != ToolExecution.TOOL_EXECUTION_SIMULATED

@@ -88,3 +88,11 @@ def test_missing_values_are_added_to_the_message():
 def test_a_value_inside_another_number_does_not_count_as_mentioned():
     text = logic.ensure_values_mentioned("It was 2024-06-30.", {"plan_id": 4}, ["Look up plan (plan_id = 4)"])
     assert "plan_id = 4" in text
+
+
+def test_expert_persona_states_each_whole_task_at_once():
+    from shared.contracts import UserPersona
+    s = state([task(READS[:3]), task(READS[3:5])])
+    s.settings.user_persona = UserPersona.USER_PERSONA_EXPERT
+    outcome, reveals = simulate(s)
+    assert outcome == "done" and reveals == [3, 2]

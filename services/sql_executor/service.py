@@ -17,7 +17,7 @@ from shared.contracts import ChatMessage, DeadLetter, Topics, TrajectoryState, V
 from shared.llm import LLMClient
 from shared.sandbox import SandboxManager
 from shared.tool_execution import execute_sql_tool, tool_error
-from shared.trajectory import advance, record_usage, tool_by_name, trajectory_info
+from shared.trajectory import advance, executes_sql, record_usage, tool_by_name, trajectory_info
 
 log = logging.getLogger("turnforge.sql_executor")
 
@@ -32,7 +32,7 @@ class SqlExecutor:
         if tool is None:
             return tool_error(request.call_id, request.tool_name, "unknown_tool", f"no tool named {request.tool_name}")
         with trace.get_tracer("turnforge").start_as_current_span(f"tool {tool.name}") as span:
-            if tool.HasField("sql"):
+            if executes_sql(state) and tool.HasField("sql"):
                 result = execute_sql_tool(self.sandboxes, state.sandbox, allowed_tables, tool, request.call_id,
                                           request.arguments_json, timeout_ms=self.settings.postgres.statement_timeout_ms)
             else:
@@ -49,7 +49,7 @@ class SqlExecutor:
 
     def handle_calls(self, state: TrajectoryState) -> list[Outgoing]:
         allowed: list[str] = []
-        if state.toolset.domain_database:
+        if executes_sql(state):
             self.sandboxes.create(state.trajectory_id, state.toolset.domain_database)
             allowed = self.sandboxes.domain_schema(state.toolset.domain_database).table_names
         for request in state.pending_calls:

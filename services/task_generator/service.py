@@ -22,7 +22,7 @@ from shared.errors import PermanentError
 from shared.llm import LLMClient
 from shared.sandbox import SandboxManager, domain_schema_name, sandbox_name
 from shared.tool_execution import execute_sql_tool
-from shared.trajectory import record_usage, seed_toolset_info, tool_by_name
+from shared.trajectory import executes_sql, record_usage, seed_toolset_info, tool_by_name
 
 ROOT_ATTEMPTS = 6
 
@@ -171,7 +171,7 @@ class TaskGenerator:
             previous = view
         state.toolset.CopyFrom(logic.offered_tools(prepared.toolset, list(state.tasks),
                                                    seed.settings.tools_per_trajectory, rng))
-        if any(t.changes_data for t in state.tasks):
+        if executes_sql(state) and any(t.changes_data for t in state.tasks):
             state.golden_state_hash = self.golden_state_hash(trajectory_id, prepared, db_schema, state.tasks)
         return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.contracts import PipelineMode, Subtask, Task, TrajectoryState
+from shared.contracts import PipelineMode, Subtask, Task, TrajectoryState, UserPersona
 
 
 @dataclass
@@ -89,6 +89,8 @@ def next_move(state: TrajectoryState) -> Move:
     if open_revealed:
         return Move("follow_up", open_revealed[:2])
     unrevealed = [(ti, si) for si, s in enumerate(task.subtasks) if not s.revealed]
+    if state.settings.user_persona == UserPersona.USER_PERSONA_EXPERT:
+        return Move("reveal", unrevealed)  # the expert states the whole task in one message
     # One subtask per turn, two when both only read (they combine naturally: "show me A and B").
     take = 1
     if len(unrevealed) >= 2 and all("update" not in task.subtasks[si].description.lower() for _, si in unrevealed[:2]):

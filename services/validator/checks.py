@@ -7,7 +7,7 @@ import re
 import jsonschema
 
 from shared.contracts import CheckResult, TrajectoryState, TrajectoryStatus
-from shared.trajectory import tool_by_name
+from shared.trajectory import executes_sql, tool_by_name
 
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
 
@@ -71,6 +71,14 @@ def check_grounding(state: TrajectoryState) -> CheckResult:
                        if unsupported else "")
 
 
+def check_tool_sources(state: TrajectoryState) -> CheckResult:
+    """Every successful result came from where the settings say tools run: SQL, or the simulator."""
+    wanted = "sql" if executes_sql(state) else "simulated"
+    wrong = sorted({r.source for r in state.tool_results if r.ok and r.source != wanted})
+    return CheckResult(name="tool_results_from_" + wanted, passed=not wrong,
+                       detail=f"results from {', '.join(wrong)}" if wrong else "")
+
+
 def check_used_tools(state: TrajectoryState) -> CheckResult:
     executed = sum(1 for r in state.tool_results if r.ok)
     return CheckResult(name="tools_executed", passed=executed > 0,
@@ -86,5 +94,5 @@ def _norm(n: str) -> str:
 
 
 def deterministic_checks(state: TrajectoryState, final_hash: str) -> list[CheckResult]:
-    return [check_finished(state), check_used_tools(state), check_call_arguments(state), check_outputs(state),
-            check_state_hash(state, final_hash), check_grounding(state)]
+    return [check_finished(state), check_used_tools(state), check_tool_sources(state), check_call_arguments(state),
+            check_outputs(state), check_state_hash(state, final_hash), check_grounding(state)]

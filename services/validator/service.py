@@ -17,7 +17,7 @@ from shared.config import Settings, get_settings
 from shared.contracts import Topics, TrajectoryState, TrajectoryStatus, Verdict
 from shared.llm import LLMClient
 from shared.sandbox import SandboxManager
-from shared.trajectory import record_usage, trajectory_info
+from shared.trajectory import executes_sql, record_usage, trajectory_info
 
 
 class Validator:
@@ -26,7 +26,7 @@ class Validator:
         self.sandboxes = SandboxManager(settings.postgres.dsn)
 
     def final_state_hash(self, state: TrajectoryState) -> str:
-        if not state.toolset.domain_database:
+        if not executes_sql(state):
             return ""
         # The agent may never have called a tool: the sandbox then holds the untouched domain state.
         self.sandboxes.create(state.trajectory_id, state.toolset.domain_database)

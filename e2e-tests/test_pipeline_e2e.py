@@ -153,3 +153,23 @@ def test_simulated_tool_execution_with_the_expert_persona(services, fake_llm, tm
     assert simulator_calls  # the model answered for the tools, constrained to their output schemas
     assert all("response_format" in r for r in simulator_calls)
     assert live_sandboxes(services) == []  # nothing ran in PostgreSQL
+
+
+def test_generation_continues_from_a_given_conversation_and_database_state(services, tmp_path):
+    prefix = [{"role": "user", "content": "Hi, I called yesterday about my line."},
+              {"role": "assistant", "content": "Welcome back! I have suspended customer 3's account as asked."}]
+    setup = [{"tool": "update_customer_status", "arguments": {"customer_id": 3, "status": "suspended"}}]
+    config = runner.RunConfig(domains=["telecom"], num_trajectories=1, write_task_share=1.0, timeout_s=120,
+                              start_state={"prefix": prefix, "setup_actions": setup}, output_dir=str(tmp_path))
+    result = runner.run(services, config)
+    # Accepted means the sandbox ended where setup + golden actions end: the setup was applied before the dialogue.
+    assert result.accepted == 1, (tmp_path / "report.md").read_text()
+    messages = json.loads((tmp_path / "dataset.jsonl").read_text())["messages"]
+    assert [m["content"] for m in messages[1:3]] == [m["content"] for m in prefix]
+    assert messages[3]["role"] == "user" and len(messages) > 4
+
+    bad = runner.RunConfig(domains=["telecom"], num_trajectories=1, timeout_s=120, output_dir=str(tmp_path / "bad"),
+                           start_state={"setup_actions": [{"tool": "drop_everything", "arguments": {}}]})
+    result = runner.run(services, bad)
+    assert result.dead_lettered == 1
+    assert "drop_everything" in (tmp_path / "bad" / "report.md").read_text()

@@ -5,7 +5,7 @@ Code is generated from protos/turnforge/v1/*.proto by `make protos`; import mess
 from __future__ import annotations
 
 try:
-    from protos.turnforge.v1 import dead_letter_pb2, seed_pb2, task_pb2, tool_pb2, trajectory_pb2, verdict_pb2
+    from protos.turnforge.v1 import chat_pb2, dead_letter_pb2, seed_pb2, task_pb2, tool_pb2, trajectory_pb2, verdict_pb2
 except ImportError as e:  # pragma: no cover - only before the first build
     raise ImportError("protobuf code is not generated yet: run `make protos`") from e
 
@@ -14,6 +14,7 @@ GenerationSettings = seed_pb2.GenerationSettings
 DatabaseRef = seed_pb2.DatabaseRef
 SeedTools = seed_pb2.SeedTools
 SeedToolset = seed_pb2.SeedToolset
+StartState = seed_pb2.StartState
 DifficultyMix = seed_pb2.DifficultyMix
 PipelineMode = seed_pb2.PipelineMode
 ToolExecution = seed_pb2.ToolExecution
@@ -31,9 +32,9 @@ GoldenAction = task_pb2.GoldenAction
 Subtask = task_pb2.Subtask
 Difficulty = task_pb2.Difficulty
 
-ChatMessage = trajectory_pb2.ChatMessage
-ToolCall = trajectory_pb2.ToolCall
-FunctionCall = trajectory_pb2.FunctionCall
+ChatMessage = chat_pb2.ChatMessage
+ToolCall = chat_pb2.ToolCall
+FunctionCall = chat_pb2.FunctionCall
 ToolCallRequest = trajectory_pb2.ToolCallRequest
 ToolCallResult = trajectory_pb2.ToolCallResult
 TrajectoryState = trajectory_pb2.TrajectoryState

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.config import ROLES, Settings, get_settings
 from shared.trajectory import openai_messages
 from shared.contracts import (DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
-                              ToolExecution, Topics, UserPersona, Verdict)
+                              ToolExecution, Topics, UserPersona, Verdict, StartState, ChatMessage)
 
 ACCEPTED, REJECTED, DEAD_LETTERED = "accepted", "rejected", "dead-lettered"
 
@@ -46,7 +46,9 @@ class RunConfig(BaseModel):
     max_agent_steps_per_turn: int = Field(3, ge=1)
     write_task_share: float = Field(0.3, ge=0, le=1)
     user_persona: Literal["casual", "expert"] = "casual"  # expert: states a whole task at once (ablation)
-    tools_per_trajectory: int = Field(8, ge=0)  # the tasks' tools plus distractors; 0 offers the whole toolset
+    tools_per_trajectory: int = Field(8, ge=0)
+    # Continue from a state: {"prefix": [OpenAI chat messages], "setup_actions": [{"tool": name, "arguments": {...}}]}
+    start_state: dict | None = None  # the tasks' tools plus distractors; 0 offers the whole toolset
     difficulty_mix: DifficultyMixConfig = Field(default_factory=DifficultyMixConfig)
     random_seed: int = 7
     timeout_s: float = Field(1800, gt=0)
@@ -93,9 +95,22 @@ def build_seed_events(run_config: RunConfig, run_id: str, settings: Settings | N
     """One seed event per domain; each yields run_config.num_trajectories trajectories."""
     gen = generation_settings(run_config, settings or get_settings())
     now = time.time()
+    start = start_state(run_config.start_state or {})
     return [SeedEvent(seed_id=f"{run_id}-{domain}", domain=domain, database=DatabaseRef(domain_database=domain),
-                      settings=gen, created_at=now)
+                      settings=gen, created_at=now, start_state=start)
             for domain in run_config.domains]
+
+
+def start_state(spec: dict) -> StartState:
+    """The StartState of a run config's `start_state` (OpenAI-format prefix, setup tool calls)."""
+    from google.protobuf.json_format import ParseDict
+
+    state = StartState()
+    for m in spec.get("prefix", []):
+        state.prefix.append(ParseDict(m, ChatMessage(), ignore_unknown_fields=False))
+    for action in spec.get("setup_actions", []):
+        state.setup_actions.add(tool_name=action["tool"], arguments_json=json.dumps(action.get("arguments", {})))
+    return state
 
 
 def produce_seeds(settings: Settings, seeds: list[SeedEvent]) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from shared.config import Settings, load_settings
 from shared.contracts import (ChatMessage, CheckResult, Counters, DeadLetter, PipelineMode, Task, ToolCall,
-                              ToolExecution, Topics, TrajectoryState, Verdict, trajectory_pb2)
+                              ToolExecution, Topics, TrajectoryState, Verdict, FunctionCall)
 from shared.runner import (ACCEPTED, DEAD_LETTERED, REJECTED, RunConfig, RunTracker, build_seed_events,
                            load_run_config, rejection_record, render_report, write_outputs)
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def verdict(tid: str, seed: str, accepted: bool = True, reasons=(), started_at: float = 100.0) -> Verdict:
     call = ToolCall(id="c1", type="function",
-                                   function=trajectory_pb2.FunctionCall(name="get_customer", arguments="{}"))
+                                   function=FunctionCall(name="get_customer", arguments="{}"))
     state = TrajectoryState(
         trajectory_id=tid, seed_id=seed, domain="telecom", started_at=started_at,
         messages=[ChatMessage(role="system", content="sys"), ChatMessage(role="user", content="hi"),

@@ -41,3 +41,14 @@ def test_only_failed_critical_items_reject():
     answer["items"][0]["satisfied"] = False
     assert judge.critical_failures(judge.to_judgements(["a", "b", "c", "d"], answer)) == ["a"]
     assert judgements[1].category == RubricCategory.RUBRIC_CATEGORY_NON_CRITICAL
+
+
+def test_a_start_state_prefix_is_context_not_a_claim():
+    s = state([task([("get_customer", {"customer_id": 1})])])
+    s.messages.add(role="user", content="hello")
+    s.messages.add(role="assistant", content="Earlier I suspended customer 3.")
+    s.prefix_messages = 2
+    s.messages.append(ChatMessage(role="assistant", content="Customer 3 is suspended, as before."))
+    assert check_grounding(s).passed
+    s.prefix_messages = 0
+    assert not check_grounding(s).passed

@@ -180,3 +180,23 @@ def offered_tools(toolset: Toolset, tasks: list[Task], limit: int, rng: random.R
     del subset.tools[:]
     subset.tools.extend(t for t in toolset.tools if t.name in chosen)
     return subset
+
+
+PREFIX_ROLES = {"user", "assistant", "tool"}
+
+
+def check_start_state(start, toolset: Toolset) -> None:
+    """A start state must be a well-formed conversation and set up the database only through known SQL tools."""
+    from shared.errors import PermanentError
+
+    open_calls: set[str] = set()
+    for i, m in enumerate(start.prefix):
+        if m.role not in PREFIX_ROLES:
+            raise PermanentError(f"start state message {i}: role must be user, assistant or tool, not {m.role!r}")
+        open_calls |= {c.id for c in m.tool_calls}
+        if m.role == "tool" and m.tool_call_id not in open_calls:
+            raise PermanentError(f"start state message {i}: tool result for unknown call {m.tool_call_id!r}")
+    for a in start.setup_actions:
+        tool = next((t for t in toolset.tools if t.name == a.tool_name), None)
+        if tool is None or not tool.HasField("sql"):
+            raise PermanentError(f"start state setup action {a.tool_name!r} is not a SQL tool of this domain")

@@ -113,21 +113,23 @@ class TaskGenerator:
         record_usage(state, result)
         return result.data
 
+    def run_actions(self, sandbox_owner: str, prepared: SeedToolset, db_schema: DatabaseSchema, actions) -> str:
+        """Execute tool calls in `sandbox_owner`'s sandbox (created if needed); returns its state hash."""
+        sandbox = self.sandboxes.create(sandbox_owner, prepared.toolset.domain_database)
+        for i, action in enumerate(actions):
+            tool = tool_by_name(prepared.toolset, action.tool_name)
+            result = execute_sql_tool(self.sandboxes, sandbox, db_schema.table_names, tool, f"setup{i}",
+                                      action.arguments_json, timeout_ms=self.settings.postgres.statement_timeout_ms)
+            if not result.ok:
+                raise PermanentError(f"action {action.tool_name}({action.arguments_json}) failed: {result.error}")
+        return self.sandboxes.schema_state_hash(sandbox, db_schema)
+
     def golden_state_hash(self, trajectory_id: str, prepared: SeedToolset, db_schema: DatabaseSchema, tasks) -> str:
-        """Run every golden action in a scratch sandbox and hash the end state."""
+        """The start state's setup, then every golden action, in a scratch sandbox: the hash of where it ends."""
         scratch_id = f"golden:{trajectory_id}"
-        domain = prepared.toolset.domain_database
-        scratch = self.sandboxes.create(scratch_id, domain)
+        actions = list(prepared.seed.start_state.setup_actions) + [a for t in tasks for a in t.golden_actions]
         try:
-            for task in tasks:
-                for i, action in enumerate(task.golden_actions):
-                    tool = tool_by_name(prepared.toolset, action.tool_name)
-                    result = execute_sql_tool(self.sandboxes, scratch, db_schema.table_names, tool, f"golden{i}",
-                                              action.arguments_json,
-                                              timeout_ms=self.settings.postgres.statement_timeout_ms)
-                    if not result.ok:
-                        raise PermanentError(f"golden action {action.tool_name} failed: {result.error}")
-            return self.sandboxes.schema_state_hash(scratch, db_schema)
+            return self.run_actions(scratch_id, prepared, db_schema, actions)
         finally:
             self.sandboxes.drop(scratch_id)
 
@@ -162,6 +164,10 @@ class TaskGenerator:
         )
         state.messages.append(ChatMessage(role="system",
                                           content=logic.agent_system_prompt(seed.domain, db_schema.description)))
+        start = seed.start_state
+        logic.check_start_state(start, prepared.toolset)
+        state.messages.extend(start.prefix)  # generation continues an existing conversation
+        state.prefix_messages = len(start.prefix)
         previous = None
         for k in range(seed.settings.tasks_per_trajectory):
             view, difficulty, actions, changes = self.plan_task(prepared, db_schema, rng, previous)
@@ -171,7 +177,9 @@ class TaskGenerator:
             previous = view
         state.toolset.CopyFrom(logic.offered_tools(prepared.toolset, list(state.tasks),
                                                    seed.settings.tools_per_trajectory, rng))
-        if executes_sql(state) and any(t.changes_data for t in state.tasks):
+        if executes_sql(state) and start.setup_actions:
+            self.run_actions(trajectory_id, prepared, db_schema, start.setup_actions)  # the database it continues from
+        if executes_sql(state) and (start.setup_actions or any(t.changes_data for t in state.tasks)):
             state.golden_state_hash = self.golden_state_hash(trajectory_id, prepared, db_schema, state.tasks)
         return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
 

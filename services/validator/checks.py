@@ -9,7 +9,7 @@ import jsonschema
 from shared.contracts import CheckResult, TrajectoryState, TrajectoryStatus
 from shared.trajectory import executes_sql, tool_by_name
 
-NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\w|\.\d)")  # "3." at a sentence end is the number 3
 
 
 def check_finished(state: TrajectoryState) -> CheckResult:
@@ -57,11 +57,14 @@ def check_state_hash(state: TrajectoryState, final_hash: str) -> CheckResult:
 
 
 def check_grounding(state: TrajectoryState) -> CheckResult:
-    """Every number the agent states must appear in a tool result, the user's words or the system prompt."""
-    sources = " ".join(m.content for m in state.messages if m.role in ("tool", "user", "system"))
+    """Every number the agent states must appear in a tool result, the user's words or the given context.
+
+    Messages of a start state's prefix are context: sources, not claims to check."""
+    given = 1 + state.prefix_messages  # the system prompt and the prefix
+    sources = " ".join(m.content for i, m in enumerate(state.messages) if i < given or m.role in ("tool", "user"))
     known = {_norm(n) for n in NUMBER.findall(sources)}
     unsupported = []
-    for m in state.messages:
+    for m in state.messages[given:]:
         if m.role == "assistant" and m.content:
             for n in NUMBER.findall(m.content):
                 if _norm(n) not in known:

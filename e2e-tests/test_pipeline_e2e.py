@@ -173,3 +173,24 @@ def test_generation_continues_from_a_given_conversation_and_database_state(servi
     result = runner.run(services, bad)
     assert result.dead_lettered == 1
     assert "drop_everything" in (tmp_path / "bad" / "report.md").read_text()
+
+
+def test_seed_tools_without_a_database(services, tmp_path):
+    specs = [
+        {"type": "function", "function": {"name": "get_weather", "description": "Get the weather forecast for a city.",
+                                          "parameters": {"type": "object", "properties": {
+                                              "city": {"type": "string"}, "days": {"type": "integer"}},
+                                              "required": ["city", "days"]}}},
+        {"name": "book_table", "description": "Book a restaurant table.",
+         "parameters": {"type": "object", "properties": {"restaurant": {"type": "string"}, "guests": {"type": "integer"}},
+                        "required": ["restaurant", "guests"]}},
+    ]
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps(specs))
+    config = runner.RunConfig(domains=["travel"], num_trajectories=1, tasks_per_trajectory=2, seed_tools=str(path),
+                              timeout_s=120, output_dir=str(tmp_path / "out"))
+    result = runner.run(services, config)
+    assert result.accepted == 1, (tmp_path / "out" / "report.md").read_text()
+    record = json.loads((tmp_path / "out" / "dataset.jsonl").read_text())
+    assert record["metadata"]["tool_sources"] == ["simulated"]
+    assert {t["function"]["name"] for t in record["tools"]} == {"get_weather", "book_table"}

@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import ROLES, Settings, get_settings
+from shared.seed_tools import load_seed_tools
 from shared.trajectory import openai_messages
 from shared.contracts import (DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
                               ToolExecution, Topics, UserPersona, Verdict, StartState, ChatMessage)
@@ -48,7 +49,12 @@ class RunConfig(BaseModel):
     user_persona: Literal["casual", "expert"] = "casual"  # expert: states a whole task at once (ablation)
     tools_per_trajectory: int = Field(8, ge=0)
     # Continue from a state: {"prefix": [OpenAI chat messages], "setup_actions": [{"tool": name, "arguments": {...}}]}
-    start_state: dict | None = None  # the tasks' tools plus distractors; 0 offers the whole toolset
+    start_state: dict | None = None
+    # Seed tools instead of a database (simulated execution): a JSON/JSONL file of OpenAI function specs or
+    # Seal-Tools entries, optionally filtered by Seal-Tools field prefix and capped.
+    seed_tools: str | None = None
+    seed_tools_field: str = ""
+    seed_tools_limit: int = Field(10, ge=1)  # the tasks' tools plus distractors; 0 offers the whole toolset
     difficulty_mix: DifficultyMixConfig = Field(default_factory=DifficultyMixConfig)
     random_seed: int = 7
     timeout_s: float = Field(1800, gt=0)
@@ -96,9 +102,17 @@ def build_seed_events(run_config: RunConfig, run_id: str, settings: Settings | N
     gen = generation_settings(run_config, settings or get_settings())
     now = time.time()
     start = start_state(run_config.start_state or {})
-    return [SeedEvent(seed_id=f"{run_id}-{domain}", domain=domain, database=DatabaseRef(domain_database=domain),
-                      settings=gen, created_at=now, start_state=start)
-            for domain in run_config.domains]
+    seeds = []
+    for domain in run_config.domains:
+        seed = SeedEvent(seed_id=f"{run_id}-{domain}", domain=domain, settings=gen, created_at=now, start_state=start)
+        if run_config.seed_tools:
+            seed.seed_tools.tools.extend(load_seed_tools(run_config.seed_tools, field=run_config.seed_tools_field,
+                                                         limit=run_config.seed_tools_limit))
+            seed.settings.tool_execution = ToolExecution.TOOL_EXECUTION_SIMULATED
+        else:
+            seed.database.CopyFrom(DatabaseRef(domain_database=domain))
+        seeds.append(seed)
+    return seeds
 
 
 def start_state(spec: dict) -> StartState:

@@ -30,3 +30,8 @@ TASK_SCHEMA = {
     },
     "required": ["description", "success_criteria", "checkpoints"],
 }
+
+ARGUMENTS_SYSTEM = (
+    "You invent the arguments of one realistic call of a {domain} tool, as a specific user would need it: real-"
+    "looking names, dates, amounts and ids, not placeholders. Answer with the arguments as JSON."
+)

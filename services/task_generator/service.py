@@ -12,11 +12,11 @@ import time
 from psycopg import sql as pgsql
 
 from services.task_generator import logic
-from services.task_generator.prompts import DIFFICULTY_WORDS, TASK_REQUEST, TASK_SCHEMA, TASK_SYSTEM
+from services.task_generator.prompts import ARGUMENTS_SYSTEM, DIFFICULTY_WORDS, TASK_REQUEST, TASK_SCHEMA, TASK_SYSTEM
 from shared import tracing
 from shared.bus import Outgoing, Route, run_service
 from shared.config import Settings, get_settings
-from shared.contracts import ChatMessage, DeadLetter, SeedToolset, SqlKind, Topics, TrajectoryState, TrajectoryStatus
+from shared.contracts import ChatMessage, DeadLetter, GoldenAction, SeedToolset, SqlKind, Topics, TrajectoryState, TrajectoryStatus
 from shared.dbschema import DatabaseSchema
 from shared.errors import PermanentError
 from shared.llm import LLMClient
@@ -102,10 +102,25 @@ class TaskGenerator:
                 return view, difficulty, actions, writes
         raise PermanentError(f"could not ground a task in domain '{domain}' after {ROOT_ATTEMPTS} records")
 
+    def plan_tool_spec_task(self, prepared: SeedToolset, rng, llm: LLMClient, state: TrajectoryState):
+        """Without a database: pick tools by difficulty and let the model invent concrete, schema-valid arguments."""
+        difficulty = logic.pick_difficulty(rng, prepared.seed.settings.difficulty_mix)
+        tools = rng.sample(list(prepared.toolset.tools),
+                           min(logic.ACTIONS_PER_DIFFICULTY[difficulty], len(prepared.toolset.tools)))
+        actions = []
+        for tool in tools:
+            result = llm.chat([{"role": "system", "content": ARGUMENTS_SYSTEM.format(domain=prepared.seed.domain)},
+                               {"role": "user", "content": f"Tool {tool.name}: {tool.description}"}],
+                              schema=json.loads(tool.parameters_json or "{}"), schema_name="tool_arguments")
+            record_usage(state, result)
+            actions.append(GoldenAction(tool_name=tool.name, arguments_json=json.dumps(result.data)))
+        return logic.DataView(table="", row={}), difficulty, actions, False
+
     def phrase_task(self, prepared: SeedToolset, db_schema: DatabaseSchema, view, difficulty, actions, extension,
                     llm: LLMClient, state: TrajectoryState) -> dict:
         steps = "\n".join(f"{i + 1}. {logic.describe_action(a, prepared.toolset)}" for i, a in enumerate(actions))
-        request = TASK_REQUEST.format(db_description=db_schema.description, data_view=view.as_json(), actions=steps,
+        request = TASK_REQUEST.format(db_description=db_schema.description if db_schema else "none (tools only)",
+                                      data_view=view.as_json() if db_schema else "none", actions=steps,
                                       difficulty=DIFFICULTY_WORDS[difficulty],
                                       extension=" It follows on from the previous goal." if extension else "")
         result = llm.chat([{"role": "system", "content": TASK_SYSTEM.format(domain=prepared.seed.domain)},
@@ -136,9 +151,9 @@ class TaskGenerator:
     # -- handler ---------------------------------------------------------------------------------------------
     def handle(self, prepared: SeedToolset) -> list[Outgoing]:
         seed = prepared.seed
-        if not prepared.toolset.domain_database:
-            raise PermanentError("simulated toolsets need task generation from tool specs, which is not built yet")
-        db_schema = self.sandboxes.domain_schema(prepared.toolset.domain_database)
+        # Seed tools have no database: tasks are planned from the tool specs alone.
+        db_schema = (self.sandboxes.domain_schema(prepared.toolset.domain_database)
+                     if prepared.toolset.domain_database else None)
         llm = LLMClient(self.settings.llm, "task_generator", seed.settings.models.get("task_generator", ""))
         outputs = []
         for index in range(seed.settings.num_trajectories):
@@ -162,15 +177,18 @@ class TaskGenerator:
             status=TrajectoryStatus.TRAJECTORY_STATUS_IN_PROGRESS, started_at=now,
             deadline=now + self.settings.service.trajectory_deadline_s, trace_id=trace_id,
         )
-        state.messages.append(ChatMessage(role="system",
-                                          content=logic.agent_system_prompt(seed.domain, db_schema.description)))
+        state.messages.append(ChatMessage(role="system", content=logic.agent_system_prompt(
+            seed.domain, db_schema.description if db_schema else "")))
         start = seed.start_state
         logic.check_start_state(start, prepared.toolset)
         state.messages.extend(start.prefix)  # generation continues an existing conversation
         state.prefix_messages = len(start.prefix)
         previous = None
         for k in range(seed.settings.tasks_per_trajectory):
-            view, difficulty, actions, changes = self.plan_task(prepared, db_schema, rng, previous)
+            if db_schema is None:
+                view, difficulty, actions, changes = self.plan_tool_spec_task(prepared, rng, llm, state)
+            else:
+                view, difficulty, actions, changes = self.plan_task(prepared, db_schema, rng, previous)
             phrasing = self.phrase_task(prepared, db_schema, view, difficulty, actions, previous is not None, llm, state)
             state.tasks.append(logic.build_task(f"{trajectory_id}-k{k}", difficulty, actions, prepared.toolset,
                                                 phrasing, changes))

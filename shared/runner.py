@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import ROLES, Settings, get_settings
+from shared import stats
 from shared.seed_tools import load_seed_tools
 from shared.trajectory import openai_messages
 from shared.contracts import (DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
@@ -333,13 +334,17 @@ def write_outputs(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_
     out.mkdir(parents=True, exist_ok=True)
     paths = {"dataset_path": out / "dataset.jsonl", "rejected_path": out / "rejected.jsonl",
              "report_path": out / "report.md"}
+    records = [to_openai_record(r.verdict.trajectory) for r in tracker.of(ACCEPTED)]
     with open(paths["dataset_path"], "w") as f:
-        for r in tracker.of(ACCEPTED):
-            f.write(json.dumps(to_openai_record(r.verdict.trajectory), ensure_ascii=False) + "\n")
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
     with open(paths["rejected_path"], "w") as f:
         for r in tracker.of(REJECTED):
             f.write(json.dumps(rejection_record(r.verdict), ensure_ascii=False) + "\n")
-    paths["report_path"].write_text(render_report(tracker, run_config, run_id, wall_s, timed_out=timed_out))
+    report = render_report(tracker, run_config, run_id, wall_s, timed_out=timed_out)
+    if records:
+        report += "\n## Dataset statistics (accepted)\n\n```\n" + stats.render(stats.dataset_stats(records)) + "\n```\n"
+    paths["report_path"].write_text(report)
     return paths
 
 

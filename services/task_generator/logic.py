@@ -108,7 +108,7 @@ def plan_golden_actions(toolset: Toolset, db_schema: DatabaseSchema, view: DataV
     rng.shuffle(reads)
     # Prefer the record's own lookup first, then lookups of related records (a chain through foreign keys).
     reads.sort(key=lambda t: 0 if view.table.rstrip("s") in t.name else 1)
-    for related_table, related_row in view.related.items():
+    for related_row in view.related.values():
         reads += [t for t in lookup_tools(toolset, jsonable(related_row)) if t not in reads]
     writes = update_tools(toolset, db_schema.table(view.table), row) if changes_data else []
     n_reads = want - (1 if writes else 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 
 from shared.contracts import ToolCallResult, TrajectoryState
 from shared.llm import LLMClient
@@ -20,7 +21,19 @@ SIMULATOR_SYSTEM = (
 )
 
 
+USER_DATE = re.compile(r"\b(20\d\d-[01]\d-[0-3]\d)(?:[T ]([0-2]\d:[0-5]\d))?")
+
+
 def reference_time(state: TrajectoryState) -> str:
+    """The time the user stated (the latest date in their words), else a random one fixed per trajectory."""
+    for m in reversed(state.messages):
+        found = USER_DATE.findall(m.content) if m.role == "user" else []
+        if found:
+            day, clock = found[-1]
+            try:
+                return dt.datetime.fromisoformat(f"{day}T{clock or '09:00'}").isoformat(timespec="minutes")
+            except ValueError:
+                continue
     rng = random.Random(state.trajectory_id)
     base = dt.datetime(2024, 1, 1) + dt.timedelta(minutes=rng.randrange(0, 2 * 365 * 24 * 60))
     return base.isoformat(timespec="minutes")

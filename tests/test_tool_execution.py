@@ -1,0 +1,58 @@
+"""One tool call end to end in a sandbox: wrong argument types, injection attempts and DB errors are tool errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.sql_executor.simulate import reference_time
+from shared.contracts import SqlBinding, SqlKind, Tool
+from shared.demo_databases import build_demo
+from shared.sandbox import SandboxManager
+from shared.tool_execution import execute_sql_tool
+from tests.factories import state, task
+
+GET = Tool(name="get_customer", description="Look up a customer.",
+           parameters_json=json.dumps({"type": "object", "properties": {"customer_id": {"type": "integer"}},
+                                       "required": ["customer_id"]}),
+           output_schema_json=json.dumps({"type": "object"}),
+           sql=SqlBinding(statement="SELECT customer_id, first_name FROM customers WHERE customer_id = :customer_id",
+                          kind=SqlKind.SQL_KIND_READ))
+SEARCH = Tool(name="search_customers", description="Search by city.",
+              parameters_json=json.dumps({"type": "object", "properties": {"city": {"type": "string"}}}),
+              sql=SqlBinding(statement="SELECT customer_id FROM customers WHERE city = :city",
+                             kind=SqlKind.SQL_KIND_READ))
+
+
+@pytest.mark.integration
+def test_calls_become_results_or_structured_errors(postgres_dsn):
+    manager = SandboxManager(postgres_dsn)
+    manager.register_domain(build_demo("telecom"))
+    sandbox = manager.create("traj-x", "telecom")
+    tables = manager.domain_schema("telecom").table_names
+
+    def call(tool, args):
+        return execute_sql_tool(manager, sandbox, tables, tool, "c1", args, timeout_ms=2000)
+
+    ok = call(GET, '{"customer_id": 1}')
+    assert ok.ok and ok.source == "sql" and json.loads(ok.content_json)["customer_id"] == 1 and ok.sql_shape.startswith("SELECT")
+    wrong_type = call(GET, '{"customer_id": "one"}')
+    assert not wrong_type.ok and json.loads(wrong_type.content_json)["error"] == "invalid_arguments"
+    assert "customer_id" in wrong_type.error
+    assert json.loads(call(GET, "{not json").content_json)["error"] == "invalid_arguments"
+    huge = call(SEARCH, json.dumps({"city": "x" * 20000}))
+    assert not huge.ok and "exceed" in huge.error
+    injected = call(SEARCH, json.dumps({"city": "x' OR '1'='1"}))  # bound, never formatted in: matches nothing
+    assert injected.ok and json.loads(injected.content_json) == []
+    ddl = Tool(name="evil", parameters_json="{}", sql=SqlBinding(statement="DROP TABLE customers"))
+    assert json.loads(call(ddl, "{}").content_json)["error"] == "unsafe_sql"
+    assert manager.state_hash("traj-x", "telecom") == manager.schema_state_hash("domain_telecom",
+                                                                                 manager.domain_schema("telecom"))
+
+
+def test_simulated_tools_use_the_time_the_user_stated_else_a_fixed_random_one():
+    s = state([task([("get_customer", {"customer_id": 1})])])
+    random_time = reference_time(s)
+    assert random_time == reference_time(s)  # stable within a trajectory
+    s.messages.add(role="user", content="What was the weather on 2025-03-14 14:30?")
+    assert reference_time(s) == "2025-03-14T14:30"

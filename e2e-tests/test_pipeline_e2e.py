@@ -194,3 +194,12 @@ def test_seed_tools_without_a_database(services, tmp_path):
     record = json.loads((tmp_path / "out" / "dataset.jsonl").read_text())
     assert record["metadata"]["tool_sources"] == ["simulated"]
     assert {t["function"]["name"] for t in record["tools"]} == {"get_weather", "book_table"}
+
+
+def test_rounds_continue_until_enough_are_accepted(services, tmp_path):
+    config = runner.RunConfig(domains=["telecom"], num_trajectories=1, write_task_share=0.0, min_accepted=2,
+                              max_rounds=3, timeout_s=120, output_dir=str(tmp_path))
+    result = runner.run(services, config)
+    assert (result.seeded, result.accepted) == (2, 2)  # a second round was seeded, and no third
+    ids = [json.loads(line)["id"] for line in (tmp_path / "dataset.jsonl").read_text().splitlines()]
+    assert len(set(ids)) == 2 and any("-r1-" in i for i in ids)

@@ -59,6 +59,9 @@ class RunConfig(BaseModel):
     difficulty_mix: DifficultyMixConfig = Field(default_factory=DifficultyMixConfig)
     random_seed: int = 7
     timeout_s: float = Field(1800, gt=0)
+    # Keep seeding new rounds (next random seed) until this many are accepted, for at most max_rounds rounds.
+    min_accepted: int = Field(0, ge=0)
+    max_rounds: int = Field(1, ge=1)
     output_dir: str = "out"
 
     @property
@@ -298,16 +301,26 @@ def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None,
         with Progress(*columns, console=console) as progress:
             bar = progress.add_task(_progress_text(tracker), total=tracker.counts()["seeded"])
             deadline = time.monotonic() + run_config.timeout_s
-            while not tracker.done:
-                if time.monotonic() > deadline:
-                    timed_out = True
+            round_no = 0
+            while True:
+                while not tracker.done and not timed_out:
+                    timed_out = time.monotonic() > deadline
+                    for records in consumer.poll(timeout_ms=500).values():
+                        for record in records:
+                            tracker.on_record(topics[record.topic], record.value, time.time())
+                    c = tracker.counts()
+                    progress.update(bar, description=_progress_text(tracker), completed=c["seeded"] - c["missing"])
+                round_no += 1
+                if timed_out or tracker.counts()[ACCEPTED] >= run_config.min_accepted or round_no >= run_config.max_rounds:
                     break
-                for records in consumer.poll(timeout_ms=500).values():
-                    for record in records:
-                        tracker.on_record(topics[record.topic], record.value, time.time())
-                c = tracker.counts()
-                progress.update(bar, description=_progress_text(tracker),
-                                completed=c["seeded"] - c["missing"])
+                # Too few accepted: another round of fresh tasks (the next random seed), watched by the same consumer.
+                more = build_seed_events(run_config.model_copy(update={"random_seed": run_config.random_seed + round_no}),
+                                         f"{run_id}-r{round_no}", settings)
+                tracker.expected.update({s.seed_id: run_config.num_trajectories for s in more})
+                produce_seeds(settings, more)
+                console.print(f"round {round_no + 1}: {tracker.counts()[ACCEPTED]} accepted so far, "
+                              f"{len(more) * run_config.num_trajectories} more trajectories")
+                progress.update(bar, total=tracker.counts()["seeded"])
     finally:
         consumer.close(autocommit=False)
 

@@ -9,6 +9,7 @@ import json
 import random
 import time
 
+from opentelemetry import context as otel_context
 from psycopg import sql as pgsql
 
 from services.task_generator import logic
@@ -170,7 +171,8 @@ class TaskGenerator:
         # Seeded by domain, random seed and index (not the run's seed id): the same config gives the same tasks.
         rng = random.Random(f"{seed.domain}/{seed.settings.random_seed}/{index}")
         now = time.time()
-        context, trace_id = tracing.new_trajectory_trace(trajectory_id)
+        # Its own trace, linked to the seed's (the span handling this seed is current).
+        context, trace_id = tracing.new_trajectory_trace(trajectory_id, link_from=otel_context.get_current())
         state = TrajectoryState(
             trajectory_id=trajectory_id, seed_id=seed.seed_id, index=index, step=1, domain=seed.domain,
             settings=seed.settings, toolset=prepared.toolset, sandbox=sandbox_name(trajectory_id),

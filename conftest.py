@@ -25,10 +25,10 @@ def postgres_server(tmp_path_factory):
 @pytest.fixture
 def postgres_dsn(postgres_server):
     """A fresh, empty database per test, as a superuser DSN."""
+    from shared.local_postgres import create_database
+
     name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_server.rsplit("/", 1)[0] + "/" + name
+    yield create_database(postgres_server, name)
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

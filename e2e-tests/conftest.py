@@ -6,7 +6,6 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -16,6 +15,7 @@ from harness import service_logs  # noqa: E402
 
 from shared import stack  # noqa: E402
 from shared.config import Settings  # noqa: E402
+from shared.local_postgres import create_database  # noqa: E402
 from shared.sandbox import SandboxManager  # noqa: E402
 
 
@@ -29,9 +29,7 @@ def fake_llm():
 def e2e_settings(postgres_server, kafka_bootstrap, fake_llm, tmp_path_factory) -> Settings:
     """Settings for one module's run: its own database, topic prefix and state folder."""
     name = "e2e_" + uuid.uuid4().hex[:8]
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = postgres_server.rsplit("/", 1)[0] + "/" + name
+    dsn = create_database(postgres_server, name)
     settings = Settings(
         kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": f"{name}.", "partitions": 2},
         postgres={"dsn": dsn},

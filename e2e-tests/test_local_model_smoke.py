@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import uuid
 
-import psycopg
 import pytest
 
 from harness import service_logs
 from shared import runner, stack
 from shared.config import Settings
+from shared.local_postgres import create_database
 from shared.ports import free_port
 
 pytestmark = pytest.mark.model
@@ -22,11 +22,9 @@ pytestmark = pytest.mark.model
 @pytest.fixture(scope="module")
 def model_stack(postgres_server, kafka_bootstrap, tmp_path_factory):
     name = "smoke_" + uuid.uuid4().hex[:8]
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
     settings = Settings(
         kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": f"{name}.", "partitions": 1},
-        postgres={"dsn": postgres_server.rsplit("/", 1)[0] + "/" + name},
+        postgres={"dsn": create_database(postgres_server, name)},
         llm={"default": {"base_url": f"http://127.0.0.1:{free_port()}/v1"}},
         state_dir=tmp_path_factory.mktemp("smoke"),
     )

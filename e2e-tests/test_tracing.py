@@ -6,13 +6,13 @@ import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import psycopg
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from harness import service_logs
 from shared import runner, stack
 from shared.config import Settings
+from shared.local_postgres import create_database
 
 pytestmark = pytest.mark.e2e
 
@@ -50,11 +50,9 @@ class OTLPReceiver:
 def test_every_trajectory_is_one_trace_across_services(postgres_server, kafka_bootstrap, fake_llm, tmp_path):
     receiver = OTLPReceiver()
     name = "trace_" + uuid.uuid4().hex[:8]
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
     settings = Settings(
         kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": f"{name}.", "partitions": 1},
-        postgres={"dsn": postgres_server.rsplit("/", 1)[0] + "/" + name},
+        postgres={"dsn": create_database(postgres_server, name)},
         llm={"default": {"base_url": fake_llm.base_url, "model": "fake", "structured_output": "json_schema",
                          "extra_body": {}}},
         tracing={"otlp_endpoint": receiver.endpoint}, state_dir=tmp_path / "state",

@@ -83,11 +83,15 @@ def start(data_dir: Path, port: int, *, database: str = "turnforge") -> str:
         _run_as(user, [str(bins / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log"),
                        "-o", options, "-w", "-t", "60", "start"])
     _wait_ready(port)
-    with psycopg.connect(dsn_for(port), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{database}"')
-    return dsn_for(port, database)
+    return create_database(dsn_for(port), database)
+
+
+def create_database(server_dsn: str, name: str) -> str:
+    """Create database `name` (if missing) on the server `server_dsn` points at; returns its DSN."""
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return server_dsn.rsplit("/", 1)[0] + "/" + name
 
 
 def stop(data_dir: Path) -> None:

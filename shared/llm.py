@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +165,23 @@ class LLMClient:
             ]
             return ChatResult(content=message.content or "", tool_calls=tool_calls, usage=usage,
                               finish_reason=choice.finish_reason or "")
+
+
+class LLMClients:
+    """One client per (role, model) for a service's lifetime, so each keeps its HTTP connection pool."""
+
+    def __init__(self, config: LLMConfig):
+        self.config = config
+        self._clients: dict[tuple[str, str], LLMClient] = {}
+        self._lock = threading.Lock()
+
+    def for_role(self, role: str, models) -> LLMClient:
+        """The client for `role`, with the model the seed's settings name for it (else the endpoint's)."""
+        key = (role, models.get(role, ""))
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = LLMClient(self.config, *key)
+            return self._clients[key]
 
 
 def parse_json_answer(content: str, schema: dict) -> Any:

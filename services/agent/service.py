@@ -5,7 +5,7 @@ from services.agent.logic import apply_decision, request_messages, step_schema
 from shared.bus import Outgoing, Route, run_service
 from shared.config import Settings, get_settings
 from shared.contracts import Topics, TrajectoryState
-from shared.llm import LLMClient
+from shared.llm import LLMClients
 from shared.trajectory import advance, record_usage, trajectory_info
 
 
@@ -16,11 +16,12 @@ AGENT_TEMPERATURE = 0.2
 class Agent:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.llm = LLMClients(settings.llm)
 
     def handle(self, state: TrajectoryState) -> list[Outgoing]:
         # Past the step bound the agent must answer with what it has.
         allow_tools = state.counters.agent_steps_this_turn < max(state.settings.max_agent_steps_per_turn, 1)
-        llm = LLMClient(self.settings.llm, "agent", state.settings.models.get("agent", ""))
+        llm = self.llm.for_role("agent", state.settings.models)
         result = llm.chat(request_messages(state), schema=step_schema(state.toolset, allow_tools),
                           schema_name="agent_step", temperature=AGENT_TEMPERATURE)
         record_usage(state, result)

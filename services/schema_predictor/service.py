@@ -17,7 +17,7 @@ from services.schema_predictor.prompts import PREDICT_SYSTEM, predict_request, p
 from shared.bus import Outgoing, Route, run_service
 from shared.config import Settings, get_settings
 from shared.contracts import SeedToolset, SqlKind, ToolRejection, Topics
-from shared.llm import LLMClient
+from shared.llm import LLMClient, LLMClients
 from shared.output_schema import json_schema_for_result
 from shared.sandbox import SandboxManager, domain_schema_name
 from shared.sql_guard import check_statement, to_driver_sql
@@ -32,6 +32,7 @@ SQL_KIND_NAMES = {SqlKind.SQL_KIND_READ: "read", SqlKind.SQL_KIND_INSERT: "inser
 class SchemaPredictor:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.llm = LLMClients(settings.llm)
         self.sandboxes = SandboxManager(settings.postgres.dsn)
 
     def result_columns(self, domain: str, statement: str, sample_arguments: dict) -> list[tuple[str, str]]:
@@ -67,8 +68,7 @@ class SchemaPredictor:
                 kind = SQL_KIND_NAMES[tool.sql.kind]
                 schemas.append(json_schema_for_result(columns, kind, single_row=tool.name.startswith("get_")))
             else:
-                llm = llm or LLMClient(self.settings.llm, "schema_predictor",
-                                       prepared.seed.settings.models.get("schema_predictor", ""))
+                llm = self.llm.for_role("schema_predictor", prepared.seed.settings.models)
                 schemas.append(self.predict_with_model(prepared, i, history, llm))
         repaired, conflicts = enforce_type_consistency(
             [(t.name, json.loads(t.parameters_json or "{}"), s) for t, s in zip(toolset.tools, schemas)])

@@ -14,7 +14,7 @@ from services.sql_executor.simulate import simulate_tool
 from shared.bus import MessageInfo, Outgoing, Route, run_service
 from shared.config import Settings, get_settings
 from shared.contracts import ChatMessage, DeadLetter, Topics, TrajectoryState, Verdict
-from shared.llm import LLMClient
+from shared.llm import LLMClients
 from shared.sandbox import SandboxManager
 from shared.tool_execution import execute_sql_tool, tool_error
 from shared.trajectory import advance, executes_sql, record_usage, tool_by_name, trajectory_info
@@ -25,6 +25,7 @@ log = logging.getLogger("turnforge.sql_executor")
 class SqlExecutor:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.llm = LLMClients(settings.llm)
         self.sandboxes = SandboxManager(settings.postgres.dsn)
 
     def run_call(self, state: TrajectoryState, request, allowed_tables: list[str]):
@@ -36,7 +37,7 @@ class SqlExecutor:
                 result = execute_sql_tool(self.sandboxes, state.sandbox, allowed_tables, tool, request.call_id,
                                           request.arguments_json, timeout_ms=self.settings.postgres.statement_timeout_ms)
             else:
-                llm = LLMClient(self.settings.llm, "tool_simulator", state.settings.models.get("tool_simulator", ""))
+                llm = self.llm.for_role("tool_simulator", state.settings.models)
                 result, chat = simulate_tool(llm, state, tool, request)
                 if chat is not None:
                     record_usage(state, chat)

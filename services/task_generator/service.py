@@ -20,7 +20,7 @@ from shared.config import Settings, get_settings
 from shared.contracts import ChatMessage, DeadLetter, GoldenAction, SeedToolset, SqlKind, Topics, TrajectoryState, TrajectoryStatus
 from shared.dbschema import DatabaseSchema
 from shared.errors import PermanentError
-from shared.llm import LLMClient
+from shared.llm import LLMClient, LLMClients
 from shared.sandbox import SandboxManager, domain_schema_name, sandbox_name
 from shared.tool_execution import execute_sql_tool
 from shared.trajectory import executes_sql, record_usage, seed_toolset_info, tool_by_name
@@ -31,6 +31,7 @@ ROOT_ATTEMPTS = 6
 class TaskGenerator:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.llm = LLMClients(settings.llm)
         self.sandboxes = SandboxManager(settings.postgres.dsn)
 
     # -- data access -----------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ class TaskGenerator:
         # Seed tools have no database: tasks are planned from the tool specs alone.
         db_schema = (self.sandboxes.domain_schema(prepared.toolset.domain_database)
                      if prepared.toolset.domain_database else None)
-        llm = LLMClient(self.settings.llm, "task_generator", seed.settings.models.get("task_generator", ""))
+        llm = self.llm.for_role("task_generator", seed.settings.models)
         outputs = []
         for index in range(seed.settings.num_trajectories):
             try:

@@ -6,13 +6,14 @@ from services.user_sim.prompts import FOLLOW_UP, REVEAL, USER_SYSTEM, USER_TURN_
 from shared.bus import Outgoing, Route, run_service
 from shared.config import Settings, get_settings
 from shared.contracts import ChatMessage, Topics, TrajectoryState, TrajectoryStatus
-from shared.llm import LLMClient
+from shared.llm import LLMClients
 from shared.trajectory import advance, record_usage, trajectory_info
 
 
 class UserSimulator:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.llm = LLMClients(settings.llm)
 
     def _instruction(self, state: TrajectoryState, move: logic.Move) -> str:
         items = "\n".join(f"- {state.tasks[ti].subtasks[si].description}" for ti, si in move.subtasks)
@@ -26,7 +27,7 @@ class UserSimulator:
 
     def write_message(self, state: TrajectoryState, instruction: str) -> tuple[str, bool]:
         goal = " ".join(t.description for t in state.tasks)
-        llm = LLMClient(self.settings.llm, "user_sim", state.settings.models.get("user_sim", ""))
+        llm = self.llm.for_role("user_sim", state.settings.models)
         context = self._last_assistant_text(state)
         prompt = (f"The assistant just said: {context}\n\n" if context else "") + instruction
         result = llm.chat([{"role": "system", "content": USER_SYSTEM.format(domain=state.domain, goal=goal)},

@@ -15,7 +15,7 @@ from services.validator.checks import deterministic_checks
 from shared.bus import Outgoing, Route, run_service
 from shared.config import Settings, get_settings
 from shared.contracts import Topics, TrajectoryState, TrajectoryStatus, Verdict
-from shared.llm import LLMClient
+from shared.llm import LLMClients
 from shared.sandbox import SandboxManager
 from shared.trajectory import executes_sql, record_usage, trajectory_info
 
@@ -23,6 +23,7 @@ from shared.trajectory import executes_sql, record_usage, trajectory_info
 class Validator:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.llm = LLMClients(settings.llm)
         self.sandboxes = SandboxManager(settings.postgres.dsn)
 
     def final_state_hash(self, state: TrajectoryState) -> str:
@@ -36,7 +37,7 @@ class Validator:
         items = judge.rubric_items(state)
         if not items:
             return
-        llm = LLMClient(self.settings.llm, "judge", state.settings.models.get("judge", ""))
+        llm = self.llm.for_role("judge", state.settings.models)
         result = llm.chat([{"role": "system", "content": judge.JUDGE_SYSTEM},
                            {"role": "user", "content": judge.judge_request(state, items)}],
                           schema=judge.judge_schema(len(items)), schema_name="judge_verdict", temperature=0.0)

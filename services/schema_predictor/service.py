@@ -57,7 +57,7 @@ class SchemaPredictor:
 
     def handle(self, prepared: SeedToolset) -> list[Outgoing]:
         toolset = prepared.toolset
-        llm = None
+        llm = self.llm.for_role("schema_predictor", prepared.seed.settings.models)
         history = [{"role": "system", "content": PREDICT_SYSTEM.format(domain=prepared.seed.domain)}]
         schemas = []
         for i, tool in enumerate(toolset.tools):
@@ -68,7 +68,6 @@ class SchemaPredictor:
                 kind = SQL_KIND_NAMES[tool.sql.kind]
                 schemas.append(json_schema_for_result(columns, kind, single_row=tool.name.startswith("get_")))
             else:
-                llm = self.llm.for_role("schema_predictor", prepared.seed.settings.models)
                 schemas.append(self.predict_with_model(prepared, i, history, llm))
         repaired, conflicts = enforce_type_consistency(
             [(t.name, json.loads(t.parameters_json or "{}"), s) for t, s in zip(toolset.tools, schemas)])

@@ -2,18 +2,25 @@
 
 A domain database lives in schema `domain_<name>`. A trajectory's sandbox is its own schema, `sbx_<hash>`, built by
 replaying the domain's DDL there and bulk-copying the rows (measured faster than CREATE DATABASE ... TEMPLATE, which
-also fails while anyone is connected to the template; see `make bench`). Each sandbox has its own NOLOGIN role that
-can reach only that schema; tool SQL runs under it with a statement timeout and bound parameters.
+also fails while anyone is connected to the template; see `make bench`). Each sandbox has its own role that can reach
+only that schema; tool SQL runs on a connection logged in as that role (not SET ROLE from the service's superuser
+session, which one `set_config('role', ...)` would undo), with a statement timeout and bound parameters.
+A tool call with an idempotency key runs once: its outcome is recorded in the same transaction as its writes, so a
+redelivered call returns the recorded outcome instead of writing twice.
 
 Creation is one transaction, so a crash leaves either a whole sandbox or none, and it is idempotent on the
 trajectory id: any replica of any service, before or after a restart, finds the same sandbox by name.
 """
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import psycopg
 from psycopg import sql as pgsql
@@ -27,6 +34,14 @@ REGISTRY_DDL = [
     " db_schema jsonb NOT NULL, loaded_at timestamptz DEFAULT now())",
     "CREATE TABLE IF NOT EXISTS public.tf_sandboxes (name text PRIMARY KEY, trajectory_id text UNIQUE NOT NULL,"
     " domain text NOT NULL, created_at timestamptz DEFAULT now())",
+    # Outcomes of tool calls that carried an idempotency key; dropped with the sandbox.
+    "CREATE TABLE IF NOT EXISTS public.tf_tool_calls (sandbox text, call_key text, outcome jsonb NOT NULL,"
+    " PRIMARY KEY (sandbox, call_key))",
+    # The one way a sandbox role writes outside its schema: its own outcome row, keyed by its login name.
+    "CREATE OR REPLACE FUNCTION public.tf_record_tool_call(key text, outcome jsonb) RETURNS void LANGUAGE sql"
+    " SECURITY DEFINER SET search_path = pg_catalog, public AS"
+    " $$ INSERT INTO public.tf_tool_calls (sandbox, call_key, outcome) VALUES (session_user, key, outcome) $$",
+    "REVOKE ALL ON FUNCTION public.tf_record_tool_call(text, jsonb) FROM PUBLIC",
 ]
 
 
@@ -54,6 +69,21 @@ class SandboxManager:
         self.dsn = dsn
         self._db = ConnectionPerThread(dsn)
         self._schemas: dict[str, DatabaseSchema] = {}
+        url = urlparse(dsn)
+        # Sandbox passwords derive from the admin credentials, so every service computes the same ones.
+        self._password_key = (url.password or f"turnforge:{url.path}").encode()
+
+    def role_password(self, name: str) -> str:
+        return hmac.new(self._password_key, name.encode(), hashlib.sha256).hexdigest()
+
+    def role_connection(self, sandbox: str, *, timeout_ms: int) -> psycopg.Connection:
+        """A new connection logged in as the sandbox's role: it holds no other privilege to fall back to."""
+        try:
+            return psycopg.connect(self.dsn, user=sandbox, password=self.role_password(sandbox), autocommit=True,
+                                   connect_timeout=10,
+                                   options=f"-c search_path={sandbox} -c statement_timeout={int(timeout_ms)}")
+        except psycopg.OperationalError as e:
+            raise TransientError(f"cannot log in as sandbox role {sandbox}: {e}") from e
 
     def connection(self) -> psycopg.Connection:
         return self._db.get()
@@ -64,6 +94,9 @@ class SandboxManager:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_registry'))")
             for ddl in REGISTRY_DDL:
                 conn.execute(ddl)
+            # Temporary tables would outlive a tool call in a pooled session and shadow a sandbox's own tables.
+            conn.execute(pgsql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+                pgsql.Identifier(conn.info.dbname)))
 
     # -- domains ---------------------------------------------------------------------------------------------
     def register_domain(self, data: DomainData, *, replace: bool = False) -> str:
@@ -142,14 +175,15 @@ class SandboxManager:
             raise TransientError(f"sandbox creation interrupted: {e}") from e
         return name
 
-    @staticmethod
-    def _create_role(conn: psycopg.Connection, name: str) -> None:
+    def _create_role(self, conn: psycopg.Connection, name: str) -> None:
         ident = pgsql.Identifier(name)
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (name,)).fetchone() is None:
-            conn.execute(pgsql.SQL("CREATE ROLE {} NOLOGIN").format(ident))
+            conn.execute(pgsql.SQL("CREATE ROLE {} LOGIN NOINHERIT PASSWORD {}").format(
+                ident, pgsql.Literal(self.role_password(name))))
         conn.execute(pgsql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, ident))
         conn.execute(pgsql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(ident, ident))
         conn.execute(pgsql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(ident, ident))
+        conn.execute(pgsql.SQL("GRANT EXECUTE ON FUNCTION public.tf_record_tool_call(text, jsonb) TO {}").format(ident))
 
     def drop(self, trajectory_id: str) -> bool:
         """Drop the trajectory's sandbox and its role; True if there was one."""
@@ -158,6 +192,7 @@ class SandboxManager:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
             existed = conn.execute("DELETE FROM public.tf_sandboxes WHERE name=%s RETURNING 1", (name,)).fetchone()
+            conn.execute("DELETE FROM public.tf_tool_calls WHERE sandbox=%s", (name,))
             conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(name)))
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (name,)).fetchone():
                 conn.execute(pgsql.SQL("DROP OWNED BY {}").format(pgsql.Identifier(name)))
@@ -169,18 +204,39 @@ class SandboxManager:
         return [r[0] for r in self.connection().execute("SELECT trajectory_id FROM public.tf_sandboxes ORDER BY name")]
 
     # -- execution -------------------------------------------------------------------------------------------
-    def execute(self, sandbox: str, driver_sql: str, arguments: dict, *, timeout_ms: int) -> ToolOutcome:
-        """Run one checked tool statement in a sandbox, as the sandbox's role, with bound parameters."""
-        conn = self.connection()
-        ident = pgsql.Identifier(sandbox)
-        with conn.transaction():
-            conn.execute(pgsql.SQL("SET LOCAL ROLE {}").format(ident))
-            conn.execute(pgsql.SQL("SET LOCAL search_path TO {}").format(ident))
-            conn.execute(pgsql.SQL("SET LOCAL statement_timeout = {}").format(pgsql.Literal(int(timeout_ms))))
-            cur = conn.execute(driver_sql, arguments)
-            columns = [d.name for d in cur.description] if cur.description else []
-            rows = [dict(zip(columns, r)) for r in cur.fetchall()] if cur.description else []
-            return ToolOutcome(columns=columns, rows=rows, row_count=cur.rowcount)
+    def execute(self, sandbox: str, driver_sql: str, arguments: dict, *, timeout_ms: int,
+                idempotency_key: str = "") -> ToolOutcome:
+        """Run one checked tool statement in a sandbox, logged in as the sandbox's role, with bound parameters.
+
+        With an idempotency key, the outcome is stored with the writes in one transaction (the role may insert
+        into its own row of the outcome table only through the grant below), and a repeat returns it unchanged."""
+        if idempotency_key:
+            recorded = self.recorded_outcome(sandbox, idempotency_key)
+            if recorded is not None:
+                return recorded
+        try:
+            with self.role_connection(sandbox, timeout_ms=timeout_ms) as conn:
+                with conn.transaction():
+                    # prepare=True: the extended protocol even without parameters, so one statement per call.
+                    cur = conn.execute(driver_sql, arguments, prepare=True)
+                    columns = [d.name for d in cur.description] if cur.description else []
+                    rows = [{k: _json_value(v) for k, v in zip(columns, r)} for r in cur.fetchall()] \
+                        if cur.description else []
+                    outcome = ToolOutcome(columns=columns, rows=rows, row_count=cur.rowcount)
+                    if idempotency_key:
+                        conn.execute("SELECT public.tf_record_tool_call(%s, %s)", (idempotency_key, json.dumps(
+                            {"columns": columns, "rows": rows, "row_count": cur.rowcount})))
+                return outcome
+        except psycopg.errors.UniqueViolation:  # a concurrent duplicate won; its writes stand, ours rolled back
+            recorded = self.recorded_outcome(sandbox, idempotency_key) if idempotency_key else None
+            if recorded is None:
+                raise
+            return recorded
+
+    def recorded_outcome(self, sandbox: str, idempotency_key: str) -> ToolOutcome | None:
+        row = self.connection().execute("SELECT outcome FROM public.tf_tool_calls WHERE sandbox=%s AND call_key=%s",
+                                        (sandbox, idempotency_key)).fetchone()
+        return ToolOutcome(**row[0]) if row is not None else None
 
     def state_hash(self, trajectory_id: str, domain: str) -> str:
         """Hash of every table's rows in a fixed order, ignoring timestamp-like columns (as DySQL-Bench does)."""
@@ -200,3 +256,14 @@ class SandboxManager:
             digest.update(json.dumps([table.name, cols]).encode())
             digest.update(text.encode())
         return digest.hexdigest()
+
+
+def _json_value(value: Any) -> Any:
+    """Rows leave as JSON-ready values, so a recorded outcome reads back exactly as a fresh one."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, memoryview)):
+        return bytes(value).hex()
+    return value

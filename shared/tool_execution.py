@@ -55,7 +55,7 @@ def parse_arguments(call_id: str, tool: Tool, arguments_json: str) -> tuple[dict
 
 
 def execute_sql_tool(manager: SandboxManager, sandbox: str, allowed_tables: list[str], tool: Tool, call_id: str,
-                     arguments_json: str, *, timeout_ms: int) -> ToolCallResult:
+                     arguments_json: str, *, timeout_ms: int, idempotency_key: str = "") -> ToolCallResult:
     arguments, error = parse_arguments(call_id, tool, arguments_json)
     if error is not None:
         return error
@@ -66,7 +66,8 @@ def execute_sql_tool(manager: SandboxManager, sandbox: str, allowed_tables: list
     # Every declared parameter is bound; ones the caller left out (optional) are NULL.
     params = {name: arguments.get(name) for name in statement.parameters}
     try:
-        outcome = manager.execute(sandbox, to_driver_sql(statement), params, timeout_ms=timeout_ms)
+        outcome = manager.execute(sandbox, to_driver_sql(statement), params, timeout_ms=timeout_ms,
+                                  idempotency_key=idempotency_key)
     except psycopg.errors.QueryCanceled:
         return tool_error(call_id, tool.name, "timeout", f"statement exceeded {timeout_ms} ms")
     except psycopg.OperationalError as e:

@@ -34,8 +34,11 @@ class SqlExecutor:
             return tool_error(request.call_id, request.tool_name, "unknown_tool", f"no tool named {request.tool_name}")
         with trace.get_tracer("turnforge").start_as_current_span(f"tool {tool.name}") as span:
             if executes_sql(state) and tool.HasField("sql"):
+                # Keyed by the event that carries the call: a redelivered event finds the outcome instead of
+                # writing again.
                 result = execute_sql_tool(self.sandboxes, state.sandbox, allowed_tables, tool, request.call_id,
-                                          request.arguments_json, timeout_ms=self.settings.postgres.statement_timeout_ms)
+                                          request.arguments_json, timeout_ms=self.settings.postgres.statement_timeout_ms,
+                                          idempotency_key=f"{state.step}/{request.call_id}")
             else:
                 llm = self.llm.for_role("tool_simulator", state.settings.models)
                 result, chat = simulate_tool(llm, state, tool, request)

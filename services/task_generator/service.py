@@ -136,7 +136,8 @@ class TaskGenerator:
         for i, action in enumerate(actions):
             tool = tool_by_name(prepared.toolset, action.tool_name)
             result = execute_sql_tool(self.sandboxes, sandbox, db_schema.table_names, tool, f"setup{i}",
-                                      action.arguments_json, timeout_ms=self.settings.postgres.statement_timeout_ms)
+                                      action.arguments_json, timeout_ms=self.settings.postgres.statement_timeout_ms,
+                                      idempotency_key=f"setup{i}")  # a redelivered seed must not apply it twice
             if not result.ok:
                 raise PermanentError(f"action {action.tool_name}({action.arguments_json}) failed: {result.error}")
         return self.sandboxes.schema_state_hash(sandbox, db_schema)

@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard protos/turnforge/v1/*.proto)
 GEN    := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: install protos run test test-fast bench clean down
+.PHONY: install protos run test test-fast bench clean down chart-check
 
 install: $(STAMP) $(GEN)
 
@@ -34,6 +34,11 @@ test-fast: install
 
 bench: install
 	$(PY) e2e-tests/benchmarks/bench_sandbox.py
+
+# The Helm chart and the Dockerfile, offline: hadolint, helm lint, helm template for the value sets in
+# charts/turnforge/ci/, kubeconform on every manifest. Builds helm and kubeconform once (cached in ~/.cache/turnforge).
+chart-check: install
+	PY=$(PY) bash charts/check.sh
 
 down: install
 	$(VENV)/bin/turnforge down

@@ -1,0 +1,143 @@
+{{/* Names, labels and the connection settings every TurnForge pod shares. */}}
+
+{{- define "turnforge.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "turnforge.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "turnforge.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "turnforge.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* The topics each service consumes (its routes in services/<name>/service.py). */}}
+{{- define "turnforge.serviceTopics" -}}
+tool-synth: [seeds]
+schema-predictor: [toolsets.synthesized]
+task-generator: [toolsets.ready]
+user-sim: [turns.user]
+agent: [turns.agent]
+sql-executor: [tool.calls, trajectories.accepted, trajectories.rejected, deadletter]
+validator: [trajectories.complete]
+{{- end -}}
+
+{{- define "turnforge.allTopics" -}}
+[seeds, toolsets.synthesized, toolsets.ready, turns.user, turns.agent, tool.calls, trajectories.complete, trajectories.accepted, trajectories.rejected, deadletter]
+{{- end -}}
+
+{{- define "turnforge.kafkaBootstrap" -}}
+{{- if .Values.kafka.bundled.enabled -}}
+{{ include "turnforge.fullname" . }}-kafka-kafka-bootstrap:9092
+{{- else -}}
+{{ required "kafka.external.bootstrapServers is required when kafka.bundled.enabled is false" .Values.kafka.external.bootstrapServers }}
+{{- end -}}
+{{- end -}}
+
+{{- define "turnforge.otlpEndpoint" -}}
+{{- if .Values.jaeger.bundled.enabled -}}
+http://{{ include "turnforge.fullname" . }}-jaeger:4318/v1/traces
+{{- else -}}
+{{ .Values.jaeger.external.otlpEndpoint }}
+{{- end -}}
+{{- end -}}
+
+{{- define "turnforge.jaegerUiUrl" -}}
+{{- if .Values.jaeger.uiUrl -}}
+{{ .Values.jaeger.uiUrl }}
+{{- else if .Values.jaeger.bundled.enabled -}}
+http://127.0.0.1:16686
+{{- else -}}
+{{ .Values.jaeger.external.uiUrl }}
+{{- end -}}
+{{- end -}}
+
+{{- define "turnforge.modelServerName" -}}
+{{ include "turnforge.fullname" .root }}-vllm-{{ .name }}
+{{- end -}}
+
+{{/* The `llm:` section: each role points at the vLLM server that lists it (or the default one). */}}
+{{- define "turnforge.llmConfig" -}}
+{{- $root := . -}}
+{{- if .Values.modelServers.enabled -}}
+{{- $servers := .Values.modelServers.servers -}}
+{{- $default := required "modelServers.defaultServer must name an entry of modelServers.servers" (get $servers .Values.modelServers.defaultServer) -}}
+default:
+  base_url: http://{{ include "turnforge.modelServerName" (dict "root" $root "name" .Values.modelServers.defaultServer) }}:8000/v1
+  model: {{ $default.model | quote }}
+  structured_output: json_schema
+  extra_body: {}
+roles:
+{{- range $name, $server := $servers }}
+{{- range $role := $server.roles }}
+  {{ $role }}:
+    base_url: http://{{ include "turnforge.modelServerName" (dict "root" $root "name" $name) }}:8000/v1
+    model: {{ $server.model | quote }}
+    structured_output: json_schema
+    extra_body: {}
+{{- end }}
+{{- end }}
+{{- else -}}
+default:
+  base_url: {{ required "externalModel.baseUrl is required when modelServers.enabled is false" .Values.externalModel.baseUrl | quote }}
+  model: {{ required "externalModel.model is required when modelServers.enabled is false" .Values.externalModel.model | quote }}
+  structured_output: {{ .Values.externalModel.structuredOutput }}
+  extra_body: {}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment every TurnForge pod gets: the config file, the DSN from its Secret, the model API key. */}}
+{{- define "turnforge.commonEnv" -}}
+- name: TURNFORGE_CONFIG
+  value: /etc/turnforge/config.yaml
+- name: TURNFORGE_POSTGRES__DSN
+  valueFrom:
+    secretKeyRef:
+{{- if .Values.postgresql.bundled.enabled }}
+      name: {{ include "turnforge.fullname" . }}-pg-app
+      key: uri
+{{- else if .Values.postgresql.external.existingSecret }}
+      name: {{ .Values.postgresql.external.existingSecret }}
+      key: {{ .Values.postgresql.external.existingSecretKey }}
+{{- else }}
+      name: {{ include "turnforge.fullname" . }}-postgres
+      key: dsn
+{{- end }}
+{{- if and (not .Values.modelServers.enabled) .Values.externalModel.apiKeySecret }}
+- name: TURNFORGE_LLM__DEFAULT__API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.externalModel.apiKeySecret }}
+      key: api_key
+{{- end }}
+{{- end -}}
+
+{{- define "turnforge.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "turnforge.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end -}}

@@ -8,13 +8,19 @@ Guarantees, per message:
 - bounded retries with backoff for TransientError; anything else goes to the dead-letter topic with its reason;
 - concurrency: up to `concurrency` messages in flight per process (LLM calls are slow and I/O bound), but never two
   with the same key at once, so one trajectory's events stay ordered;
-- trace context rides in the message headers, so a trajectory is one trace across services.
+- trace context rides in the message headers, so a trajectory is one trace across services;
+- with `kafka.transactions` on (real Kafka), a handler's outputs and the consumed offsets are committed in one Kafka
+  transaction: consumers read committed data only, so a crash mid-produce leaves nothing half-visible and a finished
+  message is not handed out again;
+- deadlines: a message of a trajectory past its deadline is dead-lettered, and retries stop at the deadline.
 """
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
+import socket
 import threading
 import time
 import traceback
@@ -150,7 +156,11 @@ def ensure_topics(settings: Settings, names=Topics.ALL) -> None:
         admin.close()
 
 
-def make_producer(settings: Settings) -> KafkaProducer:
+def make_producer(settings: Settings, transactional_id: str | None = None) -> KafkaProducer:
+    extra = {}
+    if transactional_id:
+        extra = {"transactional_id": transactional_id,
+                 "transaction_timeout_ms": settings.kafka.transaction_timeout_ms}
     return KafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         acks="all",
@@ -158,14 +168,33 @@ def make_producer(settings: Settings) -> KafkaProducer:
         retries=5,
         max_request_size=8 * 1024 * 1024,
         client_id="turnforge-producer",
+        **extra,
     )
+
+
+def transactional_id(settings: Settings, service: str) -> str:
+    """Stable across restarts of the same instance, so a restarted service fences its killed predecessor and
+    aborts its open transaction at once (instead of consumers waiting out the transaction timeout)."""
+    instance = os.environ.get("TURNFORGE_INSTANCE") or socket.gethostname()
+    return f"{settings.kafka.topic_prefix}{service}.{instance}"
+
+
+@dataclass
+class Periodic:
+    """Work a service does on a timer besides its routes (e.g. dead-lettering trajectories past their deadline)."""
+
+    name: str
+    interval_s: float
+    run: Callable[[], list[Outgoing]]
+    after: Callable[[list[Outgoing]], None] | None = None  # called once the outputs are acknowledged
 
 
 class Service:
     """Runs routes (topic -> handler) for one service until stopped."""
 
-    def __init__(self, name: str, routes: list[Route], settings: Settings):
+    def __init__(self, name: str, routes: list[Route], settings: Settings, periodic: list[Periodic] | None = None):
         self.name = name
+        self.periodic = periodic or []
         self.settings = settings
         self.routes = {settings.topic(r.topic): r for r in routes}
         self.concurrency = settings.service.concurrency
@@ -175,7 +204,15 @@ class Service:
         self._key_lock = threading.Lock()
         self._key_queues: dict[bytes, deque] = {}
         self.ledger = ProcessedLedger(settings.postgres.dsn)
-        self.producer = make_producer(settings)
+        self.transactional = settings.kafka.transactions
+        self.group_id = f"turnforge.{name}"
+        self.producer = make_producer(settings, transactional_id(settings, name) if self.transactional else None)
+        if self.transactional:
+            self.producer.init_transactions()
+        self._txn_lock = threading.Lock()
+        self._group_metadata = None  # refreshed by the polling thread, read inside transactions
+        self._assigned: set[TopicPartition] = set()
+        self._last_committed: dict[TopicPartition, int] = {}
         self.dead_letters = 0
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -190,7 +227,8 @@ class Service:
         ensure_topics(self.settings)
         consumer = KafkaConsumer(
             bootstrap_servers=self.settings.kafka.bootstrap_servers,
-            group_id=f"turnforge.{self.name}",
+            group_id=self.group_id,
+            isolation_level="read_committed" if self.transactional else "read_uncommitted",
             client_id=f"turnforge-{self.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -202,11 +240,19 @@ class Service:
         consumer.subscribe(list(self.routes), listener=_RevocationListener(self, consumer))
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.name)
         self._pool = pool
-        log.info("%s consuming %s with %d concurrent handlers", self.name, list(self.routes), self.concurrency)
+        log.info("%s consuming %s with %d concurrent handlers%s", self.name, list(self.routes), self.concurrency,
+                 ", transactional" if self.transactional else "")
+        timers = [threading.Thread(target=self._run_periodic, args=(p,), daemon=True, name=p.name)
+                  for p in self.periodic]
+        for t in timers:
+            t.start()
         try:
             while not self._stop.is_set() and self._fatal is None:
                 saturated = self._tracker.in_flight() >= self.concurrency * 2
                 assignment = consumer.assignment()
+                self._assigned = set(assignment)
+                if self.transactional and assignment:
+                    self._group_metadata = consumer.group_metadata()
                 if saturated and assignment:
                     consumer.pause(*assignment)
                 elif assignment:
@@ -234,10 +280,34 @@ class Service:
         while self._tracker.in_flight() and time.monotonic() < deadline and self._fatal is None:
             time.sleep(0.05)
 
-    def _commit(self, consumer: KafkaConsumer) -> None:
+    def _run_periodic(self, task: Periodic) -> None:
+        while not self._stop.wait(task.interval_s) and self._fatal is None:
+            try:
+                outputs = task.run()
+                if outputs:
+                    self._produce(outputs)
+                    if task.after:
+                        task.after(outputs)
+            except FatalBusError as e:
+                self._fatal = e
+            except Exception as e:  # noqa: BLE001 - a timer must survive a database blip; it runs again soon
+                log.warning("%s: %s failed: %s", self.name, task.name, e)
+
+    def _offsets(self, assigned) -> dict[TopicPartition, OffsetAndMetadata]:
         points = self._tracker.commit_points()
-        assigned = consumer.assignment()
-        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in points.items() if tp in assigned}
+        return {tp: OffsetAndMetadata(off, "", -1) for tp, off in points.items() if tp in assigned}
+
+    def _commit(self, consumer: KafkaConsumer) -> None:
+        if self.transactional:  # offsets travel in transactions; commit here only what no output carried along
+            offsets = {tp: o for tp, o in self._offsets(consumer.assignment()).items()
+                       if self._last_committed.get(tp) != o.offset}
+            if offsets and self._group_metadata is not None:
+                try:
+                    self._produce([])
+                except FatalBusError as e:
+                    self._fatal = e
+            return
+        offsets = self._offsets(consumer.assignment())
         if offsets:
             try:
                 consumer.commit(offsets)
@@ -290,8 +360,8 @@ class Service:
                 else:
                     if info.deadline and time.time() > info.deadline:
                         raise PermanentError(f"deadline passed {time.time() - info.deadline:.0f}s ago: trajectory stuck")
-                    outputs, attempts = self._handle_with_retries(route, message)
-                    self._produce(outputs)
+                    outputs, attempts = self._handle_with_retries(route, message, info)
+                    self._produce(outputs, done=(tp, record.offset))
                     self._ledger_mark(record.topic, info)
             except FatalBusError as e:
                 self._fatal = e
@@ -300,7 +370,7 @@ class Service:
                 span.record_exception(e)
                 span.set_status(trace.Status(trace.StatusCode.ERROR, str(e)))
                 try:
-                    self._dead_letter(record, info, e, attempts)
+                    self._dead_letter(record, info, e, attempts, done=(tp, record.offset))
                 except FatalBusError as fatal:
                     self._fatal = fatal
                     return
@@ -318,9 +388,11 @@ class Service:
         except TransientError as e:  # outputs are out; a redelivery would only make a duplicate the next hop skips
             log.warning("%s could not record %s step %d: %s", self.name, info.entity, info.step, e)
 
-    def _handle_with_retries(self, route: Route, message: Message) -> tuple[list[Outgoing], int]:
+    def _handle_with_retries(self, route: Route, message: Message,
+                             info: MessageInfo | None = None) -> tuple[list[Outgoing], int]:
         """Transient errors are retried with exponential backoff and jitter; anything else propagates at once."""
         cfg = self.settings.service
+        deadline = info.deadline if info else 0.0
         for attempt in range(1, cfg.max_attempts + 1):
             copy = type(message)()
             copy.CopyFrom(message)  # a failed attempt must not leave half-applied changes behind
@@ -330,11 +402,18 @@ class Service:
                 if attempt == cfg.max_attempts:
                     raise PermanentError(f"gave up after {attempt} attempts: {e}") from e
                 delay = min(cfg.backoff_initial_s * 2 ** (attempt - 1), cfg.backoff_max_s)
+                if deadline and time.time() + delay > deadline:
+                    raise PermanentError(f"deadline passed while retrying (attempt {attempt}): trajectory stuck: {e}") from e
                 log.info("%s: transient error (attempt %d), retrying in %.1fs: %s", self.name, attempt, delay, e)
                 time.sleep(delay * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")
 
-    def _produce(self, outputs: list[Outgoing]) -> None:
+    def _produce(self, outputs: list[Outgoing], done: tuple[TopicPartition, int] | None = None) -> None:
+        """Send outputs and wait for the broker's acknowledgement. Transactional: outputs and the offsets finished so
+        far (including `done`, the message they answer) commit together or not at all."""
+        if self.transactional:
+            self._produce_in_transaction(outputs, done)
+            return
         try:
             futures = []
             for out in outputs:
@@ -346,7 +425,30 @@ class Service:
         except KafkaError as e:
             raise FatalBusError(f"{self.name} could not produce its outputs: {e}") from e
 
-    def _dead_letter(self, record, info: MessageInfo, error: Exception, attempts: int) -> None:
+    def _produce_in_transaction(self, outputs: list[Outgoing], done: tuple[TopicPartition, int] | None) -> None:
+        with self._txn_lock:
+            try:
+                self.producer.begin_transaction()
+                for out in outputs:
+                    self.producer.send(self.settings.topic(out.topic), key=out.key.encode(),
+                                       value=out.message.SerializeToString(),
+                                       headers=tracing.headers_from_context(out.trace_context))
+                if done is not None:
+                    self._tracker.finished(*done)  # its offset commits with its outputs
+                offsets = self._offsets(self._assigned)
+                if offsets and self._group_metadata is not None:
+                    self.producer.send_offsets_to_transaction(offsets, self._group_metadata)
+                self.producer.commit_transaction()
+                self._last_committed.update({tp: o.offset for tp, o in offsets.items()})
+            except KafkaError as e:
+                try:
+                    self.producer.abort_transaction()
+                except Exception:  # noqa: BLE001 - fenced or broker gone: exiting without committing is safe
+                    pass
+                raise FatalBusError(f"{self.name} could not commit its transaction: {e}") from e
+
+    def _dead_letter(self, record, info: MessageInfo, error: Exception, attempts: int,
+                     done: tuple[TopicPartition, int] | None = None) -> None:
         reason = f"{type(error).__name__}: {error}"
         if isinstance(error, DecodeError):
             reason = f"malformed message: not a valid {self.routes[record.topic].message_type.__name__} ({error})"
@@ -359,7 +461,7 @@ class Service:
             seed_id=info.seed_id, trajectory_id=info.trajectory_id, attempts=attempts, failed_at=time.time(),
         )
         key = (record.key or b"").decode(errors="replace")
-        self._produce([Outgoing(Topics.DEAD_LETTER, key, letter)])
+        self._produce([Outgoing(Topics.DEAD_LETTER, key, letter)], done=done)
         self.dead_letters += 1
 
 
@@ -382,12 +484,12 @@ class _RevocationListener(ConsumerRebalanceListener):
         pass
 
 
-def run_service(name: str, routes: list[Route], settings: Settings) -> None:
+def run_service(name: str, routes: list[Route], settings: Settings, periodic: list[Periodic] | None = None) -> None:
     """Entry point used by every service's __main__."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
     for noisy in ("kafka", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     tracing.init_tracing(name, settings.tracing.otlp_endpoint)
-    service = Service(name, routes, settings)
+    service = Service(name, routes, settings, periodic)
     service.install_signal_handlers()
     service.run()

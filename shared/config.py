@@ -25,6 +25,10 @@ class KafkaConfig(BaseModel):
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 2000
     max_poll_interval_ms: int = 600_000
+    # Commit each handler's outputs together with the consumed offsets in one Kafka transaction (real Kafka;
+    # off for the embedded broker). Consumers then read committed records only.
+    transactions: bool = False
+    transaction_timeout_ms: int = 30_000
 
 
 class PostgresConfig(BaseModel):
@@ -66,8 +70,10 @@ class ServiceConfig(BaseModel):
     max_attempts: int = 4
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
-    # A trajectory older than this is dead-lettered as stuck.
+    # A trajectory older than this is dead-lettered as stuck (a seed's settings may set a shorter one).
     trajectory_deadline_s: float = 1800.0
+    # How often sql-executor looks for trajectories past their deadline and for sandboxes left behind.
+    sweep_interval_s: float = 10.0
 
 
 class TracingConfig(BaseModel):

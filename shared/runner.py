@@ -59,6 +59,8 @@ class RunConfig(BaseModel):
     difficulty_mix: DifficultyMixConfig = Field(default_factory=DifficultyMixConfig)
     random_seed: int = 7
     timeout_s: float = Field(1800, gt=0)
+    # Per trajectory, from its start to its verdict; 0 keeps the services' default (service.trajectory_deadline_s).
+    trajectory_deadline_s: float = Field(0, ge=0)
     # Keep seeding new rounds (next random seed) until this many are accepted, for at most max_rounds rounds.
     min_accepted: int = Field(0, ge=0)
     max_rounds: int = Field(1, ge=1)
@@ -98,6 +100,7 @@ def generation_settings(run_config: RunConfig, settings: Settings) -> Generation
         user_persona=UserPersona.USER_PERSONA_EXPERT if run_config.user_persona == "expert"
         else UserPersona.USER_PERSONA_UNSPECIFIED,
         random_seed=run_config.random_seed,
+        trajectory_deadline_s=run_config.trajectory_deadline_s,
     )
 
 
@@ -365,6 +368,7 @@ def rejection_record(verdict: Verdict) -> dict[str, Any]:
     return {
         "trajectory_id": verdict.trajectory_id or verdict.trajectory.trajectory_id,
         "seed_id": verdict.trajectory.seed_id,
+        "trace_id": verdict.trajectory.trace_id,  # `turnforge trace` finds the trace from here
         "reasons": list(verdict.reasons),
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks],
         "judge_judgment": verdict.judge_judgment,

@@ -183,6 +183,8 @@ class SandboxManager:
         conn.execute(pgsql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, ident))
         conn.execute(pgsql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(ident, ident))
         conn.execute(pgsql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(ident, ident))
+        # Grants on one function update one catalog row: concurrent sandbox creations take turns for it.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_record_tool_call'))")
         conn.execute(pgsql.SQL("GRANT EXECUTE ON FUNCTION public.tf_record_tool_call(text, jsonb) TO {}").format(ident))
 
     def drop(self, trajectory_id: str) -> bool:
@@ -195,6 +197,7 @@ class SandboxManager:
             conn.execute("DELETE FROM public.tf_tool_calls WHERE sandbox=%s", (name,))
             conn.execute(pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(pgsql.Identifier(name)))
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (name,)).fetchone():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_record_tool_call'))")  # revokes its grant
                 conn.execute(pgsql.SQL("DROP OWNED BY {}").format(pgsql.Identifier(name)))
                 conn.execute(pgsql.SQL("DROP ROLE {}").format(pgsql.Identifier(name)))
         return existed is not None

@@ -3,20 +3,25 @@
 SQL tools run under the sandbox's own role with bound parameters and a statement timeout. Tools without a database
 are answered by a model constrained to the tool's output schema. Sandboxes are created on first use and dropped
 when the trajectory ends: accepted, rejected or dead-lettered.
+
+It also sweeps, on a timer: a trajectory past its deadline is dead-lettered as stuck (with the last step any service
+finished for it), and a sandbox whose trajectory ended but which a late duplicate re-created is dropped.
 """
 from __future__ import annotations
 
 import logging
+import time
 
 from opentelemetry import trace
 
 from services.sql_executor.simulate import simulate_tool
-from shared.bus import MessageInfo, Outgoing, Route, run_service
+from shared.bus import MessageInfo, Outgoing, Periodic, Route, run_service
 from shared.config import Settings, get_settings
 from shared.contracts import ChatMessage, DeadLetter, Topics, TrajectoryState, Verdict
 from shared.llm import LLMClients
 from shared.sandbox import SandboxManager
 from shared.tool_execution import execute_sql_tool, tool_error
+from shared.trajectory_registry import TrajectoryRegistry
 from shared.trajectory import advance, executes_sql, record_usage, tool_by_name, trajectory_info
 
 log = logging.getLogger("turnforge.sql_executor")
@@ -27,6 +32,7 @@ class SqlExecutor:
         self.settings = settings
         self.llm = LLMClients(settings.llm)
         self.sandboxes = SandboxManager(settings.postgres.dsn)
+        self.registry = TrajectoryRegistry(settings.postgres.dsn)
 
     def run_call(self, state: TrajectoryState, request, allowed_tables: list[str]):
         tool = tool_by_name(state.toolset, request.tool_name)
@@ -74,11 +80,36 @@ class SqlExecutor:
     def drop_after_dead_letter(self, letter: DeadLetter) -> list[Outgoing]:
         if not letter.trajectory_id:
             return []
+        self.registry.mark_dead_lettered(letter.trajectory_id)
         try:
             self.sandboxes.drop(letter.trajectory_id)
         except Exception as e:  # noqa: BLE001 - dead-lettering a dead letter would loop; log and move on
             log.warning("could not drop the sandbox of dead-lettered %s: %s", letter.trajectory_id, e)
         return []
+
+
+    def sweep(self) -> list[Outgoing]:
+        """Dead letters for trajectories past their deadline; drops sandboxes of trajectories that ended."""
+        self.sandboxes.ensure_registry()
+        now = time.time()
+        overdue = self.registry.claim_overdue(now)
+        letters = []
+        for t in overdue:
+            where = (f"{t.last_service} finished step {t.last_step} ({t.last_topic}) last" if t.last_service
+                     else "no service finished a step of it")
+            reason = f"deadline passed {now - t.deadline:.0f}s ago: trajectory stuck; {where}"
+            log.warning("dead-letters stuck trajectory %s: %s", t.trajectory_id, reason)
+            letters.append(Outgoing(Topics.DEAD_LETTER, t.trajectory_id, DeadLetter(
+                service="sql-executor", source_topic="deadline-sweep", key=t.trajectory_id.encode(),
+                error_type="DeadlineExceeded", reason=reason, seed_id=t.seed_id, trajectory_id=t.trajectory_id,
+                attempts=0, failed_at=now)))
+        for owner in self.registry.resolved_with_sandbox():
+            log.info("drops the sandbox left behind by %s", owner)
+            self.sandboxes.drop(owner)
+        return letters
+
+    def letters_out(self, outputs: list[Outgoing]) -> None:
+        self.registry.letters_sent([o.key for o in outputs])
 
 
 def _verdict_info(v: Verdict) -> MessageInfo:
@@ -91,8 +122,8 @@ def _dead_letter_info(d: DeadLetter) -> MessageInfo:
                        trajectory_id=d.trajectory_id)
 
 
-def routes(settings: Settings) -> list[Route]:
-    executor = SqlExecutor(settings)
+def routes(settings: Settings, executor: "SqlExecutor | None" = None) -> list[Route]:
+    executor = executor or SqlExecutor(settings)
     return [
         Route(Topics.TOOL_CALLS, TrajectoryState, executor.handle_calls, trajectory_info),
         Route(Topics.ACCEPTED, Verdict, executor.drop_after_verdict, _verdict_info),
@@ -101,6 +132,11 @@ def routes(settings: Settings) -> list[Route]:
     ]
 
 
+def sweeper(executor: SqlExecutor, settings: Settings) -> Periodic:
+    return Periodic("deadline-sweep", settings.service.sweep_interval_s, executor.sweep, after=executor.letters_out)
+
+
 def main() -> None:
     settings = get_settings()
-    run_service("sql-executor", routes(settings), settings)
+    executor = SqlExecutor(settings)
+    run_service("sql-executor", routes(settings, executor), settings, [sweeper(executor, settings)])

@@ -23,6 +23,7 @@ from shared.errors import PermanentError
 from shared.llm import LLMClient, LLMClients
 from shared.sandbox import SandboxManager, domain_schema_name, sandbox_name
 from shared.tool_execution import execute_sql_tool
+from shared.trajectory_registry import TrajectoryRegistry
 from shared.trajectory import executes_sql, record_usage, seed_toolset_info, tool_by_name
 
 ROOT_ATTEMPTS = 6
@@ -33,6 +34,7 @@ class TaskGenerator:
         self.settings = settings
         self.llm = LLMClients(settings.llm)
         self.sandboxes = SandboxManager(settings.postgres.dsn)
+        self.registry = TrajectoryRegistry(settings.postgres.dsn)
 
     # -- data access -----------------------------------------------------------------------------------------
     def _random_row(self, domain: str, table: str, rng: random.Random) -> dict | None:
@@ -165,6 +167,9 @@ class TaskGenerator:
             except PermanentError as e:
                 # One trajectory that cannot be grounded or phrased must not take its siblings down with it.
                 outputs.append(trajectory_dead_letter(seed, index, e))
+        # Registered before the first event leaves, so the deadline sweeper knows of every trajectory under way.
+        self.registry.register([(o.message.trajectory_id, seed.seed_id, o.message.deadline)
+                                for o in outputs if o.topic == Topics.TURNS_USER])
         return outputs
 
     def new_trajectory(self, prepared: SeedToolset, db_schema: DatabaseSchema, index: int, llm: LLMClient) -> Outgoing:
@@ -179,7 +184,8 @@ class TaskGenerator:
             trajectory_id=trajectory_id, seed_id=seed.seed_id, index=index, step=1, domain=seed.domain,
             settings=seed.settings, toolset=prepared.toolset, sandbox=sandbox_name(trajectory_id),
             status=TrajectoryStatus.TRAJECTORY_STATUS_IN_PROGRESS, started_at=now,
-            deadline=now + self.settings.service.trajectory_deadline_s, trace_id=trace_id,
+            deadline=now + (seed.settings.trajectory_deadline_s or self.settings.service.trajectory_deadline_s),
+            trace_id=trace_id,
         )
         state.messages.append(ChatMessage(role="system", content=logic.agent_system_prompt(
             seed.domain, db_schema.description if db_schema else "")))

@@ -17,6 +17,7 @@ from shared.config import Settings, get_settings
 from shared.contracts import Topics, TrajectoryState, TrajectoryStatus, Verdict
 from shared.llm import LLMClients
 from shared.sandbox import SandboxManager
+from shared.trajectory_registry import TrajectoryRegistry
 from shared.trajectory import executes_sql, record_usage, trajectory_info
 
 
@@ -25,6 +26,7 @@ class Validator:
         self.settings = settings
         self.llm = LLMClients(settings.llm)
         self.sandboxes = SandboxManager(settings.postgres.dsn)
+        self.registry = TrajectoryRegistry(settings.postgres.dsn)
 
     def final_state_hash(self, state: TrajectoryState) -> str:
         if not executes_sql(state):
@@ -70,6 +72,10 @@ class Validator:
         span.set_attribute("turnforge.verdict.accepted", verdict.accepted)
         span.set_attribute("turnforge.verdict.reasons", len(verdict.reasons))
         topic = Topics.ACCEPTED if verdict.accepted else Topics.REJECTED
+        # One outcome per trajectory: if the deadline sweeper (or a dead letter) got there first, this verdict is late.
+        if not self.registry.claim_verdict(state.trajectory_id):
+            span.set_attribute("turnforge.verdict.dropped", self.registry.outcome(state.trajectory_id) or "")
+            return []
         return [Outgoing(topic, state.trajectory_id, verdict)]
 
 

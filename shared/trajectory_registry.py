@@ -1,0 +1,101 @@
+"""Which trajectories exist, their deadlines and their one outcome, in PostgreSQL.
+
+Kafka carries each trajectory's events; this table is what lets the system notice one that stopped moving. The
+task generator registers every trajectory (with its deadline) before its first event leaves; the validator claims
+the outcome "verdict" before it sends one; a dead letter records "dead-lettered"; the sweeper in sql-executor claims
+"stuck" for trajectories past their deadline and dead-letters them with the reason. The first claim wins, so a
+trajectory ends exactly one way even when a late verdict races the sweeper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.db import ConnectionPerThread
+
+VERDICT, DEAD_LETTERED, STUCK = "verdict", "dead-lettered", "stuck"
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS public.tf_trajectories (trajectory_id text PRIMARY KEY, seed_id text NOT NULL,"
+    " deadline double precision NOT NULL, outcome text, letter_sent boolean NOT NULL DEFAULT false,"
+    " registered_at timestamptz NOT NULL DEFAULT now(), resolved_at timestamptz)"
+)
+
+
+@dataclass
+class Overdue:
+    trajectory_id: str
+    seed_id: str
+    deadline: float
+    last_service: str
+    last_topic: str
+    last_step: int
+
+
+class TrajectoryRegistry:
+    def __init__(self, dsn: str):
+        self._db = ConnectionPerThread(dsn)
+        self._ready = False
+
+    def _conn(self):
+        conn = self._db.get()
+        if not self._ready:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_trajectories'))")
+                conn.execute(DDL)
+            self._ready = True
+        return conn
+
+    def register(self, rows: list[tuple[str, str, float]]) -> None:
+        """(trajectory_id, seed_id, deadline) for trajectories about to start; a repeat changes nothing."""
+        if not rows:
+            return
+        with self._conn().cursor() as cur:
+            cur.executemany("INSERT INTO public.tf_trajectories (trajectory_id, seed_id, deadline) VALUES (%s, %s, %s)"
+                            " ON CONFLICT (trajectory_id) DO NOTHING", rows)
+
+    def claim_verdict(self, trajectory_id: str) -> bool:
+        """True if a verdict may go out: the trajectory is unresolved, already has this verdict (a redelivery), or
+        was never registered (events made outside the task generator)."""
+        conn = self._conn()
+        row = conn.execute("UPDATE public.tf_trajectories SET outcome = %s, resolved_at = coalesce(resolved_at, now())"
+                           " WHERE trajectory_id = %s AND (outcome IS NULL OR outcome = %s) RETURNING 1",
+                           (VERDICT, trajectory_id, VERDICT)).fetchone()
+        if row is not None:
+            return True
+        return conn.execute("SELECT 1 FROM public.tf_trajectories WHERE trajectory_id = %s",
+                            (trajectory_id,)).fetchone() is None
+
+    def mark_dead_lettered(self, trajectory_id: str) -> None:
+        self._conn().execute("UPDATE public.tf_trajectories SET outcome = %s, resolved_at = now()"
+                             " WHERE trajectory_id = %s AND outcome IS NULL", (DEAD_LETTERED, trajectory_id))
+
+    def outcome(self, trajectory_id: str) -> str | None:
+        row = self._conn().execute("SELECT outcome FROM public.tf_trajectories WHERE trajectory_id = %s",
+                                   (trajectory_id,)).fetchone()
+        return row[0] if row else None
+
+    def claim_overdue(self, now: float, limit: int = 200) -> list[Overdue]:
+        """Claim trajectories past their deadline as stuck; returns every stuck one whose dead letter is not out yet
+        (including ones claimed before a crash), with the last step any service finished for it."""
+        conn = self._conn()
+        conn.execute("UPDATE public.tf_trajectories SET outcome = %s, resolved_at = now() WHERE trajectory_id IN"
+                     " (SELECT trajectory_id FROM public.tf_trajectories WHERE outcome IS NULL AND deadline < %s"
+                     "  ORDER BY deadline LIMIT %s FOR UPDATE SKIP LOCKED)", (STUCK, now, limit))
+        rows = conn.execute(
+            "SELECT t.trajectory_id, t.seed_id, t.deadline, coalesce(p.service, ''), coalesce(p.topic, ''),"
+            " coalesce(p.step, 0) FROM public.tf_trajectories t LEFT JOIN LATERAL"
+            " (SELECT service, topic, step FROM public.tf_processed WHERE entity = t.trajectory_id"
+            "  ORDER BY step DESC, processed_at DESC LIMIT 1) p ON true"
+            " WHERE t.outcome = %s AND NOT t.letter_sent ORDER BY t.deadline LIMIT %s", (STUCK, limit)).fetchall()
+        return [Overdue(*r) for r in rows]
+
+    def letters_sent(self, trajectory_ids: list[str]) -> None:
+        self._conn().execute("UPDATE public.tf_trajectories SET letter_sent = true WHERE trajectory_id = ANY(%s)",
+                             (trajectory_ids,))
+
+    def resolved_with_sandbox(self, grace_s: float = 30.0) -> list[str]:
+        """Owners of sandboxes (trajectories, or `golden:` scratch copies) whose trajectory ended a while ago."""
+        return [r[0] for r in self._conn().execute(
+            "SELECT s.trajectory_id FROM public.tf_sandboxes s JOIN public.tf_trajectories t"
+            " ON t.trajectory_id = s.trajectory_id OR 'golden:' || t.trajectory_id = s.trajectory_id"
+            " WHERE t.outcome IS NOT NULL AND t.resolved_at < now() - make_interval(secs => %s)", (grace_s,))]

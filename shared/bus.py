@@ -219,6 +219,16 @@ class Service:
     def stop(self, *_args) -> None:
         self._stop.set()
 
+    def _heartbeat(self) -> None:
+        """Touch service.heartbeat_file every few seconds while the consume loop turns (Kubernetes' liveness probe)."""
+        from pathlib import Path
+
+        path, now = self.settings.service.heartbeat_file, time.monotonic()
+        if path and now - getattr(self, "_last_beat", float("-inf")) >= 5:
+            self._last_beat = now
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).touch()
+
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
@@ -263,6 +273,7 @@ class Service:
                         self._tracker.started(tp, record.offset)
                         self._submit(record)
                 self._commit(consumer)
+                self._heartbeat()
         finally:
             self._drain(timeout_s=30)
             if self._fatal is None:

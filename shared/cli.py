@@ -142,6 +142,64 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_trace(args) -> int:
+    from pathlib import Path
+
+    from shared import trace_lookup
+
+    settings = load_settings(_config_path(args))
+    folders = [Path(d) for d in args.out] if args.out else [Path(runner_output_dir(_config_path(args)))]
+    ref = trace_lookup.find_in_files(args.trajectory_id, folders)
+    if ref is None and not args.no_kafka:
+        ref = trace_lookup.find_on_kafka(settings, args.trajectory_id)
+    ui = settings.tracing.jaeger_ui_url
+    if ref is None:
+        print(f"no trace id for {args.trajectory_id} in {', '.join(map(str, folders))}"
+              + ("" if args.no_kafka else " or on the terminal topics"), file=sys.stderr)
+        print(f"search Jaeger for it: {trace_lookup.search_url(ui, args.trajectory_id)}", file=sys.stderr)
+        return 1
+    print(f"trajectory {ref.trajectory_id}")
+    print(f"trace id   {ref.trace_id}")
+    print(f"jaeger     {ref.jaeger_url(ui)}")
+    print(f"found in   {ref.source}")
+    return 0
+
+
+def runner_output_dir(config_path: str | None) -> str:
+    from shared import runner
+
+    return runner.load_run_config(config_path).output_dir
+
+
+def cmd_cluster_status(args) -> int:
+    from rich.console import Console
+
+    from shared import cluster
+
+    settings = load_settings(_config_path(args))
+    if args.bootstrap:
+        settings.kafka.bootstrap_servers = args.bootstrap
+    status = cluster.gather(settings, args.release, args.namespace)
+    console = Console()
+    for part in cluster.render(status):
+        console.print(part)
+    healthy = status.services and all(r.healthy for r in status.services + status.model_servers)
+    return 0 if healthy else 1
+
+
+def cmd_cluster_init(args) -> int:
+    from shared import cluster
+
+    overrides = {}
+    for item in args.topic_partitions:
+        topic, _, count = item.partition("=")
+        overrides[topic] = int(count)
+    settings = load_settings(_config_path(args))
+    cluster.init(settings, cluster.topic_partitions(args.partitions or settings.kafka.partitions, overrides),
+                 args.replication_factor, demo_domains=args.demo_domains, wait_s=args.wait_s)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="YAML config file (default: $TURNFORGE_CONFIG)")
@@ -172,6 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["openai", "sharegpt", "hf"], default="openai")
     p.add_argument("--out", required=True, help="a .jsonl file (openai, sharegpt) or a folder (hf)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("trace", parents=[common], help="print a trajectory's trace id and its Jaeger address")
+    p.add_argument("trajectory_id")
+    p.add_argument("--out", action="append", help="a run's output folder (default: the config's output_dir)")
+    p.add_argument("--no-kafka", action="store_true", help="look in the output files only, not on the topics")
+    p.set_defaults(func=cmd_trace)
+    cluster = sub.add_parser("cluster", help="TurnForge on Kubernetes").add_subparsers(dest="cluster_command",
+                                                                                      required=True)
+    p = cluster.add_parser("status", parents=[common], help="ready replicas, model servers and GPUs, consumer lag")
+    p.add_argument("--release", required=True, help="the Helm release")
+    p.add_argument("--namespace", default="default")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers reachable from here (default: from the config)")
+    p.set_defaults(func=cmd_cluster_status)
+    p = cluster.add_parser("init", parents=[common], help="create the topics (and load the demo domains)")
+    p.add_argument("--partitions", type=int, help="partitions per topic (default: kafka.partitions)")
+    p.add_argument("--topic-partitions", action="append", default=[], metavar="TOPIC=N", help="one topic's count")
+    p.add_argument("--replication-factor", type=int, default=1)
+    p.add_argument("--demo-domains", action="store_true", help="register the demo domain databases")
+    p.add_argument("--wait-s", type=float, default=300, help="retry while Kafka or PostgreSQL are not up yet")
+    p.set_defaults(func=cmd_cluster_init)
     return parser
 
 

@@ -70,6 +70,8 @@ class ServiceConfig(BaseModel):
     max_attempts: int = 4
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
+    # Touched every few seconds by the consume loop when set; a liveness probe checks its age.
+    heartbeat_file: str = ""
     # A trajectory older than this is dead-lettered as stuck (a seed's settings may set a shorter one).
     trajectory_deadline_s: float = 1800.0
     # How often sql-executor looks for trajectories past their deadline and for sandboxes left behind.

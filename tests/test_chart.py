@@ -1,0 +1,173 @@
+"""The Helm chart renders what a cluster needs and configures what the code reads; its schema rejects bad values.
+
+Needs the helm binary that `make chart-check` builds (cached in ~/.cache/turnforge/bin); skipped without it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared import cluster
+from shared.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "turnforge"
+HELM = Path(os.environ.get("TURNFORGE_TOOLS", Path.home() / ".cache" / "turnforge" / "bin")) / "helm"
+
+pytestmark = pytest.mark.skipif(not HELM.is_file(), reason=f"helm is not built yet ({HELM}): run `make chart-check`")
+
+
+def helm_template(*values_files: Path, set_values: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    argv = [str(HELM), "template", "tf", str(CHART), "--namespace", "turnforge", "--kube-version", "1.33.4"]
+    for f in values_files:
+        argv += ["-f", str(f)]
+    for s in set_values:
+        argv += ["--set", s]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def render(*values_files: Path, set_values: tuple[str, ...] = ()) -> list[dict]:
+    result = helm_template(*values_files, set_values=set_values)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def of_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def containers(doc: dict) -> list[dict]:
+    return doc["spec"]["template"]["spec"]["containers"]
+
+
+def gpus(doc: dict) -> int:
+    return sum(int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0)) for c in containers(doc))
+
+
+@pytest.fixture(scope="module")
+def defaults() -> list[dict]:
+    return render()
+
+
+def test_defaults_render_the_services_a_gpu_model_server_and_both_jobs(defaults):
+    deployments = of_kind(defaults, "Deployment")
+    services = {d["metadata"]["labels"].get("turnforge.io/service") for d in deployments} - {None}
+    assert services == set(cluster.SERVICE_TOPICS)  # one Deployment per service, all seven
+    for d in deployments:
+        if "turnforge.io/service" in d["metadata"]["labels"]:
+            [c] = containers(d)
+            assert c["args"] == ["service", d["metadata"]["labels"]["turnforge.io/service"].replace("-", "_")]
+            assert "exec" in c["livenessProbe"] and "heartbeat" in " ".join(c["livenessProbe"]["exec"]["command"])
+
+    [vllm] = [d for d in deployments if "turnforge.io/model-server" in d["metadata"]["labels"]]
+    [server] = containers(vllm)
+    assert server["image"].startswith("vllm/vllm-openai:") and gpus(vllm) == 1
+    assert server["resources"]["requests"]["nvidia.com/gpu"] == 1
+    assert server["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert "--tensor-parallel-size=1" in server["args"]
+    assert {"name": "model-cache", "mountPath": "/models"} in server["volumeMounts"]
+    assert vllm["spec"]["template"]["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+
+    jobs = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in of_kind(defaults, "Job")}
+    assert set(jobs) == {"init", "seed"}
+    topic_job, seed_job = jobs["init"], jobs["seed"]
+    assert "post-install" in topic_job["metadata"]["annotations"]["helm.sh/hook"]
+    assert containers(topic_job)[0]["args"][:3] == ["cluster", "init", "--partitions=8"]
+    assert containers(seed_job)[0]["args"][:2] == ["produce-seed", "/etc/turnforge-seeds/seeds.yaml"]
+    # The seed Job runs after the topic Job.
+    weight = lambda job: int(job["metadata"]["annotations"]["helm.sh/hook-weight"])  # noqa: E731
+    assert weight(seed_job) > weight(topic_job)
+    # Bundled dependencies as operator resources.
+    assert {d["kind"] for d in defaults} >= {"Kafka", "KafkaNodePool", "Cluster"}
+
+
+def test_rendered_config_is_what_the_services_read(defaults, tmp_path):
+    [config_map] = [d for d in of_kind(defaults, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    path = tmp_path / "config.yaml"
+    path.write_text(config_map["data"]["config.yaml"])
+    settings = load_settings(path)
+    assert settings.kafka.bootstrap_servers == "tf-turnforge-kafka-kafka-bootstrap:9092"
+    assert settings.kafka.partitions == 8
+    model_service = next(d for d in of_kind(defaults, "Service") if "vllm" in d["metadata"]["name"])
+    url = f"http://{model_service['metadata']['name']}:{model_service['spec']['ports'][0]['port']}/v1"
+    assert settings.llm.for_role("judge").base_url == url and settings.llm.default.base_url == url
+    assert settings.llm.for_role("agent").structured_output == "json_schema"
+    assert settings.tracing.otlp_endpoint == "http://tf-turnforge-jaeger:4318/v1/traces"
+    assert settings.service.heartbeat_file == "/tmp/turnforge/heartbeat"
+    # Every TURNFORGE_ variable a pod gets names a real setting.
+    for doc in of_kind(defaults, "Deployment") + of_kind(defaults, "Job"):
+        for c in containers(doc):
+            for env in c.get("env", []):
+                if env["name"].startswith("TURNFORGE_") and env["name"] != "TURNFORGE_CONFIG":
+                    section, _, name = env["name"].removeprefix("TURNFORGE_").lower().partition("__")
+                    assert name in type(getattr(Settings(), section)).model_fields, env["name"]
+
+
+def test_schema_rejects_malformed_values(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({
+        "services": {"agnet": {"replicas": 2}},                       # no such service
+        "kafka": {"partitions": 0},                                  # below the minimum
+        "modelServers": {"servers": {"main": {"tensorParallelSize": "two"}}},
+        "postgresql": {"external": {"dsn": "mysql://db/turnforge"}},
+    }))
+    result = helm_template(bad)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    for where in ("/services", "/kafka/partitions", "/modelServers/servers/main/tensorParallelSize",
+                  "/postgresql/external/dsn"):
+        assert where in result.stderr, where
+
+
+def test_external_kafka_and_postgresql_with_lag_autoscaling():
+    docs = render(CHART / "ci" / "external-values.yaml")
+    assert not {"Kafka", "KafkaNodePool", "Cluster"} & {d["kind"] for d in docs}
+    assert not [d for d in of_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-jaeger")]
+    objects = {d["metadata"]["labels"]["turnforge.io/service"]: d for d in of_kind(docs, "ScaledObject")}
+    assert set(objects) == set(cluster.SERVICE_TOPICS)
+    # maxReplicas 10, but a service never gets more replicas than its busiest topic has partitions.
+    assert objects["agent"]["spec"]["maxReplicaCount"] == 10             # turns.agent: 12 partitions
+    assert objects["validator"]["spec"]["maxReplicaCount"] == 6          # default: 6 partitions
+    sql = objects["sql-executor"]["spec"]["triggers"]
+    assert [t["metadata"]["topic"] for t in sql] == [f"tf.{t}" for t in cluster.SERVICE_TOPICS["sql-executor"]]
+    assert {t["metadata"]["consumerGroup"] for t in sql} == {"turnforge.sql-executor"}
+    assert sql[0]["metadata"]["bootstrapServers"] == "kafka-0.kafka.data:9092,kafka-1.kafka.data:9092"
+    agent = next(d for d in of_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-agent"))
+    assert "replicas" not in agent["spec"]  # KEDA owns the replica count
+    dsn = next(e for e in containers(agent)[0]["env"] if e["name"] == "TURNFORGE_POSTGRES__DSN")
+    assert dsn["valueFrom"]["secretKeyRef"] == {"name": "turnforge-postgres", "key": "dsn"}
+
+
+def test_gpu_model_servers_with_tensor_parallelism():
+    docs = render(CHART / "ci" / "gpu-tp2-values.yaml")
+    servers = {d["metadata"]["labels"]["turnforge.io/model-server"]: d for d in of_kind(docs, "Deployment")
+               if "turnforge.io/model-server" in d["metadata"]["labels"]}
+    assert set(servers) == {"main", "judge"}
+    judge = servers["judge"]
+    assert gpus(judge) == 2 and "--tensor-parallel-size=2" in containers(judge)[0]["args"]
+    assert judge["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+    assert judge["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    [config_map] = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    llm = yaml.safe_load(config_map["data"]["config.yaml"])["llm"]
+    assert llm["roles"]["judge"]["base_url"] == "http://tf-turnforge-vllm-judge:8000/v1"
+    assert llm["roles"]["judge"]["model"] == "Qwen/Qwen3-32B"
+    assert llm["roles"]["agent"]["base_url"] == "http://tf-turnforge-vllm-main:8000/v1"
+
+
+def test_the_charts_topic_table_matches_the_services_routes():
+    """The chart, `cluster status` and the services must agree on who consumes which topic."""
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    table = re.search(r'define "turnforge.serviceTopics" -}}\n(.*?)\n{{- end', helpers, re.S).group(1)
+    assert {k: tuple(v) for k, v in yaml.safe_load(table).items()} == cluster.SERVICE_TOPICS
+    from shared.contracts import Topics
+
+    for source in (ROOT / "services").glob("*/service.py"):
+        text = source.read_text()
+        name = re.search(r'run_service\("([a-z-]+)"', text).group(1)
+        routed = tuple(getattr(Topics, t) for t in re.findall(r"Route\(Topics\.([A-Z_]+)", text))
+        assert routed == cluster.SERVICE_TOPICS[name], name

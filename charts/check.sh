@@ -2,38 +2,25 @@
 # `make chart-check`: hadolint on the Dockerfile, helm lint, helm template for every value set in
 # charts/turnforge/ci/, and kubeconform on every rendered manifest, all offline.
 #
-# Tools are built once with `go install` and cached in $TURNFORGE_TOOLS (default ~/.cache/turnforge/bin);
+# helm and kubeconform are built once by scripts/go-tool.sh and cached in ~/.cache/turnforge/bin;
 # the Kubernetes JSON schemas are generated once from Go modules (the k8s.io/kubernetes OpenAPI spec, the KEDA
 # and CloudNativePG CRDs) into ~/.cache/turnforge/k8s-schemas/. Strimzi's kinds (Kafka, KafkaNodePool) are the one
 # skip: Strimzi is a Java project whose CRDs ship in no package this machine can install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HELM_VERSION=v3.21.4
-KUBECONFORM_VERSION=v0.8.0
 KUBE_VERSION=1.33.4
 KEDA_VERSION=v2.17.2
 CNPG_VERSION=v1.26.1
 CACHE=${TURNFORGE_CACHE:-$HOME/.cache/turnforge}
-BIN=${TURNFORGE_TOOLS:-$CACHE/bin}
 SCHEMAS=$CACHE/k8s-schemas/v$KUBE_VERSION-keda$KEDA_VERSION-cnpg$CNPG_VERSION
 PY=${PY:-.venv/bin/python}
 PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")  # absolute: module_dir runs elsewhere
 CHART=charts/turnforge
 SKIP_KINDS=Kafka,KafkaNodePool
 
-mkdir -p "$BIN"
-build() {  # build <binary> <module@version>, only when missing or of another version
-  if [ ! -x "$BIN/$1" ] || [ "$(cat "$BIN/.$1.version" 2>/dev/null)" != "$2" ]; then
-    echo "building $1 ($2) into $BIN ..."
-    start=$(date +%s)
-    GOBIN=$BIN GOFLAGS=-trimpath go install "$2"
-    echo "$2" > "$BIN/.$1.version"
-    echo "built $1 in $(( $(date +%s) - start )) s"
-  fi
-}
-build helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-build kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+HELM=$(scripts/go-tool.sh helm)
+KUBECONFORM=$(scripts/go-tool.sh kubeconform)
 
 module_dir() {  # the read-only source folder of a Go module, downloaded through the module proxy if needed
   (cd /tmp && GOFLAGS=-mod=mod go mod download -json "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
@@ -54,17 +41,17 @@ echo "== hadolint docker/Dockerfile"
 "$(dirname "$PY")/hadolint" docker/Dockerfile
 
 echo "== helm lint"
-"$BIN/helm" lint --strict "$CHART"
+"$HELM" lint --strict "$CHART"
 
 rendered=$(mktemp -d)
 trap 'rm -rf "$rendered"' EXIT
 for values in "$CHART"/ci/*-values.yaml; do
   name=$(basename "$values" .yaml)
   echo "== helm template + kubeconform: $name"
-  "$BIN/helm" lint --strict "$CHART" -f "$values" > /dev/null
-  "$BIN/helm" template "tf-$name" "$CHART" --namespace turnforge --kube-version "$KUBE_VERSION" -f "$values" \
+  "$HELM" lint --strict "$CHART" -f "$values" > /dev/null
+  "$HELM" template "tf-$name" "$CHART" --namespace turnforge --kube-version "$KUBE_VERSION" -f "$values" \
     > "$rendered/$name.yaml"
-  "$BIN/kubeconform" -strict -summary -kubernetes-version "$KUBE_VERSION" -skip "$SKIP_KINDS" \
+  "$KUBECONFORM" -strict -summary -kubernetes-version "$KUBE_VERSION" -skip "$SKIP_KINDS" \
     -schema-location "$SCHEMAS/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
     -schema-location "$SCHEMAS/crds/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json" \
     "$rendered/$name.yaml"

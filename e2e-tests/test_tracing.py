@@ -1,61 +1,123 @@
-"""One trace per trajectory across the services, received by a real OTLP/HTTP endpoint."""
+"""One trace per trajectory across the services, stored by a real Jaeger (v2 all-in-one) and read back over its
+query API, the way a user debugging a trajectory finds it with `turnforge trace`.
+
+Jaeger is built from source once by scripts/go-tool.sh (about 5 minutes on 2 cores) and cached after that.
+"""
 from __future__ import annotations
 
-import threading
+import json
+import subprocess
+import time
+import urllib.request
 import uuid
-from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+import yaml
 
-from harness import service_logs
-from shared import runner, stack
+from harness import live_sandboxes, service_logs
+from shared import cli, runner, stack
 from shared.config import Settings
 from shared.local_postgres import create_database
+from shared.ports import free_port
 
 pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[1]
+TRAJECTORY_SERVICES = {"turnforge-task-generator", "turnforge-user-sim", "turnforge-agent", "turnforge-sql-executor",
+                       "turnforge-validator"}
+SEED_SERVICES = {"turnforge-tool-synth", "turnforge-schema-predictor", "turnforge-task-generator"}
 
 
-class OTLPReceiver:
-    """Accepts OTLP/HTTP protobuf trace exports and keeps the spans: (service, trace id, span id, parent, name)."""
+class Jaeger:
+    """Jaeger all-in-one with in-memory storage: OTLP/HTTP in, the query API (what the UI reads) out."""
 
-    def __init__(self):
-        self.spans: list[tuple[str, str, str, str, str]] = []
-        receiver = self
+    def __init__(self, binary: str, folder: Path):
+        self.otlp_port, self.query_port, grpc_port = free_port(), free_port(), free_port()
+        config = {
+            "service": {"extensions": ["jaeger_storage", "jaeger_query"],
+                        "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["batch"],
+                                                 "exporters": ["jaeger_storage_exporter"]}},
+                        "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}},
+            "extensions": {
+                "jaeger_query": {"storage": {"traces": "memory"},
+                                 "http": {"endpoint": f"127.0.0.1:{self.query_port}"},
+                                 "grpc": {"endpoint": f"127.0.0.1:{grpc_port}"}},
+                "jaeger_storage": {"backends": {"memory": {"memory": {"max_traces": 10000}}}}},
+            "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{self.otlp_port}"}}}},
+            "processors": {"batch": {"timeout": "200ms"}},
+            "exporters": {"jaeger_storage_exporter": {"trace_storage": "memory"}},
+        }
+        (folder / "jaeger.yaml").write_text(yaml.safe_dump(config))
+        self.log = folder / "jaeger.log"
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen([binary, "--config", str(folder / "jaeger.yaml")], stdout=log,
+                                            stderr=subprocess.STDOUT)
+        self.otlp_endpoint = f"http://127.0.0.1:{self.otlp_port}/v1/traces"
+        self.ui_url = f"http://127.0.0.1:{self.query_port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.get("/api/services")
+                break
+            except OSError:
+                assert self.process.poll() is None and time.monotonic() < deadline, self.log.read_text()
+                time.sleep(0.2)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.ui_url + path, timeout=10) as response:
+            return json.load(response)
 
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                request = ExportTraceServiceRequest.FromString(body)
-                for rs in request.resource_spans:
-                    service = next(a.value.string_value for a in rs.resource.attributes if a.key == "service.name")
-                    for ss in rs.scope_spans:
-                        for span in ss.spans:
-                            receiver.spans.append((service, span.trace_id.hex(), span.span_id.hex(),
-                                                   span.parent_span_id.hex(), span.name))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def trace(self, trace_id: str) -> list[dict]:
+        """The trace's spans, each with its service name; [] while Jaeger does not have it."""
+        try:
+            data = self.get(f"/api/traces/{trace_id}")["data"]
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return []
+            raise
+        if not data:
+            return []
+        processes = data[0]["processes"]
+        spans = data[0]["spans"]
+        for span in spans:
+            span["service"] = processes[span["processID"]]["serviceName"]
+            span["tagmap"] = {t["key"]: t["value"] for t in span["tags"]}
+        return spans
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # its graceful shutdown can linger; the spans are in memory anyway
+            self.process.kill()
+            self.process.wait(timeout=5)
 
 
-def test_every_trajectory_is_one_trace_across_services(postgres_server, kafka_bootstrap, fake_llm, tmp_path):
-    receiver = OTLPReceiver()
+@pytest.fixture(scope="module")
+def jaeger(tmp_path_factory):
+    build = subprocess.run([str(ROOT / "scripts" / "go-tool.sh"), "jaeger"], capture_output=True, text=True,
+                           timeout=1800)
+    if build.returncode == 3:
+        pytest.skip("Jaeger is not built and there is no Go toolchain to build it")
+    assert build.returncode == 0, build.stderr
+    server = Jaeger(build.stdout.strip(), tmp_path_factory.mktemp("jaeger"))
+    yield server
+    server.stop()
+
+
+def parent_of(span: dict) -> str | None:
+    return next((r["spanID"] for r in span["references"] if r["refType"] == "CHILD_OF"), None)
+
+
+def test_every_trajectory_is_one_trace_across_services(postgres_server, kafka_bootstrap, fake_llm, jaeger, tmp_path,
+                                                        capsys):
     name = "trace_" + uuid.uuid4().hex[:8]
     settings = Settings(
         kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": f"{name}.", "partitions": 1},
         postgres={"dsn": create_database(postgres_server, name)},
         llm={"default": {"base_url": fake_llm.base_url, "model": "fake", "structured_output": "json_schema",
                          "extra_body": {}}},
-        tracing={"otlp_endpoint": receiver.endpoint}, state_dir=tmp_path / "state",
+        tracing={"otlp_endpoint": jaeger.otlp_endpoint, "jaeger_ui_url": jaeger.ui_url}, state_dir=tmp_path / "state",
     )
     stack.load_demo_domains(settings.postgres.dsn)
     for service in stack.SERVICES:
@@ -65,22 +127,77 @@ def test_every_trajectory_is_one_trace_across_services(postgres_server, kafka_bo
                                   output_dir=str(tmp_path / "out"))
         result = runner.run(settings, config)
         assert result.accepted == 2, service_logs(settings)
+        deadline = time.monotonic() + 30  # sql-executor drops each sandbox once it sees the verdict
+        while live_sandboxes(settings) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not live_sandboxes(settings), service_logs(settings)
     finally:
         for service in stack.SERVICES:
             stack.stop_service(settings, service)  # SIGTERM: each flushes its spans on the way out
 
-    by_trace = defaultdict(list)
-    for span in receiver.spans:
-        by_trace[span[1]].append(span)
-    roots = [s for s in receiver.spans if s[4] == "trajectory"]
-    assert len(roots) == 2
-    for root in roots:
-        spans = by_trace[root[1]]
-        services = {s[0] for s in spans}
-        assert {"turnforge-task-generator", "turnforge-user-sim", "turnforge-agent", "turnforge-sql-executor",
-                "turnforge-validator"} <= services
-        ids = {s[2] for s in spans}
-        assert all(s[3] in ids for s in spans if s is not root)  # every span hangs from a span of the same trace
-        assert any(s[4].startswith("llm agent") for s in spans) and any(s[4].startswith("tool ") for s in spans)
-    seed_traces = {s[1] for s in receiver.spans if s[0] == "turnforge-tool-synth"}
-    assert seed_traces and not seed_traces & {r[1] for r in roots}  # the seed's work is its own trace
+    # `turnforge trace` finds each trajectory's trace id in the run's output and prints its Jaeger address.
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+    records = [json.loads(line) for line in Path(result.dataset_path).read_text().splitlines()]
+    for record in records:
+        with pytest.raises(SystemExit) as exit_code:
+            cli.main(["trace", record["id"], "--config", str(config_file), "--out", str(tmp_path / "out"),
+                      "--no-kafka"])
+        assert exit_code.value.code == 0
+        printed = capsys.readouterr().out
+        trace_id = record["metadata"]["trace_id"]
+        assert f"trace id   {trace_id}" in printed
+        assert f"jaeger     {jaeger.ui_url}/trace/{trace_id}" in printed
+
+        deadline = time.monotonic() + 20  # Jaeger batches what it receives before storing it
+        while not TRAJECTORY_SERVICES <= {s["service"] for s in jaeger.trace(trace_id)} and time.monotonic() < deadline:
+            time.sleep(0.5)
+        spans = jaeger.trace(trace_id)
+        check_trajectory_trace(spans, record["id"], jaeger)
+
+
+def check_trajectory_trace(spans: list[dict], trajectory_id: str, jaeger: Jaeger) -> None:
+    by_id = {s["spanID"]: s for s in spans}
+    assert TRAJECTORY_SERVICES <= {s["service"] for s in spans}
+
+    # Parented correctly: one root (the trajectory's anchor), every other span hangs from a span of this trace,
+    # and each message handled hangs from the span of the service that produced it.
+    roots = [s for s in spans if parent_of(s) is None]
+    assert [r["operationName"] for r in roots] == ["trajectory"]
+    root = roots[0]
+    assert root["tagmap"]["turnforge.trajectory_id"] == trajectory_id
+    assert all(parent_of(s) in by_id for s in spans if s is not root)
+    consumed = [s for s in spans if s["tagmap"].get("span.kind") == "consumer"]
+    assert {s["service"] for s in consumed} >= TRAJECTORY_SERVICES - {"turnforge-task-generator"}
+    for span in consumed:  # the trajectory's first message hangs from its root, the others from their producer
+        parent = by_id[parent_of(span)]
+        assert parent is root or (parent["tagmap"].get("span.kind") == "consumer"
+                                  and parent["service"] != span["service"]), (span["operationName"], parent["operationName"])
+
+    # What a debugging user looks for: model calls, tool executions, the sandbox's life, the verdict.
+    llm = [s for s in spans if s["operationName"].startswith("llm ")]
+    assert {s["service"] for s in llm} >= {"turnforge-task-generator", "turnforge-user-sim", "turnforge-agent"}
+    assert all(s["tagmap"]["gen_ai.request.model"] == "fake" and "gen_ai.usage.input_tokens" in s["tagmap"]
+               for s in llm)
+    tools = [s for s in spans if s["operationName"].startswith("tool ")]
+    assert tools and all(s["service"] == "turnforge-sql-executor" for s in tools)
+    assert any("db.statement" in s["tagmap"] and "turnforge.tool.rows" in s["tagmap"] for s in tools)
+    sandbox = {s["operationName"] for s in spans if s["operationName"].startswith("sandbox ")
+               and s["service"] == "turnforge-sql-executor"}
+    assert sandbox == {"sandbox create", "sandbox drop"}
+    assert any(s["tagmap"].get("turnforge.verdict.accepted") is True for s in spans
+               if s["service"] == "turnforge-validator")
+    planning = [s for s in spans if s["operationName"] == "plan trajectory"]
+    assert len(planning) == 1 and by_id[parent_of(planning[0])] is root
+
+    # The seed's work (tool synthesis, schema prediction, task planning) serves every trajectory of the seed, so it
+    # is the seed's own trace; the trajectory's root links to it, and Jaeger shows the link.
+    links = [r for r in root["references"] if r["refType"] == "FOLLOWS_FROM"]
+    assert len(links) == 1 and links[0]["traceID"] != root["traceID"]
+    seed_spans = jaeger.trace(links[0]["traceID"])
+    assert links[0]["spanID"] in {s["spanID"] for s in seed_spans}
+    assert SEED_SERVICES <= {s["service"] for s in seed_spans}
+    seed_ids = {s["spanID"] for s in seed_spans}
+    assert sum(1 for s in seed_spans if parent_of(s) is None) == 1
+    assert all(parent_of(s) in seed_ids for s in seed_spans if parent_of(s) is not None)
+    assert TRAJECTORY_SERVICES | SEED_SERVICES == {s["service"] for s in spans} | {s["service"] for s in seed_spans}

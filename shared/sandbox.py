@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import hashlib
 import hmac
 import json
@@ -62,6 +63,24 @@ def domain_schema_name(domain: str) -> str:
 
 def sandbox_name(trajectory_id: str) -> str:
     return "sbx_" + hashlib.sha1(trajectory_id.encode()).hexdigest()[:20]
+
+
+def _traced(operation: str):
+    """A span per sandbox lifecycle step, in the trace of the message being handled (the trajectory's)."""
+    def decorate(method):
+        @functools.wraps(method)
+        def traced(self, trajectory_id: str, *args, **kwargs):
+            from shared.tracing import tracer
+
+            with tracer().start_as_current_span(f"sandbox {operation}", attributes={
+                    "turnforge.trajectory_id": trajectory_id, "turnforge.sandbox": sandbox_name(trajectory_id),
+                    "db.system": "postgresql"}) as span:
+                result = method(self, trajectory_id, *args, **kwargs)
+                if isinstance(result, bool):
+                    span.set_attribute("turnforge.sandbox.existed", result)
+                return result
+        return traced
+    return decorate
 
 
 class SandboxManager:
@@ -146,6 +165,7 @@ class SandboxManager:
         return [r[0] for r in self.connection().execute("SELECT name FROM public.tf_domains ORDER BY name")]
 
     # -- sandboxes -------------------------------------------------------------------------------------------
+    @_traced("create")
     def create(self, trajectory_id: str, domain: str) -> str:
         """The trajectory's sandbox, created from the domain database if it does not exist yet."""
         db_schema = self.domain_schema(domain)
@@ -187,6 +207,7 @@ class SandboxManager:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_record_tool_call'))")
         conn.execute(pgsql.SQL("GRANT EXECUTE ON FUNCTION public.tf_record_tool_call(text, jsonb) TO {}").format(ident))
 
+    @_traced("drop")
     def drop(self, trajectory_id: str) -> bool:
         """Drop the trajectory's sandbox and its role; True if there was one."""
         name = sandbox_name(trajectory_id)

@@ -180,36 +180,41 @@ class TaskGenerator:
         now = time.time()
         # Its own trace, linked to the seed's (the span handling this seed is current).
         context, trace_id = tracing.new_trajectory_trace(trajectory_id, link_from=otel_context.get_current())
-        state = TrajectoryState(
-            trajectory_id=trajectory_id, seed_id=seed.seed_id, index=index, step=1, domain=seed.domain,
-            settings=seed.settings, toolset=prepared.toolset, sandbox=sandbox_name(trajectory_id),
-            status=TrajectoryStatus.TRAJECTORY_STATUS_IN_PROGRESS, started_at=now,
-            deadline=now + (seed.settings.trajectory_deadline_s or self.settings.service.trajectory_deadline_s),
-            trace_id=trace_id,
-        )
-        state.messages.append(ChatMessage(role="system", content=logic.agent_system_prompt(
-            seed.domain, db_schema.description if db_schema else "")))
-        start = seed.start_state
-        logic.check_start_state(start, prepared.toolset)
-        state.messages.extend(start.prefix)  # generation continues an existing conversation
-        state.prefix_messages = len(start.prefix)
-        previous = None
-        for k in range(seed.settings.tasks_per_trajectory):
-            if db_schema is None:
-                view, difficulty, actions, changes = self.plan_tool_spec_task(prepared, rng, llm, state)
-            else:
-                view, difficulty, actions, changes = self.plan_task(prepared, db_schema, rng, previous)
-            phrasing = self.phrase_task(prepared, db_schema, view, difficulty, actions, previous is not None, llm, state)
-            state.tasks.append(logic.build_task(f"{trajectory_id}-k{k}", difficulty, actions, prepared.toolset,
-                                                phrasing, changes))
-            previous = view
-        state.toolset.CopyFrom(logic.offered_tools(prepared.toolset, list(state.tasks),
-                                                   seed.settings.tools_per_trajectory, rng))
-        if executes_sql(state) and start.setup_actions:
-            self.run_actions(trajectory_id, prepared, db_schema, start.setup_actions)  # the database it continues from
-        if executes_sql(state) and (start.setup_actions or any(t.changes_data for t in state.tasks)):
-            state.golden_state_hash = self.golden_state_hash(trajectory_id, prepared, db_schema, state.tasks)
-        return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
+        # Planning this trajectory (phrasing calls, golden-state sandbox) belongs to its trace, not the seed's.
+        with tracing.tracer().start_as_current_span("plan trajectory", context=context,
+                                                    attributes={"turnforge.trajectory_id": trajectory_id}):
+            state = TrajectoryState(
+                trajectory_id=trajectory_id, seed_id=seed.seed_id, index=index, step=1, domain=seed.domain,
+                settings=seed.settings, toolset=prepared.toolset, sandbox=sandbox_name(trajectory_id),
+                status=TrajectoryStatus.TRAJECTORY_STATUS_IN_PROGRESS, started_at=now,
+                deadline=now + (seed.settings.trajectory_deadline_s or self.settings.service.trajectory_deadline_s),
+                trace_id=trace_id,
+            )
+            state.messages.append(ChatMessage(role="system", content=logic.agent_system_prompt(
+                seed.domain, db_schema.description if db_schema else "")))
+            start = seed.start_state
+            logic.check_start_state(start, prepared.toolset)
+            state.messages.extend(start.prefix)  # generation continues an existing conversation
+            state.prefix_messages = len(start.prefix)
+            previous = None
+            for k in range(seed.settings.tasks_per_trajectory):
+                if db_schema is None:
+                    view, difficulty, actions, changes = self.plan_tool_spec_task(prepared, rng, llm, state)
+                else:
+                    view, difficulty, actions, changes = self.plan_task(prepared, db_schema, rng, previous)
+                phrasing = self.phrase_task(prepared, db_schema, view, difficulty, actions, previous is not None, llm,
+                                            state)
+                state.tasks.append(logic.build_task(f"{trajectory_id}-k{k}", difficulty, actions, prepared.toolset,
+                                                    phrasing, changes))
+                previous = view
+            state.toolset.CopyFrom(logic.offered_tools(prepared.toolset, list(state.tasks),
+                                                       seed.settings.tools_per_trajectory, rng))
+            if executes_sql(state) and start.setup_actions:
+                self.run_actions(trajectory_id, prepared, db_schema, start.setup_actions)  # the database it continues from
+            if executes_sql(state) and (start.setup_actions or any(t.changes_data for t in state.tasks)):
+                state.golden_state_hash = self.golden_state_hash(trajectory_id, prepared, db_schema,
+                                                                 state.tasks)
+            return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
 
 
 def trajectory_id_for(seed_id: str, index: int) -> str:

@@ -9,11 +9,15 @@ Run standalone: python e2e-tests/fake_llm.py PORT
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import re
 import sys
 import threading
 import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -119,9 +123,13 @@ def play_judge(schema: dict) -> dict:
             "reasoning": "The agent called the required tools and reported their results."}
 
 
-def answer(body: dict, overrides: dict[str, Callable[[dict], str]]) -> str:
+def _schema_of(body: dict) -> dict:
     fmt = body.get("response_format") or {}
-    schema = fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema") or {}
+    return fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema") or {}
+
+
+def answer(body: dict, overrides: dict[str, Callable[[dict], str]]) -> str:
+    schema = _schema_of(body)
     kind = kind_of(schema)
     if kind in overrides:
         return overrides[kind](body)
@@ -143,6 +151,53 @@ def answer(body: dict, overrides: dict[str, Callable[[dict], str]]) -> str:
     return json.dumps(data)
 
 
+TRANSIENT_FAULTS = ("http_429", "http_500", "timeout")
+BAD_ANSWER_FAULTS = ("empty_completion", "malformed_json")
+PERMANENT_FAULTS = ("context_overflow",)
+
+
+@dataclass
+class FaultPlan:
+    """Rates (0..1) at which the fake misbehaves like a real model server, decided per request.
+
+    Context overflow is decided by the request's content (the same request always overflows, as a real one would);
+    the others are drawn at random per request. `stall_marker`: requests of the given kinds whose messages contain
+    it hang for `stall_s` (a trajectory that cannot move, to test deadlines)."""
+
+    http_429: float = 0.0
+    http_500: float = 0.0
+    timeout: float = 0.0
+    empty_completion: float = 0.0
+    malformed_json: float = 0.0
+    context_overflow: float = 0.0
+    timeout_s: float = 5.0  # how long a "timeout" answer takes: longer than the client waits
+    stall_marker: str = ""
+    stall_kinds: tuple[str, ...] = ("user_turn", "agent_step")
+    stall_s: float = 60.0
+    seed: int = 1
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self):
+        self.rng = random.Random(self.seed)
+
+    def draw(self, fingerprint: str) -> str:
+        if self.context_overflow and int(fingerprint[:8], 16) / 0xFFFFFFFF < self.context_overflow:
+            return "context_overflow"
+        roll = self.rng.random()
+        for kind in TRANSIENT_FAULTS + BAD_ANSWER_FAULTS:
+            rate = getattr(self, kind)
+            if roll < rate:
+                return kind
+            roll -= rate
+        return ""
+
+
+def fingerprint(body: dict) -> str:
+    """Identity of a request's content: a retry or re-ask of the same request has the same fingerprint."""
+    return hashlib.sha1(json.dumps([body.get("messages"), body.get("response_format")], sort_keys=True,
+                                   default=str).encode()).hexdigest()
+
+
 class FakeLLM:
     """Start with `with FakeLLM() as fake: fake.base_url`. `overrides[kind] = fn(body) -> content` scripts faults."""
 
@@ -151,6 +206,16 @@ class FakeLLM:
         self.delay_s = 0.0  # latency per completion, to keep work in flight while a test injects faults
         self.fail_next: list[tuple[int, str]] = []  # (HTTP status, error message) answered before any content
         self.requests: list[dict] = []
+        self.faults = FaultPlan()
+        self.record_requests = True  # off for long fault runs: the per-request log below is enough
+        self._lock = threading.Lock()
+        # Accounting, for the fault suite: requests per fingerprint and per entity (trajectory or seed), faults
+        # answered by kind, and for each faulted fingerprint whether the same request came again later.
+        self.by_fingerprint: Counter[str] = Counter()
+        self.by_entity: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+        self.faulted: dict[str, list[tuple[str, int]]] = defaultdict(list)  # fingerprint -> [(kind, request no.)]
+        self.stalled = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -170,15 +235,49 @@ class FakeLLM:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                fake.requests.append(body)
+                fp = fingerprint(body)
+                plan = fake.faults
+                if plan.stall_marker and plan.stall_marker in json.dumps(body.get("messages")) and \
+                        kind_of(_schema_of(body)) in plan.stall_kinds:
+                    with fake._lock:
+                        fake.stalled += 1
+                    time.sleep(plan.stall_s)  # and then answers nothing: the client has given up long ago
+                    return
+                with fake._lock:
+                    if fake.record_requests:
+                        fake.requests.append(body)
+                    fake.by_fingerprint[fp] += 1
+                    fake.by_entity[self.headers.get("X-TurnForge-Entity", "")] += 1
+                    fault = fake.faults.draw(fp)
+                    if fault:
+                        fake.injected[fault] += 1
+                        fake.faulted[fp].append((fault, fake.by_fingerprint[fp]))
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
                 if fake.fail_next:
                     status, message = fake.fail_next.pop(0)
                     self._send(status, {"error": {"message": message}})
                     return
+                if fault == "http_429":
+                    self._send(429, {"error": {"message": "Rate limit reached; retry later", "type": "rate_limit"}})
+                    return
+                if fault == "http_500":
+                    self._send(500, {"error": {"message": "internal server error"}})
+                    return
+                if fault == "timeout":
+                    time.sleep(plan.timeout_s)
+                    return
+                if fault == "context_overflow":
+                    self._send(400, {"error": {"message": "This model's maximum context length is 8192 tokens. However,"
+                                                          " your messages resulted in 9000 tokens.",
+                                               "type": "invalid_request_error", "code": "context_length_exceeded"}})
+                    return
                 try:
                     content = answer(body, fake.overrides)
+                    if fault == "empty_completion":
+                        content = ""
+                    elif fault == "malformed_json":
+                        content = content[: max(len(content) // 2, 1)] + ' ,"oops'  # cut off mid-value, as a truncated answer
                 except Exception as e:  # noqa: BLE001 - a script bug shows up as a 500 in the client's logs
                     self._send(500, {"error": {"message": f"fake LLM script error: {e}"}})
                     return

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
+import psycopg
 from google.protobuf.message import DecodeError, Message
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -36,7 +37,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from opentelemetry import trace
 
-from shared import tracing
+from shared import llm, tracing
 from shared.config import Settings
 from shared.contracts import DeadLetter, Topics
 from shared.db import ConnectionPerThread
@@ -145,7 +146,9 @@ def ensure_topics(settings: Settings, names=Topics.ALL) -> None:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers, client_id="turnforge-admin")
     try:
         existing = set(admin.list_topics())
-        wanted = [NewTopic(settings.topic(n), num_partitions=settings.kafka.partitions, replication_factor=1)
+        kafka = settings.kafka
+        wanted = [NewTopic(settings.topic(n), num_partitions=kafka.topic_partitions.get(n, kafka.partitions),
+                           replication_factor=kafka.replication_factor)
                   for n in names if settings.topic(n) not in existing]
         if wanted:
             try:
@@ -365,6 +368,7 @@ class Service:
                 span.set_attribute("turnforge.step", info.step)
                 if info.trajectory_id:
                     span.set_attribute("turnforge.trajectory_id", info.trajectory_id)
+                llm.current_entity.set(info.trajectory_id or info.seed_id or info.entity)
                 if self.ledger_seen(record.topic, info):
                     span.set_attribute("turnforge.duplicate", True)
                     log.info("%s skips duplicate %s step %d", self.name, info.entity, info.step)
@@ -385,18 +389,21 @@ class Service:
                 except FatalBusError as fatal:
                     self._fatal = fatal
                     return
+                if info.entity != f"{record.topic}/{record.partition}/{record.offset}":
+                    # Dead-lettered is handled: a redelivery must not ask the model again.
+                    self._ledger_mark(record.topic, info)
         self._tracker.finished(tp, record.offset)
 
     def ledger_seen(self, topic: str, info: MessageInfo) -> bool:
         try:
             return self.ledger.seen(self.name, topic, info)
-        except TransientError:
+        except (TransientError, psycopg.OperationalError, psycopg.InterfaceError):
             return False  # handling twice is safe; the next service's ledger catches the duplicate
 
     def _ledger_mark(self, topic: str, info: MessageInfo) -> None:
         try:
             self.ledger.mark(self.name, topic, info)
-        except TransientError as e:  # outputs are out; a redelivery would only make a duplicate the next hop skips
+        except (TransientError, psycopg.OperationalError, psycopg.InterfaceError) as e:  # outputs are out; a redelivery would only make a duplicate the next hop skips
             log.warning("%s could not record %s step %d: %s", self.name, info.entity, info.step, e)
 
     def _handle_with_retries(self, route: Route, message: Message,
@@ -408,7 +415,13 @@ class Service:
             copy = type(message)()
             copy.CopyFrom(message)  # a failed attempt must not leave half-applied changes behind
             try:
-                return route.handler(copy), attempt
+                try:
+                    return route.handler(copy), attempt
+                except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+                    if isinstance(e, psycopg.errors.QueryCanceled):  # a statement timeout repeats: not transient
+                        raise PermanentError(f"statement cancelled: {e}") from e
+                    # A dropped or terminated database connection: the next attempt opens a new one.
+                    raise TransientError(f"database connection lost: {e}") from e
             except TransientError as e:
                 if attempt == cfg.max_attempts:
                     raise PermanentError(f"gave up after {attempt} attempts: {e}") from e

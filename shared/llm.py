@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -25,6 +26,12 @@ from shared.errors import PermanentError, TransientError
 from shared.tracing import tracer
 
 log = logging.getLogger("turnforge.llm")
+
+
+# The trajectory (or seed) whose message is being handled: sent as a header, so a proxy or a test double can
+# attribute every model call, and its cost, to the work it served.
+current_entity: contextvars.ContextVar[str] = contextvars.ContextVar("turnforge_entity", default="")
+ENTITY_HEADER = "X-TurnForge-Entity"
 
 
 class LLMTransientError(TransientError):
@@ -148,7 +155,9 @@ class LLMClient:
             for attempt in retrying:
                 with attempt:
                     try:
-                        response = self._client.chat.completions.create(**request)
+                        entity = current_entity.get()
+                        headers = {ENTITY_HEADER: entity} if entity else None
+                        response = self._client.chat.completions.create(**request, extra_headers=headers)
                     except openai.OpenAIError as e:
                         raise classify(e) from e
             choice = response.choices[0] if response.choices else None

@@ -273,8 +273,13 @@ class RunResult:
         return self.missing == 0
 
 
-def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None, console=None) -> RunResult:
-    """Seed one run and wait for all its trajectories (or the timeout); writes dataset, rejections and report."""
+def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None, console=None,
+        resume: bool = False) -> RunResult:
+    """Seed one run and wait for all its trajectories (or the timeout); writes dataset, rejections and report.
+
+    Resume (same run id and config, e.g. after the stack was stopped): the seeds get the same ids, so the services'
+    processed-ledger skips the ones already handled, and the watcher reads every outcome from the start of the
+    terminal topics; only unfinished trajectories do more work."""
     from kafka import KafkaConsumer
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -293,13 +298,15 @@ def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None,
     consumer = KafkaConsumer(
         *topics, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=f"turnforge.runner.{run_id}",
         client_id="turnforge-runner", auto_offset_reset="earliest", enable_auto_commit=False,
+        isolation_level="read_committed" if settings.kafka.transactions else "read_uncommitted",
         session_timeout_ms=settings.kafka.session_timeout_ms,
         heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
     )
     timed_out = False
     try:
         produce_seeds(settings, seeds)
-        console.print(f"run [bold]{run_id}[/]: {len(seeds)} seed(s), {tracker.counts()['seeded']} trajectories")
+        console.print(f"{'resuming ' if resume else ''}run [bold]{run_id}[/]: {len(seeds)} seed(s), "
+                      f"{tracker.counts()['seeded']} trajectories")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
             bar = progress.add_task(_progress_text(tracker), total=tracker.counts()["seeded"])

@@ -190,13 +190,14 @@ def cmd_cluster_status(args) -> int:
 def cmd_cluster_init(args) -> int:
     from shared import cluster
 
-    overrides = {}
+    settings = load_settings(_config_path(args))
+    kafka = settings.kafka  # arguments override the config's kafka.partitions, topic_partitions, replication_factor
+    kafka.partitions = args.partitions or kafka.partitions
+    kafka.replication_factor = args.replication_factor or kafka.replication_factor
     for item in args.topic_partitions:
         topic, _, count = item.partition("=")
-        overrides[topic] = int(count)
-    settings = load_settings(_config_path(args))
-    cluster.init(settings, cluster.topic_partitions(args.partitions or settings.kafka.partitions, overrides),
-                 args.replication_factor, demo_domains=args.demo_domains, wait_s=args.wait_s)
+        kafka.topic_partitions[topic] = int(count)
+    cluster.init(settings, demo_domains=args.demo_domains, wait_s=args.wait_s)
     return 0
 
 
@@ -244,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cluster_status)
     p = cluster.add_parser("init", parents=[common], help="create the topics (and load the demo domains)")
     p.add_argument("--partitions", type=int, help="partitions per topic (default: kafka.partitions)")
-    p.add_argument("--topic-partitions", action="append", default=[], metavar="TOPIC=N", help="one topic's count")
-    p.add_argument("--replication-factor", type=int, default=1)
+    p.add_argument("--topic-partitions", action="append", default=[], metavar="TOPIC=N",
+                   help="one topic's count (default: kafka.topic_partitions)")
+    p.add_argument("--replication-factor", type=int, help="default: kafka.replication_factor")
     p.add_argument("--demo-domains", action="store_true", help="register the demo domain databases")
     p.add_argument("--wait-s", type=float, default=300, help="retry while Kafka or PostgreSQL are not up yet")
     p.set_defaults(func=cmd_cluster_init)

@@ -45,15 +45,17 @@ def topic_partitions(default: int, overrides: dict[str, int]) -> dict[str, int]:
     return {name: overrides.get(name, default) for name in Topics.ALL}
 
 
-def create_topics(settings: Settings, partitions: dict[str, int], replication_factor: int) -> list[str]:
-    """Create the missing topics; returns the names created. Existing topics keep their partitions."""
+def create_topics(settings: Settings) -> list[str]:
+    """Create the missing topics as the services would (kafka.partitions, kafka.topic_partitions,
+    kafka.replication_factor); returns the names created. Existing topics keep their partitions."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers, client_id="turnforge-init")
     try:
         existing = set(admin.list_topics())
-        wanted = [NewTopic(settings.topic(name), num_partitions=n, replication_factor=replication_factor)
+        partitions = topic_partitions(settings.kafka.partitions, settings.kafka.topic_partitions)
+        wanted = [NewTopic(settings.topic(name), num_partitions=n, replication_factor=settings.kafka.replication_factor)
                   for name, n in partitions.items() if settings.topic(name) not in existing]
         created = []
         for topic in wanted:  # one at a time: a topic another process created meanwhile must not stop the rest
@@ -80,10 +82,11 @@ def retry_until(what: str, action, wait_s: float, pause_s: float = 5.0):
             time.sleep(pause_s)
 
 
-def init(settings: Settings, partitions: dict[str, int], replication_factor: int, *, demo_domains: bool,
-         wait_s: float) -> None:
-    created = retry_until("creating topics",
-                          lambda: create_topics(settings, partitions, replication_factor), wait_s)
+def init(settings: Settings, *, demo_domains: bool, wait_s: float) -> None:
+    """The chart's topic Job: the topics (the services would create the same ones, but not all at once with their
+    final counts before the first seed arrives), then the demo domain databases."""
+    partitions = topic_partitions(settings.kafka.partitions, settings.kafka.topic_partitions)
+    created = retry_until("creating topics", lambda: create_topics(settings), wait_s)
     for name in Topics.ALL:
         state = "created" if settings.topic(name) in created else "exists"
         print(f"topic {settings.topic(name)}: {partitions[name]} partitions ({state})")
@@ -201,6 +204,13 @@ def list_release_deployments(release: str, namespace: str) -> list[Any]:
     return client.AppsV1Api().list_namespaced_deployment(namespace, label_selector=selector).items
 
 
+def committed_offsets(admin, group: str) -> dict:
+    """{TopicPartition: OffsetAndMetadata} of a group; kafka-python 3 renamed the call and keys it by group."""
+    if hasattr(admin, "list_group_offsets"):
+        return admin.list_group_offsets({group: None}).get(group, {})
+    return admin.list_consumer_group_offsets(group)
+
+
 def lag_rows(settings: Settings, timeout_s: float = 10.0) -> list[LagRow]:
     from kafka import KafkaAdminClient, KafkaConsumer
     from kafka.structs import TopicPartition
@@ -213,7 +223,7 @@ def lag_rows(settings: Settings, timeout_s: float = 10.0) -> list[LagRow]:
     try:
         rows = []
         for service, topics in SERVICE_TOPICS.items():
-            offsets = admin.list_consumer_group_offsets(consumer_group(service))
+            offsets = committed_offsets(admin, consumer_group(service))
             committed = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
             partitions = [TopicPartition(settings.topic(t), p) for t in topics
                           for p in sorted(consumer.partitions_for_topic(settings.topic(t)) or ())]

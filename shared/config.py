@@ -21,6 +21,9 @@ class KafkaConfig(BaseModel):
     bootstrap_servers: str = "127.0.0.1:19092"
     topic_prefix: str = "tf."
     partitions: int = 4
+    # Per-topic counts over `partitions` (e.g. {turns.user: 16}) and the replication factor of created topics.
+    topic_partitions: dict[str, int] = Field(default_factory=dict)
+    replication_factor: int = 1
     # tansu holds a group join for about half the session timeout, so keep it short.
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 2000

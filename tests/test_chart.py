@@ -84,7 +84,7 @@ def test_defaults_render_the_services_a_gpu_model_server_and_both_jobs(defaults)
     assert set(jobs) == {"init", "seed"}
     topic_job, seed_job = jobs["init"], jobs["seed"]
     assert "post-install" in topic_job["metadata"]["annotations"]["helm.sh/hook"]
-    assert containers(topic_job)[0]["args"][:3] == ["cluster", "init", "--partitions=8"]
+    assert containers(topic_job)[0]["args"][:2] == ["cluster", "init"]
     assert containers(seed_job)[0]["args"][:2] == ["produce-seed", "/etc/turnforge-seeds/seeds.yaml"]
     # The seed Job runs after the topic Job.
     weight = lambda job: int(job["metadata"]["annotations"]["helm.sh/hook-weight"])  # noqa: E731
@@ -99,7 +99,7 @@ def test_rendered_config_is_what_the_services_read(defaults, tmp_path):
     path.write_text(config_map["data"]["config.yaml"])
     settings = load_settings(path)
     assert settings.kafka.bootstrap_servers == "tf-turnforge-kafka-kafka-bootstrap:9092"
-    assert settings.kafka.partitions == 8
+    assert settings.kafka.partitions == 8 and settings.kafka.replication_factor == 1
     model_service = next(d for d in of_kind(defaults, "Service") if "vllm" in d["metadata"]["name"])
     url = f"http://{model_service['metadata']['name']}:{model_service['spec']['ports'][0]['port']}/v1"
     assert settings.llm.for_role("judge").base_url == url and settings.llm.default.base_url == url
@@ -144,6 +144,11 @@ def test_external_kafka_and_postgresql_with_lag_autoscaling():
     assert [t["metadata"]["topic"] for t in sql] == [f"tf.{t}" for t in cluster.SERVICE_TOPICS["sql-executor"]]
     assert {t["metadata"]["consumerGroup"] for t in sql} == {"turnforge.sql-executor"}
     assert sql[0]["metadata"]["bootstrapServers"] == "kafka-0.kafka.data:9092,kafka-1.kafka.data:9092"
+    # The topic Job and the services read the same partition counts and replication factor.
+    [config_map] = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    kafka = yaml.safe_load(config_map["data"]["config.yaml"])["kafka"]
+    assert kafka["partitions"] == 6 and kafka["replication_factor"] == 3
+    assert kafka["topic_partitions"] == {"turns.user": 12, "turns.agent": 12, "tool.calls": 12}
     agent = next(d for d in of_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-agent"))
     assert "replicas" not in agent["spec"]  # KEDA owns the replica count
     dsn = next(e for e in containers(agent)[0]["env"] if e["name"] == "TURNFORGE_POSTGRES__DSN")

@@ -129,3 +129,42 @@ def test_the_consume_loop_heartbeat_is_touched_at_most_every_few_seconds(tmp_pat
     Service._heartbeat(loop)
     assert time.time() - beat.stat().st_mtime < 5
     Service._heartbeat(NS(settings=Settings()))  # no file configured: nothing to do
+
+
+@pytest.mark.integration
+def test_init_creates_the_topics_with_their_counts_and_lag_is_read_from_the_broker(kafka_bootstrap, postgres_dsn):
+    import uuid
+
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.structs import OffsetAndMetadata, TopicPartition
+
+    from shared.sandbox import SandboxManager
+
+    prefix = "init_" + uuid.uuid4().hex[:6] + "."
+    settings = Settings(kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": prefix, "partitions": 2,
+                               "topic_partitions": {"turns.user": 3}}, postgres={"dsn": postgres_dsn})
+    cluster.init(settings, demo_domains=True, wait_s=30)
+    cluster.init(settings, demo_domains=True, wait_s=30)  # a second run (helm upgrade) finds everything there
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    try:
+        assert len(consumer.partitions_for_topic(prefix + "turns.user")) == 3
+        assert len(consumer.partitions_for_topic(prefix + "seeds")) == 2
+    finally:
+        consumer.close()
+    assert "telecom" in SandboxManager(postgres_dsn).domains()
+
+    # Lag of user-sim on turns.user: 3 records in partition 0, the group committed offset 1.
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for i in range(3):  # one at a time: the embedded broker gives a whole batch a single offset
+        producer.send(prefix + "turns.user", value=b"x", partition=0).get(timeout=10)
+    producer.close()
+    group = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=cluster.consumer_group("user-sim"),
+                          enable_auto_commit=False)
+    try:
+        group.assign([TopicPartition(prefix + "turns.user", 0)])
+        group.commit({TopicPartition(prefix + "turns.user", 0): OffsetAndMetadata(1, "", -1)})
+    finally:
+        group.close()
+    rows = {(r.service, r.topic): r for r in cluster.lag_rows(settings)}
+    assert (rows["user-sim", prefix + "turns.user"].lag, rows["user-sim", prefix + "turns.user"].partitions) == (2, 3)
+    assert rows["tool-synth", prefix + "seeds"].lag is None  # nothing produced, nothing committed

@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard protos/turnforge/v1/*.proto)
 GEN    := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: install protos run test test-fast bench clean down chart-check
+.PHONY: install protos run test test-fast bench clean down chart-check faults
 
 install: $(STAMP) $(GEN)
 
@@ -31,6 +31,11 @@ test: install
 # Unit tests only: no broker, database or model needed.
 test-fast: install
 	$(PY) -m pytest -q -m "not integration and not e2e and not model"
+
+# Fault suite on real Apache Kafka (fetched once with Maven into ~/.cache/turnforge/kafka); prints its figures.
+FAULT_TRAJECTORIES ?= 200
+faults: install
+	$(PY) e2e-tests/faults/run_faults.py --trajectories $(FAULT_TRAJECTORIES)
 
 bench: install
 	$(PY) e2e-tests/benchmarks/bench_sandbox.py

@@ -251,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-domains", action="store_true", help="register the demo domain databases")
     p.add_argument("--wait-s", type=float, default=300, help="retry while Kafka or PostgreSQL are not up yet")
     p.set_defaults(func=cmd_cluster_init)
+    from services.tool_synth.commands import add_parsers as add_tool_preparation_parsers
+
+    add_tool_preparation_parsers(sub, common)  # import-db, tools
     return parser
 
 

@@ -19,6 +19,7 @@ DifficultyMix = seed_pb2.DifficultyMix
 PipelineMode = seed_pb2.PipelineMode
 ToolExecution = seed_pb2.ToolExecution
 UserPersona = seed_pb2.UserPersona
+ToolSynthesizer = seed_pb2.ToolSynthesizer
 
 Tool = tool_pb2.Tool
 Toolset = tool_pb2.Toolset

@@ -53,3 +53,26 @@ def load_seed_tools(path: str | Path, *, field: str = "", limit: int = 0) -> lis
         if limit and len(tools) >= limit:
             break
     return tools
+
+
+def load_seed_responses(path: str | Path, *, field: str = "", limit: int = 0) -> dict[str, dict[str, str]]:
+    """Seal-Tools' real output fields (`responses`) per tool, as JSON types: the ground truth for output schemas.
+
+    Takes the same `field` and `limit` as load_seed_tools, so it covers the same tools; tools without
+    `responses` (OpenAI specs) are absent."""
+    responses: dict[str, dict[str, str]] = {}
+    taken = 0
+    for entry in _read_entries(Path(path)):
+        if "api_name" not in entry:
+            taken += 1
+        else:
+            if field and not str(entry.get("field", "")).startswith(field):
+                continue
+            taken += 1
+            if entry.get("responses"):
+                responses[entry["api_name"]] = {
+                    name: SEAL_TYPES.get(str(spec.get("type", "str")).lower(), "string")
+                    for name, spec in entry["responses"].items()}
+        if limit and taken >= limit:
+            break
+    return responses

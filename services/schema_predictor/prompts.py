@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 PREDICT_SYSTEM = (
     "You design the JSON returned by tools of a {domain} application. For each tool you are shown, list the fields "
@@ -13,7 +14,8 @@ PREDICT_SYSTEM = (
 
 FIELD_TYPES = ["string", "integer", "number", "boolean"]
 
-# Bounded so a small model cannot loop: at most 12 fields, short names.
+# Bounded so a small model cannot loop (at most 12 fields); names are normalised afterwards rather than
+# constrained by a pattern, which makes a constrained decoder slow.
 PREDICTION_SCHEMA = {
     "type": "object",
     "properties": {
@@ -25,7 +27,7 @@ PREDICTION_SCHEMA = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$"},
+                    "name": {"type": "string"},
                     "type": {"type": "string", "enum": FIELD_TYPES},
                 },
                 "required": ["name", "type"],
@@ -41,10 +43,19 @@ def predict_request(tool) -> str:
             f"Parameters: {json.dumps(json.loads(tool.parameters_json or '{}'))}\nWhat does it return?")
 
 
+def field_name(raw: str) -> str:
+    """snake_case, as the answer schema asks: 'Customer ID' -> 'customer_id'."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", raw.strip())
+    name = re.sub(r"[^a-z0-9]+", "_", spaced.lower()).strip("_")[:40]
+    return name if name and name[0].isalpha() else ""
+
+
 def prediction_to_schema(tool_name: str, prediction: dict) -> dict:
     properties = {}
     for field in prediction["fields"]:
-        properties.setdefault(field["name"], {"type": field["type"]})
+        name = field_name(field["name"])
+        if name:
+            properties.setdefault(name, {"type": field["type"]})
     record = {"type": "object", "properties": properties}
     if prediction["returns"] == "list_of_records":
         return {"type": "array", "items": record}

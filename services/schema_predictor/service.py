@@ -12,12 +12,12 @@ import logging
 from opentelemetry import trace
 from psycopg import sql as pgsql
 
-from services.schema_predictor.logic import enforce_type_consistency
-from services.schema_predictor.prompts import PREDICT_SYSTEM, predict_request, prediction_to_schema, PREDICTION_SCHEMA
+from services.schema_predictor.logic import enforce_type_consistency, field_entity, sql_field_entity
+from services.schema_predictor.prediction import PredictionLog, predict_output_schemas
 from shared.bus import Outgoing, Route, run_service
 from shared.config import Settings, get_settings
 from shared.contracts import SeedToolset, SqlKind, ToolRejection, Topics
-from shared.llm import LLMClient, LLMClients
+from shared.llm import LLMClients
 from shared.output_schema import json_schema_for_result
 from shared.sandbox import SandboxManager, domain_schema_name
 from shared.sql_guard import check_statement, to_driver_sql
@@ -48,35 +48,43 @@ class SchemaPredictor:
                 "SELECT oid, typname FROM pg_type WHERE oid = ANY(%s)", (oids,)).fetchall()}
             return [(d.name, names.get(d.type_code, "text")) for d in cur.description or []]
 
-    def predict_with_model(self, prepared: SeedToolset, index: int, history: list[dict], llm: LLMClient) -> dict:
-        tool = prepared.toolset.tools[index]
-        history.append({"role": "user", "content": predict_request(tool)})
-        result = llm.chat(history, schema=PREDICTION_SCHEMA, schema_name="output_schema", temperature=0.2)
-        history.append({"role": "assistant", "content": json.dumps(result.data)})
-        return prediction_to_schema(tool.name, result.data)
-
     def handle(self, prepared: SeedToolset) -> list[Outgoing]:
         toolset = prepared.toolset
-        llm = self.llm.for_role("schema_predictor", prepared.seed.settings.models)
-        history = [{"role": "system", "content": PREDICT_SYSTEM.format(domain=prepared.seed.domain)}]
-        schemas = []
-        for i, tool in enumerate(toolset.tools):
-            if tool.HasField("sql"):
+        schemas: list[dict | None] = []
+        for tool in toolset.tools:
+            if tool.HasField("sql") and tool.output_schema_json:
+                # tool-synth derived it from the verified execution (result columns and PostgreSQL types)
+                schemas.append(json.loads(tool.output_schema_json))
+            elif tool.HasField("sql"):
                 columns = self.result_columns(toolset.domain_database, tool.sql.statement,
                                               json.loads(tool.sql.sample_arguments_json or "{}"))
                 # One record for lookups by key and for writes (as the executor shapes them), a list otherwise.
                 kind = SQL_KIND_NAMES[tool.sql.kind]
                 schemas.append(json_schema_for_result(columns, kind, single_row=tool.name.startswith("get_")))
             else:
-                schemas.append(self.predict_with_model(prepared, i, history, llm))
+                schemas.append(None)
+        simulated = [t for t, s in zip(toolset.tools, schemas) if s is None]
+        log = PredictionLog()
+        if simulated:
+            llm = self.llm.for_role("schema_predictor", prepared.seed.settings.models)
+            predicted = iter(predict_output_schemas(llm, prepared.seed.domain, simulated, log))
+            schemas = [s if s is not None else next(predicted) for s in schemas]
+        columns_of = {t.name: (dict(t.sql.parameter_columns), dict(t.sql.result_columns))
+                      for t in toolset.tools if t.HasField("sql")}
+        entity = sql_field_entity(columns_of) if columns_of else field_entity
         repaired, conflicts = enforce_type_consistency(
-            [(t.name, json.loads(t.parameters_json or "{}"), s) for t, s in zip(toolset.tools, schemas)])
+            [(t.name, json.loads(t.parameters_json or "{}"), s) for t, s in zip(toolset.tools, schemas)], entity)
         for tool, (_, params, output) in zip(toolset.tools, repaired):
             tool.parameters_json = json.dumps(params)
             tool.output_schema_json = json.dumps(output)
         for c in conflicts:
             toolset.rejected.append(ToolRejection(tool_name=c.tool, reason="type conflict repaired: " + c.describe()))
-        trace.get_current_span().set_attribute("turnforge.schema.conflicts_repaired", len(conflicts))
+        for name in log.failed:
+            toolset.rejected.append(ToolRejection(tool_name=name, reason="output schema not predicted: no usable "
+                                                                          "model answer; empty record schema used"))
+        span = trace.get_current_span()
+        span.set_attribute("turnforge.schema.conflicts_repaired", len(conflicts))
+        span.set_attribute("turnforge.schema.shapes_repaired", len(log.shape_repaired))
         return [Outgoing(Topics.TOOLSETS_READY, prepared.seed.seed_id, prepared)]
 
 

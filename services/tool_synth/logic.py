@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+from itertools import zip_longest
 
 import jsonschema
 
@@ -46,21 +48,22 @@ def validate_seed(seed: SeedEvent) -> None:
         raise InvalidSeed("malformed seed event: " + "; ".join(problems))
 
 
-def toolset_from_verifications(seed: SeedEvent, verifications) -> Toolset:
-    """Keep verified SQL tools (writes first so every CRUD kind survives the cap), record the rejected ones."""
+def toolset_from_verifications(seed: SeedEvent, verifications, kept=None) -> Toolset:
+    """Keep verified SQL tools (a varied selection, see select_tools), record the rejected ones.
+
+    Each kept tool carries the output schema derived from its verified execution (result columns and their
+    PostgreSQL types), so schema-predictor has nothing to guess for it."""
     toolset = Toolset(seed_id=seed.seed_id, domain=seed.domain, domain_database=seed.database.domain_database)
-    kept = [v for v in verifications if v.ok]
-    kept.sort(key=lambda v: (v.candidate.kind == "read", 0))
-    by_kind: dict[str, list] = {}
-    for v in kept:
-        by_kind.setdefault(v.candidate.kind, []).append(v)
-    chosen = _round_robin(by_kind, MAX_TOOLS)
+    chosen = kept if kept is not None else select_tools([v for v in verifications if v.ok], MAX_TOOLS)
     for v in chosen:
         c = v.candidate
         toolset.tools.append(Tool(
             name=c.name, description=c.description, parameters_json=json.dumps(c.parameters),
+            output_schema_json=json.dumps(v.output_schema),
             sql=SqlBinding(statement=c.sql, parameters=list(c.parameters.get("properties", {})), kind=SQL_KINDS[c.kind],
-                           sample_arguments_json=json.dumps(v.sample_arguments, default=str)),
+                           sample_arguments_json=json.dumps(v.sample_arguments, default=str),
+                           parameter_columns={p: f"{t}.{col}" for p, (t, col) in c.param_columns.items()},
+                           result_columns={r: f"{t}.{col}" for r, (t, col) in v.result_origins.items()}),
         ))
     for v in verifications:
         if not v.ok:
@@ -70,16 +73,71 @@ def toolset_from_verifications(seed: SeedEvent, verifications) -> Toolset:
     return toolset
 
 
-def _round_robin(groups: dict[str, list], limit: int) -> list:
-    """Take from each kind in turn, so a big table of reads does not crowd out writes."""
-    order = ["read", "insert", "update", "delete"]
-    queues = [list(groups.get(k, [])) for k in order]
-    chosen = []
+def _main_table(sql: str) -> str:
+    m = re.search(r"\b(?:FROM|INTO|UPDATE)\s+\"?([A-Za-z_][A-Za-z0-9_]*)", sql, re.IGNORECASE)
+    return m.group(1).lower() if m else ""
+
+
+def _is_search(v) -> bool:
+    return v.candidate.kind == "read" and re.search(r"\bI?LIKE\b", v.candidate.sql, re.IGNORECASE) is not None
+
+
+def _is_top(v) -> bool:
+    return v.candidate.kind == "read" and not v.has_aggregate and re.search(r"\bLIMIT\b", v.candidate.sql, re.I) \
+        is not None and re.search(r"\bORDER BY\b", v.candidate.sql, re.I) is not None
+
+
+READ_SHARE = 2  # reads taken per round against one insert, update and delete: questions outnumber changes
+
+# What a varied toolset needs at least once, when the verified tools offer it (first match wins).
+COVERAGE = [
+    ("insert", lambda v: v.candidate.kind == "insert"),
+    ("update", lambda v: v.candidate.kind == "update"),
+    ("delete", lambda v: v.candidate.kind == "delete"),
+    ("aggregate read", lambda v: v.candidate.kind == "read" and v.has_aggregate),
+    ("join read", lambda v: v.candidate.kind == "read" and v.has_join and not v.has_aggregate),
+    ("lookup", lambda v: v.candidate.kind == "read" and v.single_row),
+    ("search", _is_search),
+    ("top-N", _is_top),
+]
+
+
+def select_tools(verified: list, limit: int) -> list:
+    """A varied selection: every kind of COVERAGE first, model proposals before templates, then kinds in turn
+    (read, insert, update, delete) and, within a kind, tables in turn, so neither one big table nor a flood of
+    reads crowds out the rest."""
+    ordered = sorted(verified, key=lambda v: v.candidate.source != "llm")  # stable: keeps each source's order
+    chosen: list = []
+    for _, wanted in COVERAGE:
+        pick = next((v for v in ordered if wanted(v) and v not in chosen), None)
+        if pick is not None and len(chosen) < limit:
+            chosen.append(pick)
+    rest = [v for v in ordered if v not in chosen]
+    by_table = lambda v: _main_table(v.candidate.sql)  # noqa: E731
+    rich = _spread([v for v in rest if v.candidate.kind == "read" and (v.has_join or v.has_aggregate)], by_table)
+    plain = _spread([v for v in rest if v.candidate.kind == "read" and not (v.has_join or v.has_aggregate)], by_table)
+    reads = [v for pair in zip_longest(rich, plain) for v in pair if v is not None]  # joins/aggregates every other
+    queues = [reads] + [_spread([v for v in rest if v.candidate.kind == k], by_table) for k in ("insert", "update", "delete")]
     while len(chosen) < limit and any(queues):
-        for q in queues:
-            if q and len(chosen) < limit:
-                chosen.append(q.pop(0))
+        for q, share in zip(queues, (READ_SHARE, 1, 1, 1)):
+            for _ in range(share):
+                if q and len(chosen) < limit:
+                    chosen.append(q.pop(0))
     return chosen
+
+
+def _spread(items: list, key) -> list:
+    """Round-robin over key groups: a, a, b, c -> a, b, c, a."""
+    groups: dict[str, list] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    out = []
+    queues = list(groups.values())
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
 
 
 def toolset_from_seed_tools(seed: SeedEvent) -> Toolset:

@@ -6,33 +6,56 @@ import random
 from opentelemetry import trace
 
 from services.tool_synth.logic import toolset_from_seed_tools, toolset_from_verifications, validate_seed
-from services.tool_synth.templates import synthesize_template_tools
-from services.tool_synth.verify import verify_tools
+from services.tool_synth.preparation import prepare_database_tools
+from services.tool_synth.seed_expansion import expand_seed_tools
 from shared.bus import Outgoing, Route, run_service
 from shared.config import Settings, get_settings
-from shared.contracts import SeedEvent, SeedToolset, Topics
+from shared.contracts import SeedEvent, SeedToolset, ToolRejection, ToolSynthesizer, Topics
+from shared.llm import LLMClients
 from shared.sandbox import SandboxManager, domain_schema_name
 from shared.trajectory import seed_info
+
+
+SYNTHESIZER_OF = {ToolSynthesizer.TOOL_SYNTHESIZER_UNSPECIFIED: "template",
+                  ToolSynthesizer.TOOL_SYNTHESIZER_TEMPLATE: "template",
+                  ToolSynthesizer.TOOL_SYNTHESIZER_LLM: "llm",
+                  ToolSynthesizer.TOOL_SYNTHESIZER_BOTH: "both"}
 
 
 class ToolSynth:
     def __init__(self, settings: Settings):
         self.sandboxes = SandboxManager(settings.postgres.dsn)
+        self.llm = LLMClients(settings.llm)
 
     def handle(self, seed: SeedEvent) -> list[Outgoing]:
         validate_seed(seed)
+        span = trace.get_current_span()
         if seed.WhichOneof("source") == "seed_tools":
-            toolset = toolset_from_seed_tools(seed)
+            if seed.settings.expand_seed_tools:
+                llm = self.llm.for_role("tool_synth", seed.settings.models)
+                expansion = expand_seed_tools(llm, seed.domain, list(seed.seed_tools.tools))
+                expanded = SeedEvent()
+                expanded.CopyFrom(seed)
+                del expanded.seed_tools.tools[:]
+                expanded.seed_tools.tools.extend(expansion.tools)
+                toolset = toolset_from_seed_tools(expanded)
+                for r in expansion.rejected:
+                    toolset.rejected.append(ToolRejection(tool_name=r.name, reason=f"{r.stage} spec: {r.reason}"))
+                for dropped, kept in expansion.merged:
+                    toolset.rejected.append(ToolRejection(tool_name=dropped, reason=f"merged: same purpose as {kept}"))
+                span.set_attribute("turnforge.tools.proposed", expansion.proposed)
+            else:
+                toolset = toolset_from_seed_tools(seed)
         else:
             domain = seed.database.domain_database
             db_schema = self.sandboxes.domain_schema(domain)
-            candidates = synthesize_template_tools(db_schema)
+            synthesizer = SYNTHESIZER_OF.get(seed.settings.tool_synthesizer, "template")
+            llm = self.llm.for_role("tool_synth", seed.settings.models) if synthesizer != "template" else None
             rng = random.Random(f"{seed.domain}/{seed.settings.random_seed}")
-            conn = self.sandboxes.connection()
-            verifications = verify_tools(conn, domain_schema_name(domain), db_schema, candidates, rng)
-            toolset = toolset_from_verifications(seed, verifications)
-            span = trace.get_current_span()
-            span.set_attribute("turnforge.tools.proposed", len(candidates))
+            prepared = prepare_database_tools(self.sandboxes.connection(), domain_schema_name(domain), db_schema,
+                                              synthesizer=synthesizer, llm=llm, rng=rng)
+            toolset = toolset_from_verifications(seed, prepared.verifications, prepared.kept)
+            span.set_attribute("turnforge.tools.proposed", len(prepared.verifications))
             span.set_attribute("turnforge.tools.kept", len(toolset.tools))
         return [Outgoing(Topics.TOOLSETS_SYNTHESIZED, seed.seed_id, SeedToolset(seed=seed, toolset=toolset))]
 

@@ -58,6 +58,7 @@ class ToolCandidate:
     sql: str  # parameterised with :name placeholders only
     kind: str  # read | insert | update | delete
     param_columns: dict[str, tuple[str, str]] = field(default_factory=dict)  # parameter -> (table, column)
+    source: str = "template"  # "template" or "llm": who proposed it
 
 
 def synthesize_template_tools(schema: DatabaseSchema) -> list[ToolCandidate]:
@@ -87,7 +88,9 @@ def _write_tools(schema: DatabaseSchema, table: Table) -> list[ToolCandidate]:
     if create is not None:
         tools.append(create)
     if table.primary_key:
-        tools += [_update_column(table, col) for col in _updatable_columns(table)]
+        referenced = {c for t in schema.tables for fk in t.foreign_keys if fk.ref_table == table.name
+                      for c in fk.ref_columns}
+        tools += [_update_column(table, col) for col in _updatable_columns(table) if col.name not in referenced]
         tools.append(_delete(schema, table))
     return tools
 

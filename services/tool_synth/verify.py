@@ -39,6 +39,10 @@ class Verification:
     row_count: int = 0
     nullable_columns: list[str] = field(default_factory=list)  # result columns that may hold NULL
     single_row: bool = False  # a read that pins the whole primary key: answers one record
+    has_join: bool = False
+    has_aggregate: bool = False
+    # result column -> (table, column) it is read from; computed columns are absent
+    result_origins: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def output_schema(self) -> dict:
@@ -69,7 +73,8 @@ def _verify_one(conn, schema_name: str, db_schema: DatabaseSchema, candidate: To
     mismatch = _declaration_mismatch(candidate, statement)
     if mismatch:
         return Verification(candidate, ok=False, reason=mismatch)
-    result = Verification(candidate, ok=False, single_row=_is_single_row_lookup(candidate.sql, db_schema))
+    result = Verification(candidate, ok=False, single_row=_is_single_row_lookup(candidate.sql, db_schema),
+                          has_join=statement.has_join, has_aggregate=statement.has_aggregate)
     try:
         with conn.transaction():
             conn.execute(f"SET LOCAL search_path TO {quote_ident(schema_name)}")
@@ -112,7 +117,9 @@ def _execute(conn, statement: GuardedStatement, result: Verification) -> None:
             return
         types = _type_names(conn, [c.type_code for c in cur.description])
         result.result_columns = [(c.name, types.get(c.type_code, "unknown")) for c in cur.description]
-        result.nullable_columns = _nullable_result_columns(conn, cur, statement)
+        sources = _result_sources(conn, cur)
+        result.nullable_columns = _nullable_result_columns(conn, cur, statement, sources)
+        result.result_origins = {c.name: (src[0], src[1]) for c, src in zip(cur.description, sources) if src}
 
 
 def _emptiness_reason(statement: GuardedStatement, row_count: int) -> str:
@@ -140,15 +147,20 @@ def sample_arguments(conn, schema_name: str, candidate: ToolCandidate, rng: rand
     """
     roles = parameter_roles(candidate.sql)
     args: dict[str, Any] = {p: rng.randint(*SAMPLE_LIMIT_RANGE) for p, r in roles.items() if r == "limit"}
-    matched = [p for p, r in roles.items() if r in ("match", "pattern")]
+    matched = [p for p, r in roles.items() if r in ("match", "pattern", "bare_pattern")]
     args |= _values_from_rows(conn, schema_name, candidate, matched, rng, skip_nulls=True)
+    bounds = [p for p, r in roles.items() if r in ("lower_bound", "upper_bound")]
+    args |= _bound_values(conn, schema_name, candidate, bounds, roles)
     new_values = [p for p, r in roles.items() if r == "new_value"]
     args |= _values_from_rows(conn, schema_name, candidate, new_values, rng, skip_nulls=True)
+    args |= _fresh_unique_values(conn, schema_name, candidate, new_values, args, rng)
     inserted = [p for p, r in roles.items() if r == "insert_value"]
     args |= _insert_values(conn, schema_name, candidate, inserted, rng)
     for p, r in roles.items():
         if r == "pattern":
             args[p] = _pattern_from(args[p], rng)
+        elif r == "bare_pattern":  # `col LIKE :p` itself: the wildcards are the caller's to give
+            args[p] = f"%{_pattern_from(args[p], rng)}%"
     return {p: _jsonable(v) for p, v in args.items()}
 
 
@@ -169,11 +181,31 @@ def _role_of(ph: exp.Placeholder, root: exp.Expression) -> str:
         if isinstance(parent, (exp.Limit, exp.Offset, exp.Fetch)):
             return "limit"
         if isinstance(parent, (exp.Like, exp.ILike)):
-            return "pattern"
+            return "bare_pattern" if node is ph and parent.expression is ph else "pattern"
+        if node is ph and parent.expression is ph and isinstance(parent, (exp.GT, exp.GTE)):
+            return "lower_bound"  # `col > :p`: a bound below the smallest value finds rows
+        if node is ph and parent.expression is ph and isinstance(parent, (exp.LT, exp.LTE)):
+            return "upper_bound"
         if parent is root and isinstance(root, exp.Update) and any(node is e for e in root.expressions):
             return "new_value"
         node = parent
     return "insert_value" if isinstance(root, exp.Insert) else "match"
+
+
+def _bound_values(conn, schema_name, candidate, params, roles) -> dict:
+    """`col > :p` gets the column's smallest value and `col < :p` its largest, so the range holds rows."""
+    values = {}
+    for p in params:
+        if p not in candidate.param_columns:
+            raise NoSample(f"parameter {p} has no column to draw values from")
+        table, column = candidate.param_columns[p]
+        agg = "min" if roles[p] == "lower_bound" else "max"
+        value = conn.execute(f"SELECT {agg}({quote_ident(column)}) FROM "
+                             f"{quote_ident(schema_name)}.{quote_ident(table)}").fetchone()[0]
+        if value is None:
+            raise NoSample(f"table {table} has no rows with {column} set")
+        values[p] = value
+    return values
 
 
 def _columns_by_table(candidate: ToolCandidate, params: list[str]) -> dict[str, dict[str, str]]:
@@ -236,7 +268,18 @@ def _make_unique_keys_fresh(conn, schema_name: str, table: str, row: dict, rng) 
 
 
 def _can_freshen(value) -> bool:
-    return isinstance(value, (str, int)) and not isinstance(value, bool)
+    return isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _fresh_unique_values(conn, schema_name, candidate, params, args, rng) -> dict:
+    """A new value for a column that must stay unique (an UPDATE of it) is one no row has yet."""
+    fresh = {}
+    for p in params:
+        table, column = candidate.param_columns.get(p, ("", ""))
+        qualified = f"{quote_ident(schema_name)}.{quote_ident(table)}"
+        if table and [column] in _unique_keys(conn, qualified) and _can_freshen(args.get(p)):
+            fresh[p] = _fresh_value(conn, qualified, column, args[p], rng)
+    return fresh
 
 
 def _unique_keys(conn, qualified: str) -> list[list[str]]:
@@ -322,24 +365,30 @@ def _type_names(conn, oids: list[int]) -> dict[int, str]:
     return dict(rows)
 
 
-def _nullable_result_columns(conn, cur, statement: GuardedStatement) -> list[str]:
-    """Result columns that may be NULL: computed ones, nullable table columns, outer-joined tables."""
+def _result_sources(conn, cur) -> list[tuple[str, str, bool] | None]:
+    """For each result column, the table column it is read from (relation, column, NOT NULL), or None if computed."""
     result = cur.pgresult
     sources = [(result.ftable(i), result.ftablecol(i)) for i in range(result.nfields)]
     known = {(t, c) for t, c in sources if t}
-    not_null: dict[tuple[int, int], tuple[str, bool]] = {}
+    found: dict[tuple[int, int], tuple[str, str, bool]] = {}
     if known:
         rows = conn.execute(
-            """SELECT a.attrelid, a.attnum, c.relname, a.attnotnull
+            """SELECT a.attrelid, a.attnum, c.relname::text, a.attname::text, a.attnotnull
                FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
                WHERE (a.attrelid, a.attnum) IN (SELECT * FROM unnest(%s::oid[], %s::int2[]))""",
             [[t for t, _ in known], [c for _, c in known]],
         ).fetchall()
-        not_null = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+        found = {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
+    return [found.get(source) for source in sources]
+
+
+def _nullable_result_columns(conn, cur, statement: GuardedStatement, sources=None) -> list[str]:
+    """Result columns that may be NULL: computed ones, nullable table columns, outer-joined tables."""
+    sources = sources if sources is not None else _result_sources(conn, cur)
     outer = _outer_joined_tables(statement.sql)
     nullable = []
     for column, source in zip(cur.description, sources):
-        relname, attnotnull = not_null.get(source, ("", False))
+        relname, _, attnotnull = source or ("", "", False)
         if not attnotnull or outer is None or relname in outer:
             nullable.append(column.name)
     return nullable

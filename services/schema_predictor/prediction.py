@@ -11,7 +11,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from services.schema_predictor.prompts import PREDICT_SYSTEM, PREDICTION_SCHEMA, predict_request, prediction_to_schema
+from services.schema_predictor.prompts import (PREDICT_SYSTEM, PREDICTION_SCHEMA, field_name, predict_request,
+                                               prediction_to_schema)
 from shared.errors import PermanentError
 
 HISTORY_EXCHANGES = 3  # request/answer pairs kept in the conversation
@@ -81,7 +82,8 @@ def predict_output_schemas(llm, domain: str, tools, log: PredictionLog | None = 
         exchanges.append([{"role": "user", "content": request},
                           {"role": "assistant", "content": json.dumps(prediction)}])
         for f in prediction["fields"]:
-            known.setdefault(f["name"], f["type"])
+            if field_name(f["name"]):
+                known.setdefault(field_name(f["name"]), f["type"])
         schemas.append(prediction_to_schema(tool.name, prediction))
     return schemas
 

@@ -205,7 +205,7 @@ def test_a_failed_model_call_leaves_the_template_floor(domains_dsn):
 
 def test_parameters_come_from_the_sql_not_the_model(domains_dsn):
     db_schema = SandboxManager(domains_dsn).domain_schema("retail")
-    c = candidate_from_proposal({"name": "Create Order Item!", "description": "Add a line.",
+    c = candidate_from_proposal({"name": "Create Order Item!", "description": "Add a line to an order.",
                                  "sql": "INSERT INTO order_items (order_id, product_id, quantity, unit_price, "
                                         "discount_amount, line_total) VALUES (:order_id, :product_id, :qty, "
                                         ":unit_price, :discount, :line_total) RETURNING *;"}, db_schema)
@@ -213,6 +213,16 @@ def test_parameters_come_from_the_sql_not_the_model(domains_dsn):
     assert c.param_columns["qty"] == ("order_items", "quantity")
     assert c.parameters["properties"]["qty"]["type"] == "integer"
     assert c.parameters["properties"]["unit_price"]["type"] == "number"
+
+
+def test_vague_or_unbounded_proposals_are_ruled_out(domains_dsn):
+    db_schema = SandboxManager(domains_dsn).domain_schema("retail")
+    whole = candidate_from_proposal({"name": "tool_1", "description": "All the stores there are.",
+                                     "sql": "SELECT * FROM stores"}, db_schema)
+    assert whole.rejection.startswith("unbounded read")
+    vague = candidate_from_proposal({"name": "get_store", "description": "get store",
+                                     "sql": "SELECT * FROM stores WHERE store_id = :store_id"}, db_schema)
+    assert vague.rejection.startswith("no usable description")
 
 
 def test_selection_covers_every_kind_before_filling():

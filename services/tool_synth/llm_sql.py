@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 
 import psycopg
+import sqlglot
+from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from services.tool_synth.binding import bind_parameters, limit_parameters
@@ -24,6 +26,7 @@ from shared.sql_guard import UnsafeSQL, check_statement
 
 MAX_CALLS = 3
 ANSWER_TOKENS = 360
+MIN_DESCRIPTION = 12
 
 
 @dataclass
@@ -108,7 +111,7 @@ def candidate_from_proposal(proposal: dict, schema: DatabaseSchema) -> ToolCandi
     """A candidate whose parameters, types and kind come from its SQL (the model's word is only name and text)."""
     name = _tool_name(proposal.get("name", ""))
     sql = (proposal.get("sql") or "").strip().rstrip(";").strip()
-    description = " ".join((proposal.get("description") or "").split())[:300] or f"Runs {name}."
+    description = " ".join((proposal.get("description") or "").split())[:300]
     candidate = ToolCandidate(name=name, description=description, parameters={"type": "object", "properties": {}},
                               sql=sql, kind="read", source="llm")
     try:
@@ -118,6 +121,12 @@ def candidate_from_proposal(proposal: dict, schema: DatabaseSchema) -> ToolCandi
     except (UnsafeSQL, ParseError, TokenError, ValueError):
         return candidate  # verification rejects it with the guard's reason
     candidate.kind = statement.kind
+    if len(description) < MIN_DESCRIPTION or description.lower() == name.replace("_", " "):
+        candidate.rejection = "no usable description: an agent could not tell when to call it"
+        return candidate
+    if statement.kind == "read" and not _bounded(sql):
+        candidate.rejection = "unbounded read: no WHERE, GROUP BY or LIMIT (it returns the whole table)"
+        return candidate
     properties = {}
     for p in statement.parameters:
         if p in limits:
@@ -132,6 +141,11 @@ def candidate_from_proposal(proposal: dict, schema: DatabaseSchema) -> ToolCandi
                             "additionalProperties": False}
     candidate.param_columns = {p: bound[p] for p in statement.parameters if p in bound}
     return candidate
+
+
+def _bounded(sql: str) -> bool:
+    tree = sqlglot.parse_one(sql, read="postgres")
+    return any(tree.args.get(k) is not None for k in ("where", "group", "limit")) or tree.find(exp.AggFunc) is not None
 
 
 def _tool_name(raw: str) -> str:

@@ -11,6 +11,8 @@ def reason_category(reason: str) -> str:
         return "duplicate"
     if reason.startswith("declared kind"):
         return "kind mismatch"
+    if reason.startswith(("no usable description", "unbounded read")):
+        return reason.split(":", 1)[0]
     if ":" in reason:
         head = reason.split(":", 1)[0]
         if head == "unsafe SQL":  # the guard's reason says which rule: keep its first words

@@ -42,9 +42,14 @@ SQL_TOOLS_SCHEMA = {
 }
 
 
-def sql_tools_request(tables_text: str, asks: list[str]) -> str:
-    return (f"Tables:\n{tables_text}\n\nPropose {len(asks)} tools for these tables: " + "; ".join(asks) + ".\n"
-            f"Answer format example (another database): {json.dumps({'tools': [SQL_TOOLS_EXAMPLE]})}")
+def sql_tools_request(tables_text: str, asks: list[str], *, with_example: bool = False) -> str:
+    """The request; the answer format is enforced by the schema, so the example is optional: a small model
+    tends to copy it (table and all) instead of writing SQL for the tables shown."""
+    text = (f"Tables:\n{tables_text}\n\nPropose {len(asks)} tools that use only these tables: "
+            + "; ".join(asks) + ".")
+    if with_example:
+        text += f"\nAnswer format example (another database): {json.dumps({'tools': [SQL_TOOLS_EXAMPLE]})}"
+    return text
 
 
 # --- tools from seed tools (simulated path) -------------------------------------------------------

@@ -59,6 +59,7 @@ class ToolCandidate:
     kind: str  # read | insert | update | delete
     param_columns: dict[str, tuple[str, str]] = field(default_factory=dict)  # parameter -> (table, column)
     source: str = "template"  # "template" or "llm": who proposed it
+    rejection: str = ""  # set when a mechanical check already rules it out (verification then records it)
 
 
 def synthesize_template_tools(schema: DatabaseSchema) -> list[ToolCandidate]:

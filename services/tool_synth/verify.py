@@ -66,6 +66,8 @@ def verify_tools(
 
 
 def _verify_one(conn, schema_name: str, db_schema: DatabaseSchema, candidate: ToolCandidate, rng) -> Verification:
+    if candidate.rejection:
+        return Verification(candidate, ok=False, reason=candidate.rejection)
     try:
         statement = check_statement(candidate.sql, db_schema.table_names)
     except UnsafeSQL as e:

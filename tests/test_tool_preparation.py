@@ -291,3 +291,20 @@ def test_near_duplicates_need_one_purpose():
     assert same_purpose(a, b) and not same_purpose(a, c)
     with pytest.raises(ValueError):
         spec_to_tool(_spec("format_date", [{"name": "d", "type": "string"}]), "snake")
+
+
+def test_tools_command_prints_the_toolset_and_measures(domains_dsn, capsys):
+    from services.tool_synth.commands import cmd_tools
+    from shared.cli import build_parser
+    from shared.config import Settings
+
+    args = build_parser().parse_args(["tools", "--db", "education", "--synthesizer", "template", "--json"])
+    assert cmd_tools(args, Settings(postgres={"dsn": domains_dsn})) == 0
+    result = json.loads(capsys.readouterr().out)
+    measures = result["measures"]
+    assert measures["kept"] == len(result["tools"]) >= 10
+    assert measures["proposed"] == measures["verified"] + measures["rejected"]
+    assert set(measures["crud_mix"]) == {"read", "insert", "update", "delete"}
+    assert 0 < measures["share_with_join"] <= 1 and 0 < measures["share_with_aggregate"] <= 1
+    assert measures["type_conflicts_repaired"] == []
+    assert all(t["output_schema"]["type"] in ("array", "object") for t in result["tools"])

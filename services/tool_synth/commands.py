@@ -84,12 +84,15 @@ def database_toolset(settings: Settings, db: str, *, synthesizer: str, name: str
     from services.tool_synth.measures import database_measures
     from services.tool_synth.preparation import prepare_database_tools
     from shared.llm import LLMClient
-    from shared.sandbox import SandboxManager, domain_schema_name
+    from shared.sandbox import SandboxManager, UnknownDomain, domain_schema_name
     from shared.sql_guard import check_statement
 
     domain, imported = _domain_for_db(settings, db, name, pg_schema)
     manager = SandboxManager(settings.postgres.dsn)
-    db_schema = manager.domain_schema(domain)
+    try:
+        db_schema = manager.domain_schema(domain)
+    except UnknownDomain as e:
+        raise ValueError(f"{e}; or give a SQLite file or a postgresql:// DSN") from None
     llm = LLMClient(settings.llm, "tool_synth") if synthesizer != "template" else None
     prepared = prepare_database_tools(manager.connection(), domain_schema_name(domain), db_schema,
                                       synthesizer=synthesizer, llm=llm, rng=random.Random(seed), llm_calls=llm_calls)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from services.schema_predictor.prompts import (PREDICT_SYSTEM, PREDICTION_SCHEMA, field_name, predict_request,
                                                prediction_to_schema)
-from shared.errors import PermanentError
+from shared.errors import PermanentError, TransientError
 
 HISTORY_EXCHANGES = 3  # request/answer pairs kept in the conversation
 MAX_KNOWN_FIELDS = 40
@@ -72,7 +72,7 @@ def predict_output_schemas(llm, domain: str, tools, log: PredictionLog | None = 
         try:
             prediction = llm.chat(messages, schema=PREDICTION_SCHEMA, schema_name="output_schema",
                                   temperature=0.2, max_tokens=300).data
-        except PermanentError:
+        except (PermanentError, TransientError):
             log.failed.append(tool.name)
             prediction = {"returns": expected_shape(tool.name) or "one_record", "fields": []}
         shape = expected_shape(tool.name)

@@ -21,7 +21,7 @@ from services.tool_synth.binding import bind_parameters, limit_parameters
 from services.tool_synth.prompts import SQL_TOOLS_SCHEMA, SQL_TOOLS_SYSTEM, sql_tools_request
 from services.tool_synth.templates import MAX_NAME_LENGTH, ToolCandidate
 from shared.dbschema import DatabaseSchema, Table, quote_ident
-from shared.errors import PermanentError
+from shared.errors import PermanentError, TransientError
 from shared.sql_guard import UnsafeSQL, check_statement
 
 MAX_CALLS = 3
@@ -99,7 +99,7 @@ def propose_sql_tools(llm, conn: psycopg.Connection, schema_name: str, schema: D
         try:
             answer = llm.chat(messages, schema=SQL_TOOLS_SCHEMA, schema_name="sql_tools",
                               max_tokens=ANSWER_TOKENS, temperature=0.4)
-        except PermanentError as e:
+        except (PermanentError, TransientError) as e:  # a lost call costs its proposals; templates remain
             failures.append(ProposalFailure(f"call {i + 1} ({table.name})", f"model answer unusable: {e}"))
             continue
         for proposal in answer.data["tools"]:

@@ -38,6 +38,7 @@ def seed_toolset(settings: Settings, path: str, *, field: str = "", limit: int =
     measures = {
         "seed_tools": len(seeds),
         "questions": len(expansion.questions),
+        "questions_discarded": expansion.discarded_questions,
         "questions_expanded": expansion.proposed_by_stage and min(len(expansion.questions), expand_questions or 10**9),
         "proposed": expansion.proposed,
         "proposed_by_stage": expansion.proposed_by_stage,

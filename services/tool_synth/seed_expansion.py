@@ -18,9 +18,10 @@ from services.tool_synth.prompts import (COMPLEMENT_SCHEMA, COMPLEMENT_SYSTEM, Q
                                          TOOL_SPECS_SCHEMA, TOOL_SPECS_SYSTEM, complement_request, questions_request,
                                          tool_specs_request)
 from shared.contracts import Tool
-from shared.errors import PermanentError
+from shared.errors import PermanentError, TransientError
 
 MAX_COMPLEMENTARY = 10
+MIN_QUESTION_WORDS = 4
 MAX_TOOLS_IN_PROMPT = 25
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{2,63}$")
 # Verbs that mean the same operation; the first of each group is the canonical one.
@@ -48,6 +49,7 @@ class SpecRejection:
 class Expansion:
     tools: list[Tool]  # seed tools first, then kept proposals
     questions: list[str] = field(default_factory=list)
+    discarded_questions: int = 0  # answers too short to be a user request (a bare tool name)
     proposed: int = 0
     proposed_by_stage: dict[str, int] = field(default_factory=dict)
     added_by_stage: dict[str, int] = field(default_factory=dict)
@@ -198,7 +200,7 @@ def expand_seed_tools(llm, domain: str, seeds: list[Tool], *, questions: int = 2
             return llm.chat([{"role": "system", "content": system.format(domain=domain)},
                              {"role": "user", "content": user}],
                             schema=schema, schema_name=name, max_tokens=max_tokens, temperature=0.7).data
-        except PermanentError as e:
+        except (PermanentError, TransientError) as e:  # a lost call costs its proposals, not the toolset
             expansion.failed_calls.append(f"{name}: {e}")
             return None
 
@@ -209,7 +211,9 @@ def expand_seed_tools(llm, domain: str, seeds: list[Tool], *, questions: int = 2
     seen: set[str] = set()
     for q in (answer or {}).get("questions", []):
         text = " ".join(q.split())
-        if len(text) >= 10 and text.lower() not in seen:
+        if len(text.split()) < MIN_QUESTION_WORDS:  # a bare tool name or a fragment is no user request
+            expansion.discarded_questions += 1
+        elif text.lower() not in seen:
             seen.add(text.lower())
             expansion.questions.append(text)
     chosen = expansion.questions[:expand_questions] if expand_questions else expansion.questions

@@ -114,7 +114,9 @@ def select_tools(verified: list, limit: int) -> list:
             chosen.append(pick)
     rest = [v for v in ordered if v not in chosen]
     by_table = lambda v: _main_table(v.candidate.sql)  # noqa: E731
-    rich = _spread([v for v in rest if v.candidate.kind == "read" and (v.has_join or v.has_aggregate)], by_table)
+    aggregates = _spread([v for v in rest if v.candidate.kind == "read" and v.has_aggregate], by_table)
+    joins = _spread([v for v in rest if v.candidate.kind == "read" and v.has_join and not v.has_aggregate], by_table)
+    rich = [v for pair in zip_longest(aggregates, joins) for v in pair if v is not None]
     plain = _spread([v for v in rest if v.candidate.kind == "read" and not (v.has_join or v.has_aggregate)], by_table)
     reads = [v for pair in zip_longest(rich, plain) for v in pair if v is not None]  # joins/aggregates every other
     queues = [reads] + [_spread([v for v in rest if v.candidate.kind == k], by_table) for k in ("insert", "update", "delete")]

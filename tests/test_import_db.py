@@ -67,6 +67,7 @@ def test_names_are_folded_to_snake_case():
     assert normalise_name("Order Date") == "order_date"
 
 
+@pytest.mark.integration
 def test_imported_domain_keeps_keys_in_postgres(tmp_path, postgres_dsn):
     path = tmp_path / "league.sqlite"
     make_sqlite(path)
@@ -83,6 +84,7 @@ def test_imported_domain_keeps_keys_in_postgres(tmp_path, postgres_dsn):
     assert "league" in SandboxManager(postgres_dsn).domains()  # registered like the demo domains
 
 
+@pytest.mark.integration
 def test_postgres_schema_source(postgres_dsn):
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA shop")
@@ -99,6 +101,7 @@ def test_postgres_schema_source(postgres_dsn):
     assert orders.foreign_keys[0].ref_table == "customers"
 
 
+@pytest.mark.integration
 def test_cli_import_db(tmp_path, postgres_dsn, capsys):
     from services.tool_synth.commands import cmd_import_db
 

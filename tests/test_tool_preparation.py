@@ -94,6 +94,7 @@ def _check_kept_tool(conn, schema_name: str, db_schema, v) -> None:
     jsonschema.validate(output, v.output_schema)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("db", ALL_DBS)
 def test_template_floor_gives_a_verified_varied_toolset(domains_dsn, db):
     domain = _domain(db)
@@ -163,6 +164,7 @@ PROPOSALS = {"sql_tools": [{"tools": [
      "sql": "SELECT t.* FROM customers AS t WHERE t.customer_id = :customer_id"}]}]}
 
 
+@pytest.mark.integration
 def test_model_proposals_are_verified_and_rejected_with_reasons(domains_dsn):
     manager = SandboxManager(domains_dsn)
     db_schema = manager.domain_schema("retail")
@@ -193,6 +195,7 @@ def test_model_proposals_are_verified_and_rejected_with_reasons(domains_dsn):
     assert measures["rejected_by_reason"]["duplicate"] == 2
 
 
+@pytest.mark.integration
 def test_a_failed_model_call_leaves_the_template_floor(domains_dsn):
     from shared.llm import InvalidModelOutput
 
@@ -203,6 +206,7 @@ def test_a_failed_model_call_leaves_the_template_floor(domains_dsn):
     assert len(prepared.proposal_failures) == 2 and len(prepared.kept) >= 10
 
 
+@pytest.mark.integration
 def test_parameters_come_from_the_sql_not_the_model(domains_dsn):
     db_schema = SandboxManager(domains_dsn).domain_schema("retail")
     c = candidate_from_proposal({"name": "Create Order Item!", "description": "Add a line to an order.",
@@ -215,6 +219,7 @@ def test_parameters_come_from_the_sql_not_the_model(domains_dsn):
     assert c.parameters["properties"]["unit_price"]["type"] == "number"
 
 
+@pytest.mark.integration
 def test_vague_or_unbounded_proposals_are_ruled_out(domains_dsn):
     db_schema = SandboxManager(domains_dsn).domain_schema("retail")
     whole = candidate_from_proposal({"name": "tool_1", "description": "All the stores there are.",
@@ -293,6 +298,7 @@ def test_near_duplicates_need_one_purpose():
         spec_to_tool(_spec("format_date", [{"name": "d", "type": "string"}]), "snake")
 
 
+@pytest.mark.integration
 def test_tools_command_prints_the_toolset_and_measures(domains_dsn, capsys):
     from services.tool_synth.commands import cmd_tools
     from shared.cli import build_parser

@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard protos/turnforge/v1/*.proto)
 GEN    := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: install protos run test test-fast bench clean down chart-check faults
+.PHONY: install protos run test test-fast bench clean down chart-check faults measure-tools
 
 install: $(STAMP) $(GEN)
 
@@ -36,6 +36,12 @@ test-fast: install
 FAULT_TRAJECTORIES ?= 200
 faults: install
 	$(PY) e2e-tests/faults/run_faults.py --trajectories $(FAULT_TRAJECTORIES)
+
+# Tool preparation on every Spider and demo database (templates alone, with the model) and the Seal-Tools seed sets;
+# prints the measures as Markdown. Uses the configured PostgreSQL and model (see README, Tool preparation).
+TOOLS_OUT ?= .turnforge/tool-measures
+measure-tools: install
+	$(PY) scripts/measure_tools.py --out $(TOOLS_OUT)
 
 bench: install
 	$(PY) e2e-tests/benchmarks/bench_sandbox.py

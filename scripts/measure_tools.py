@@ -14,9 +14,12 @@ import argparse
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from services.tool_synth.measures import reason_category  # noqa: E402
 DEMOS = ["telecom", "banking", "healthcare", "retail", "logistics", "education"]
 SEAL_FIELDS = ["Telecommunications", "Healthcare", "Finance", "Insurance", "Hospitality", "Sports"]
 
@@ -65,7 +68,8 @@ def summarise(out: Path, modes: list[str]) -> str:
             m = d["measures"]
             p, v = m["proposed_by_source"], m["verified_by_source"]
             crud = m["crud_mix"]
-            reasons = "; ".join(f"{k} {n}" for k, n in m["rejected_by_reason"].items()) or "-"
+            by_reason = Counter(reason_category(r["reason"]) for r in d["rejected"])  # today's categories
+            reasons = "; ".join(f"{k} {n}" for k, n in by_reason.most_common()) or "-"
             lines.append(f"| {d['domain']} | {p.get('template', 0)}/{p.get('llm', 0)} | {v.get('template', 0)}/"
                          f"{v.get('llm', 0)} | {reasons} | {m['kept']} | {crud['read']}/{crud['insert']}/"
                          f"{crud['update']}/{crud['delete']} | {m['share_with_join']} | {m['share_with_aggregate']} "

@@ -17,7 +17,7 @@ def reason_category(reason: str) -> str:
         head = reason.split(":", 1)[0]
         if head == "unsafe SQL":  # the guard's reason says which rule: keep its first words
             rule = reason.split(":", 2)[1].strip()
-            return "unsafe SQL: " + re.split(r"[:(]", rule)[0].strip()
+            return "unsafe SQL: " + re.split(r"[:(,]", rule)[0].strip()
         return head
     return reason
 

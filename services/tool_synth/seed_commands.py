@@ -39,7 +39,8 @@ def seed_toolset(settings: Settings, path: str, *, field: str = "", limit: int =
         "seed_tools": len(seeds),
         "questions": len(expansion.questions),
         "questions_discarded": expansion.discarded_questions,
-        "questions_expanded": expansion.proposed_by_stage and min(len(expansion.questions), expand_questions or 10**9),
+        "questions_expanded": min(len(expansion.questions), expand_questions) if expand_questions
+        else len(expansion.questions),
         "proposed": expansion.proposed,
         "proposed_by_stage": expansion.proposed_by_stage,
         "added_by_stage": expansion.added_by_stage,

@@ -52,14 +52,19 @@ def cmd_run(args) -> int:
     path = _config_path(args)
     settings = load_settings(path)
     run_config = runner.load_run_config(path)
+    resume = {"run_id": args.resume, "resume": True} if args.resume else {}
     if args.embedded:
+        if args.resume:  # the embedded broker keeps topics in memory only: nothing of the run survives it
+            print("--resume needs a durable broker (Apache Kafka); the embedded one forgets its topics on stop",
+                  file=sys.stderr)
+            return 2
         try:
             stack.up(settings, config_path=path)
             result = runner.run(settings, run_config)
         finally:
             stack.down(settings)
     else:
-        result = runner.run(settings, run_config)
+        result = runner.run(settings, run_config, **resume)
     print(f"report: {result.report_path}")
     print(f"dataset: {result.dataset_path}")
     print(f"seeded {result.seeded}, accepted {result.accepted}, rejected {result.rejected}, "
@@ -214,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="show the embedded stack").set_defaults(func=cmd_status)
     p = sub.add_parser("run", parents=[common], help="seed a run and wait for its trajectories")
     p.add_argument("--embedded", action="store_true", help="start the embedded stack first, stop it after")
+    p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run (same config): completed "
+                   "trajectories are kept, not generated again")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("service", parents=[common], help="run one service in this process")
     p.add_argument("name")

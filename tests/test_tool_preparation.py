@@ -19,7 +19,7 @@ import sqlglot
 from sqlglot import exp
 
 from services.schema_predictor.logic import enforce_type_consistency, sql_field_entity
-from services.tool_synth.llm_sql import candidate_from_proposal
+from services.tool_synth.llm_sql import candidate_from_proposal, written_in_values
 from services.tool_synth.logic import select_tools
 from services.tool_synth.measures import database_measures
 from services.tool_synth.preparation import prepare_database_tools
@@ -80,6 +80,7 @@ def _check_kept_tool(conn, schema_name: str, db_schema, v) -> None:
     assert set(statement.parameters) == set(c.parameters["properties"])
     jsonschema.Draft202012Validator.check_schema(c.parameters)
     jsonschema.Draft202012Validator.check_schema(v.output_schema)
+    assert written_in_values(c.sql) == [], c.name
     literals = _string_literals(c.sql)
     for value in v.sample_arguments.values():  # values are bound, never written into the SQL
         assert not (isinstance(value, str) and len(value) > 1 and value in literals), (c.name, value)
@@ -156,7 +157,7 @@ PROPOSALS = {"sql_tools": [{"tools": [
     {"name": "search_products_by_name", "description": "Products whose name contains a text.",
      "sql": "SELECT product_id, name, price FROM products WHERE name ILIKE :name_pattern"},
     {"name": "find_impossible", "description": "Never finds anything.",
-     "sql": "SELECT * FROM stores WHERE store_id = :store_id AND store_id < 0"},
+     "sql": "SELECT * FROM stores WHERE store_id = :store_id AND name <> name"},
 ]}, {"tools": [
     {"name": "set_order_status", "description": "Change the status of an order.",
      "sql": "UPDATE orders SET status = :status WHERE order_id = :order_id RETURNING *"},
@@ -225,6 +226,9 @@ def test_vague_or_unbounded_proposals_are_ruled_out(domains_dsn):
     whole = candidate_from_proposal({"name": "tool_1", "description": "All the stores there are.",
                                      "sql": "SELECT * FROM stores"}, db_schema)
     assert whole.rejection.startswith("unbounded read")
+    baked = candidate_from_proposal({"name": "get_aruba", "description": "The store called Aruba, with its city.",
+                                     "sql": "SELECT * FROM stores WHERE name = 'Aruba'"}, db_schema)
+    assert baked.rejection.startswith("value written into the SQL (name = 'Aruba')")
     vague = candidate_from_proposal({"name": "get_store", "description": "get store",
                                      "sql": "SELECT * FROM stores WHERE store_id = :store_id"}, db_schema)
     assert vague.rejection.startswith("no usable description")

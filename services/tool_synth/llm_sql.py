@@ -124,6 +124,10 @@ def candidate_from_proposal(proposal: dict, schema: DatabaseSchema) -> ToolCandi
     if len(description) < MIN_DESCRIPTION or description.lower() == name.replace("_", " "):
         candidate.rejection = "no usable description: an agent could not tell when to call it"
         return candidate
+    baked = written_in_values(sql)
+    if baked:
+        candidate.rejection = (f"value written into the SQL ({baked[0]}): values must be bound :parameters")
+        return candidate
     if statement.kind == "read" and not _bounded(sql):
         candidate.rejection = "unbounded read: no WHERE, GROUP BY or LIMIT (it returns the whole table)"
         return candidate
@@ -141,6 +145,29 @@ def candidate_from_proposal(proposal: dict, schema: DatabaseSchema) -> ToolCandi
                             "additionalProperties": False}
     candidate.param_columns = {p: bound[p] for p in statement.parameters if p in bound}
     return candidate
+
+
+COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike, exp.In, exp.Between)
+
+
+def written_in_values(sql: str) -> list[str]:
+    """Comparisons of a column with a value written into the SQL (`code = 'ABW'`, `id = 42`) rather than bound.
+
+    Allowed: pure LIKE wildcards ('%'), and 0, 1 and booleans (flags and signs, not data). A constant inside CASE
+    (a label or a threshold) is not a comparison with a column and passes."""
+    tree = sqlglot.parse_one(sql, read="postgres")
+    found = []
+    for cmp in tree.find_all(*COMPARISONS):
+        operands = [cmp.this, cmp.args.get("expression"), *(cmp.args.get("expressions") or []),
+                    cmp.args.get("low"), cmp.args.get("high")]
+        if cmp.find_ancestor(exp.Case) is not None or not any(isinstance(o, exp.Column) for o in operands):
+            continue
+        for o in operands:
+            if isinstance(o, exp.Literal):
+                text = o.this
+                if (o.is_string and text.strip("%")) or (not o.is_string and text not in ("0", "1")):
+                    found.append(cmp.sql(dialect="postgres"))
+    return found
 
 
 def _bounded(sql: str) -> bool:

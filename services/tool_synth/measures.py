@@ -13,6 +13,8 @@ def reason_category(reason: str) -> str:
         return "kind mismatch"
     if reason.startswith(("no usable description", "unbounded read")):
         return reason.split(":", 1)[0]
+    if reason.startswith("value written into the SQL"):
+        return "value written into the SQL"
     if ":" in reason:
         head = reason.split(":", 1)[0]
         if head == "unsafe SQL":  # the guard's reason says which rule: keep its first words

@@ -36,7 +36,9 @@ def postgres_available(settings: Settings):
 def model_available(settings: Settings):
     from shared import stack
 
-    if stack._model_ready(settings) or stack._local_model_port(settings) is None:
+    # A model busy generating may not answer /models in time: its live process means it is up, and not ours to stop.
+    if stack._local_model_port(settings) is None or stack.is_running(stack.pid_path(settings, "model")) \
+            or stack._model_ready(settings):
         yield
         return
     stack.start_model(settings)

@@ -300,6 +300,10 @@ def test_near_duplicates_need_one_purpose():
     assert same_purpose(a, b) and not same_purpose(a, c)
     with pytest.raises(ValueError):
         spec_to_tool(_spec("format_date", [{"name": "d", "type": "string"}]), "snake")
+    with pytest.raises(ValueError, match="action verb"):
+        spec_to_tool(_spec("fusionTool", [{"name": "d", "type": "string"}]), "camel")
+    assert spec_to_tool(_spec("send_message", [{"name": "to", "type": "string"}]), "snake", verbs={"send"}).name \
+        == "send_message"  # a verb the seed tools use is a convention too
 
 
 @pytest.mark.integration

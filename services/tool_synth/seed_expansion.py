@@ -120,7 +120,10 @@ def same_purpose(a: Tool, b: Tool) -> bool:
 # --- checking one proposed spec ---------------------------------------------------------------------
 
 
-def spec_to_tool(spec: dict, style: str, param_style: str = "snake") -> Tool:
+ACTION_VERBS = {v for group in VERB_GROUPS for v in group}
+
+
+def spec_to_tool(spec: dict, style: str, param_style: str = "snake", verbs: set[str] = frozenset()) -> Tool:
     """A model's flat spec as a Tool with an OpenAI-style parameters schema; raises ValueError with the reason."""
     raw_name = (spec.get("name") or "").strip()
     words = name_words(raw_name)
@@ -131,6 +134,8 @@ def spec_to_tool(spec: dict, style: str, param_style: str = "snake") -> Tool:
     name = styled(words, style)[:64]
     if any(w in TRIVIAL_WORDS for w in words) or "_".join(words) in TRIVIAL_WORDS:
         raise ValueError("a trivial helper (math, sorting or formatting)")
+    if words[0] not in ACTION_VERBS | set(verbs):  # get_/search_/create_/update_/delete_ and the seeds' own verbs
+        raise ValueError(f"name does not start with an action verb: {raw_name!r}")
     description = " ".join((spec.get("description") or "").split())
     if len(description) < 12:
         raise ValueError("no real description")
@@ -191,6 +196,7 @@ def expand_seed_tools(llm, domain: str, seeds: list[Tool], *, questions: int = 2
     expansion = Expansion(tools=[])
     style = naming_style([t.name for t in seeds])
     param_style = naming_style([p for t in seeds for p in json.loads(t.parameters_json or "{}").get("properties", {})])
+    verbs = {name_words(t.name)[0] for t in seeds if name_words(t.name)}
     toolset = _Toolset(seeds, expansion)
     examples = [t.name for t in seeds[:6]]
 
@@ -219,15 +225,15 @@ def expand_seed_tools(llm, domain: str, seeds: list[Tool], *, questions: int = 2
     chosen = expansion.questions[:expand_questions] if expand_questions else expansion.questions
     for question in chosen:
         answer = ask(TOOL_SPECS_SYSTEM, tool_specs_request(question, examples), TOOL_SPECS_SCHEMA, "tool_specs", 500)
-        _take(answer, "question", (style, param_style), toolset, expansion)
+        _take(answer, "question", (style, param_style, verbs), toolset, expansion)
     answer = ask(COMPLEMENT_SYSTEM, complement_request(tools_text(toolset.tools, 40)), COMPLEMENT_SCHEMA,
                  "complementary_tools", 900)
-    _take(answer, "complement", (style, param_style), toolset, expansion, limit=MAX_COMPLEMENTARY)
+    _take(answer, "complement", (style, param_style, verbs), toolset, expansion, limit=MAX_COMPLEMENTARY)
     expansion.tools = toolset.tools
     return expansion
 
 
-def _take(answer, stage: str, styles: tuple[str, str], toolset: _Toolset, expansion: Expansion, limit: int = 0) -> None:
+def _take(answer, stage: str, styles: tuple[str, str, set[str]], toolset: _Toolset, expansion: Expansion, limit: int = 0) -> None:
     specs = (answer or {}).get("tools", [])
     if limit:
         specs = specs[:limit]

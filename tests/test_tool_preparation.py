@@ -229,6 +229,8 @@ def test_vague_or_unbounded_proposals_are_ruled_out(domains_dsn):
     baked = candidate_from_proposal({"name": "get_aruba", "description": "The store called Aruba, with its city.",
                                      "sql": "SELECT * FROM stores WHERE name = 'Aruba'"}, db_schema)
     assert baked.rejection.startswith("value written into the SQL (name = 'Aruba')")
+    assert written_in_values("SELECT maker FROM car_makers WHERE id = 1") == ["id = 1"]
+    assert written_in_values("SELECT * FROM t WHERE name ILIKE '%' || :p || '%' AND active = TRUE") == []
     vague = candidate_from_proposal({"name": "get_store", "description": "get store",
                                      "sql": "SELECT * FROM stores WHERE store_id = :store_id"}, db_schema)
     assert vague.rejection.startswith("no usable description")
@@ -265,7 +267,7 @@ def _spec(name, params, description="Looks up something useful for a subscriber.
 def test_seed_expansion_checks_merges_and_follows_the_naming_style():
     questions = [f"Question number {i} about my phone plan 555-01{i:02d}?" for i in range(22)]
     model = ScriptedModel({
-        "questions": [{"questions": questions}],
+        "questions": [{"questions": questions[:10]}, {"questions": questions[10:20]}],
         "tool_specs": [
             {"tools": [_spec("fetch_plan_usage", [{"name": "phone_number", "type": "string"},
                                                   {"name": "month", "type": "string"}]),  # same as getPlanUsage
@@ -283,7 +285,7 @@ def test_seed_expansion_checks_merges_and_follows_the_naming_style():
     assert names == ["getPlanUsage", "getBillAmount", "updatePlan", "deleteSubscription"] or \
         names == ["getPlanUsage", "getBillAmount", "changePlan", "cancelSubscription"]
     assert len(names) == len(set(names))
-    assert len(expansion.questions) == 22 and expansion.llm_calls == 4
+    assert len(expansion.questions) == 20 and expansion.llm_calls == 5  # two batches of questions
     change = json.loads(next(t for t in expansion.tools if t.name.endswith("Plan")).parameters_json)
     assert set(change["properties"]) == {"phone_number", "plan_name", "tier"}  # the seeds' snake_case parameters
     assert "enum" not in change["properties"]["plan_name"] and change["properties"]["tier"]["enum"] == ["basic", "plus"]

@@ -153,8 +153,8 @@ COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.
 def written_in_values(sql: str) -> list[str]:
     """Comparisons of a column with a value written into the SQL (`code = 'ABW'`, `id = 42`) rather than bound.
 
-    Allowed: pure LIKE wildcards ('%'), and 0, 1 and booleans (flags and signs, not data). A constant inside CASE
-    (a label or a threshold) is not a comparison with a column and passes."""
+    Allowed: pure LIKE wildcards ('%') and TRUE/FALSE. A constant inside CASE (a label or a threshold) is not a
+    comparison with a column and passes."""
     tree = sqlglot.parse_one(sql, read="postgres")
     found = []
     for cmp in tree.find_all(*COMPARISONS):
@@ -165,7 +165,7 @@ def written_in_values(sql: str) -> list[str]:
         for o in operands:
             if isinstance(o, exp.Literal):
                 text = o.this
-                if (o.is_string and text.strip("%")) or (not o.is_string and text not in ("0", "1")):
+                if not o.is_string or text.strip("%"):
                     found.append(cmp.sql(dialect="postgres"))
     return found
 

@@ -18,8 +18,8 @@ def reason_category(reason: str) -> str:
     if ":" in reason:
         head = reason.split(":", 1)[0]
         if head == "unsafe SQL":  # the guard's reason says which rule: keep its first words
-            rule = reason.split(":", 2)[1].strip()
-            return "unsafe SQL: " + re.split(r"[:(,]", rule)[0].strip()
+            rule = reason[len(head) + 1:].strip()
+            return "unsafe SQL: " + re.split(r":\s|\(|, not |, found ", rule)[0].strip()
         return head
     return reason
 

@@ -22,6 +22,7 @@ from shared.errors import PermanentError, TransientError
 
 MAX_COMPLEMENTARY = 10
 MIN_QUESTION_WORDS = 4
+QUESTION_BATCH = 10
 MAX_TOOLS_IN_PROMPT = 25
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{2,63}$")
 # Verbs that mean the same operation; the first of each group is the canonical one.
@@ -211,11 +212,16 @@ def expand_seed_tools(llm, domain: str, seeds: list[Tool], *, questions: int = 2
             return None
 
     count = min(max(questions, 20), 30)
-    schema = json.loads(json.dumps(QUESTIONS_SCHEMA))
-    schema["properties"]["questions"]["minItems"] = count
-    answer = ask(QUESTIONS_SYSTEM, questions_request(tools_text(seeds), count), schema, "questions", 60 * count)
+    # In batches: a small model's long answer is often cut off at the token limit, which loses all of it.
+    answers: list[str] = []
+    for batch in range(-(-count // QUESTION_BATCH)):
+        size = min(QUESTION_BATCH, count - batch * QUESTION_BATCH)
+        schema = json.loads(json.dumps(QUESTIONS_SCHEMA))
+        schema["properties"]["questions"].update(minItems=size, maxItems=size)
+        answer = ask(QUESTIONS_SYSTEM, questions_request(tools_text(seeds), size), schema, "questions", 90 * size)
+        answers += (answer or {}).get("questions", [])
     seen: set[str] = set()
-    for q in (answer or {}).get("questions", []):
+    for q in answers:
         text = " ".join(q.split())
         if len(text.split()) < MIN_QUESTION_WORDS:  # a bare tool name or a fragment is no user request
             expansion.discarded_questions += 1

@@ -22,7 +22,8 @@ from shared import stats
 from shared.seed_tools import load_seed_tools
 from shared.trajectory import openai_messages
 from shared.contracts import (DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
-                              ToolExecution, Topics, UserPersona, Verdict, StartState, ChatMessage)
+                              ToolExecution, ToolSynthesizer, Topics, UserPersona, Verdict, StartState,
+                              ChatMessage)
 
 ACCEPTED, REJECTED, DEAD_LETTERED = "accepted", "rejected", "dead-lettered"
 
@@ -56,6 +57,10 @@ class RunConfig(BaseModel):
     seed_tools: str | None = None
     seed_tools_field: str = ""
     seed_tools_limit: int = Field(10, ge=1)  # the tasks' tools plus distractors; 0 offers the whole toolset
+    # Seed tools only: ask questions, derive a tool spec per question and up to ten complementary tools first.
+    expand_seed_tools: bool = False
+    # Databases only: who proposes SQL tools. "both": the model's verified proposals over the schema templates.
+    tool_synthesizer: Literal["template", "llm", "both"] = "template"
     difficulty_mix: DifficultyMixConfig = Field(default_factory=DifficultyMixConfig)
     random_seed: int = 7
     timeout_s: float = Field(1800, gt=0)
@@ -101,6 +106,8 @@ def generation_settings(run_config: RunConfig, settings: Settings) -> Generation
         else UserPersona.USER_PERSONA_UNSPECIFIED,
         random_seed=run_config.random_seed,
         trajectory_deadline_s=run_config.trajectory_deadline_s,
+        tool_synthesizer=ToolSynthesizer.Value(f"TOOL_SYNTHESIZER_{run_config.tool_synthesizer.upper()}"),
+        expand_seed_tools=run_config.expand_seed_tools,
     )
 
 

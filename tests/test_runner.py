@@ -8,7 +8,7 @@ import pytest
 
 from shared.config import Settings, load_settings
 from shared.contracts import (ChatMessage, CheckResult, Counters, DeadLetter, PipelineMode, Task, ToolCall,
-                              ToolExecution, Topics, TrajectoryState, Verdict, FunctionCall)
+                              ToolExecution, ToolSynthesizer, Topics, TrajectoryState, Verdict, FunctionCall)
 from shared.runner import (ACCEPTED, DEAD_LETTERED, REJECTED, RunConfig, RunTracker, build_seed_events,
                            load_run_config, rejection_record, render_report, write_outputs)
 
@@ -63,6 +63,18 @@ def test_build_seed_events_one_per_domain():
     assert s.settings.tool_execution == ToolExecution.TOOL_EXECUTION_SIMULATED
     assert s.settings.models["judge"] == "big-judge" and s.settings.models["agent"] == settings.llm.default.model
     assert s.created_at > 0
+    # Unset, a database is tooled by the schema templates alone and seed tools are used as given.
+    assert s.settings.tool_synthesizer == ToolSynthesizer.TOOL_SYNTHESIZER_TEMPLATE
+    assert not s.settings.expand_seed_tools
+
+
+def test_tool_preparation_choices_reach_the_seed_event():
+    rc = RunConfig(tool_synthesizer="both", expand_seed_tools=True)
+    (seed,) = build_seed_events(rc, "run-y", Settings())
+    assert seed.settings.tool_synthesizer == ToolSynthesizer.TOOL_SYNTHESIZER_BOTH
+    assert seed.settings.expand_seed_tools
+    with pytest.raises(ValueError):
+        RunConfig(tool_synthesizer="magic")
 
 
 # -- the tracker -------------------------------------------------------------------------------------------------

@@ -57,6 +57,11 @@ class ToolOutcome:
     row_count: int
 
 
+def scratch_owner(trajectory_id: str) -> str:
+    """Owner name of the scratch copy in which task-generator replays a trajectory's golden actions."""
+    return f"golden:{trajectory_id}"
+
+
 def domain_schema_name(domain: str) -> str:
     return "domain_" + "".join(c if c.isalnum() else "_" for c in domain.lower())
 
@@ -88,6 +93,7 @@ class SandboxManager:
         self.dsn = dsn
         self._db = ConnectionPerThread(dsn)
         self._schemas: dict[str, DatabaseSchema] = {}
+        self._registry_ready = False
         url = urlparse(dsn)
         # Sandbox passwords derive from the admin credentials, so every service computes the same ones.
         self._password_key = (url.password or f"turnforge:{url.path}").encode()
@@ -108,14 +114,23 @@ class SandboxManager:
         return self._db.get()
 
     def ensure_registry(self) -> None:
+        """Create the registry tables and the outcome function once per manager.
+
+        Each pass rewrites catalog rows (the function, the database's ACL); PostgreSQL fails a concurrent update
+        of one catalog row with "tuple concurrently updated", so it runs once, under the lock that sandbox
+        creation and drop take for the function's grants."""
+        if self._registry_ready:
+            return
         conn = self.connection()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_registry'))")
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_record_tool_call'))")
             for ddl in REGISTRY_DDL:
                 conn.execute(ddl)
             # Temporary tables would outlive a tool call in a pooled session and shadow a sandbox's own tables.
             conn.execute(pgsql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(
                 pgsql.Identifier(conn.info.dbname)))
+        self._registry_ready = True
 
     # -- domains ---------------------------------------------------------------------------------------------
     def register_domain(self, data: DomainData, *, replace: bool = False) -> str:
@@ -222,6 +237,12 @@ class SandboxManager:
                 conn.execute(pgsql.SQL("DROP OWNED BY {}").format(pgsql.Identifier(name)))
                 conn.execute(pgsql.SQL("DROP ROLE {}").format(pgsql.Identifier(name)))
         return existed is not None
+
+    def owners_starting_with(self, prefix: str) -> list[str]:
+        """Owners (trajectory ids or scratch names) of live sandboxes whose owner starts with `prefix`."""
+        self.ensure_registry()
+        return [r[0] for r in self.connection().execute(
+            "SELECT trajectory_id FROM public.tf_sandboxes WHERE starts_with(trajectory_id, %s)", (prefix,))]
 
     def live_sandboxes(self) -> list[str]:
         self.ensure_registry()

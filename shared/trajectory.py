@@ -9,6 +9,15 @@ from shared.contracts import ChatMessage, SeedEvent, SeedToolset, ToolExecution,
 from shared.llm import ChatResult
 
 
+def trajectory_id_prefix(seed_id: str) -> str:
+    """What every trajectory id of a seed starts with."""
+    return f"{seed_id}-t"
+
+
+def trajectory_id_for(seed_id: str, index: int) -> str:
+    return f"{trajectory_id_prefix(seed_id)}{index:04d}"
+
+
 def trajectory_info(state: TrajectoryState) -> MessageInfo:
     return MessageInfo(entity=state.trajectory_id, step=state.step, seed_id=state.seed_id,
                        trajectory_id=state.trajectory_id, deadline=state.deadline)

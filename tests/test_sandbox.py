@@ -59,3 +59,46 @@ def test_runaway_query_is_stopped_by_the_statement_timeout(manager):
     with pytest.raises(psycopg.errors.QueryCanceled):
         manager.execute(a, "SELECT count(*) FROM customers c1, customers c2, customers c3, customers c4",
                         {}, timeout_ms=200)
+
+
+def test_registry_setup_and_sandbox_churn_run_side_by_side(manager, postgres_dsn):
+    """Registry setup rewrites the outcome function's catalog row; so do sandbox create/drop (its grant). Run
+    side by side they once failed a drop with "tuple concurrently updated" and left the sandbox behind."""
+    import threading
+
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def set_up_registries():
+        try:
+            while not stop.is_set():
+                fresh = SandboxManager(postgres_dsn)  # a service process starting: sets the registry up once
+                fresh.ensure_registry()
+                fresh.connection().close()
+        except BaseException as e:  # noqa: BLE001 - reported by the test below
+            errors.append(e)
+
+    threads = [threading.Thread(target=set_up_registries) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(25):
+            manager.create(f"churn-{i}", "telecom")
+            assert manager.drop(f"churn-{i}")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert manager.live_sandboxes() == []
+
+
+def test_scratch_copies_are_found_by_their_seed(manager):
+    from shared.sandbox import scratch_owner
+    from shared.trajectory import trajectory_id_for, trajectory_id_prefix
+
+    for owner in (scratch_owner(trajectory_id_for("seed-1", 0)), scratch_owner(trajectory_id_for("seed-10", 0)),
+                  trajectory_id_for("seed-1", 1)):
+        manager.create(owner, "telecom")
+    found = manager.owners_starting_with(scratch_owner(trajectory_id_prefix("seed-1")))
+    assert found == ["golden:seed-1-t0000"]  # not seed-10's copy, not seed-1's live trajectory sandbox

@@ -56,3 +56,23 @@ def test_simulated_tools_use_the_time_the_user_stated_else_a_fixed_random_one():
     assert random_time == reference_time(s)  # stable within a trajectory
     s.messages.add(role="user", content="What was the weather on 2025-03-14 14:30?")
     assert reference_time(s) == "2025-03-14T14:30"
+
+
+@pytest.mark.integration
+def test_a_failed_seed_takes_its_scratch_copies_with_it(postgres_dsn):
+    """task-generator can die between creating a golden-action scratch copy and dropping it; no trajectory of
+    that seed ever ends, so the seed's dead letter is what tells sql-executor to drop the copy."""
+    from services.sql_executor.service import SqlExecutor
+    from shared.config import Settings
+    from shared.contracts import DeadLetter
+    from shared.sandbox import scratch_owner
+
+    settings = Settings()
+    settings.postgres.dsn = postgres_dsn
+    executor = SqlExecutor(settings)
+    executor.sandboxes.register_domain(build_demo("telecom"))
+    for owner in (scratch_owner("seed-a-t0003"), scratch_owner("seed-b-t0000"), "seed-a-t0001"):
+        executor.sandboxes.create(owner, "telecom")
+    assert executor.drop_after_dead_letter(DeadLetter(seed_id="seed-a", reason="InternalError_: boom")) == []
+    # Only seed-a's scratch copy goes; another seed's copy and a live trajectory's sandbox stay.
+    assert executor.sandboxes.live_sandboxes() == ["golden:seed-b-t0000", "seed-a-t0001"]

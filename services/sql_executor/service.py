@@ -19,10 +19,10 @@ from shared.bus import MessageInfo, Outgoing, Periodic, Route, run_service
 from shared.config import Settings, get_settings
 from shared.contracts import ChatMessage, DeadLetter, Topics, TrajectoryState, Verdict
 from shared.llm import LLMClients
-from shared.sandbox import SandboxManager
+from shared.sandbox import SandboxManager, scratch_owner
 from shared.tool_execution import execute_sql_tool, tool_error
 from shared.trajectory_registry import TrajectoryRegistry
-from shared.trajectory import advance, executes_sql, record_usage, tool_by_name, trajectory_info
+from shared.trajectory import advance, executes_sql, record_usage, tool_by_name, trajectory_id_prefix, trajectory_info
 
 log = logging.getLogger("turnforge.sql_executor")
 
@@ -79,6 +79,12 @@ class SqlExecutor:
 
     def drop_after_dead_letter(self, letter: DeadLetter) -> list[Outgoing]:
         if not letter.trajectory_id:
+            # A seed that failed as a whole may have died between creating a scratch copy and dropping it; no
+            # trajectory of it will ever end, so the janitor would never find that copy.
+            if letter.seed_id:
+                for owner in self.sandboxes.owners_starting_with(scratch_owner(trajectory_id_prefix(letter.seed_id))):
+                    log.info("drops scratch sandbox %s of failed seed %s", owner, letter.seed_id)
+                    self.sandboxes.drop(owner)
             return []
         self.registry.mark_dead_lettered(letter.trajectory_id)
         try:

@@ -21,10 +21,10 @@ from shared.contracts import ChatMessage, DeadLetter, GoldenAction, SeedToolset,
 from shared.dbschema import DatabaseSchema
 from shared.errors import PermanentError
 from shared.llm import LLMClient, LLMClients
-from shared.sandbox import SandboxManager, domain_schema_name, sandbox_name
+from shared.sandbox import SandboxManager, domain_schema_name, sandbox_name, scratch_owner
 from shared.tool_execution import execute_sql_tool
 from shared.trajectory_registry import TrajectoryRegistry
-from shared.trajectory import executes_sql, record_usage, seed_toolset_info, tool_by_name
+from shared.trajectory import executes_sql, record_usage, seed_toolset_info, tool_by_name, trajectory_id_for
 
 ROOT_ATTEMPTS = 6
 
@@ -146,7 +146,7 @@ class TaskGenerator:
 
     def golden_state_hash(self, trajectory_id: str, prepared: SeedToolset, db_schema: DatabaseSchema, tasks) -> str:
         """The start state's setup, then every golden action, in a scratch sandbox: the hash of where it ends."""
-        scratch_id = f"golden:{trajectory_id}"
+        scratch_id = scratch_owner(trajectory_id)
         actions = list(prepared.seed.start_state.setup_actions) + [a for t in tasks for a in t.golden_actions]
         try:
             return self.run_actions(scratch_id, prepared, db_schema, actions)
@@ -215,10 +215,6 @@ class TaskGenerator:
                 state.golden_state_hash = self.golden_state_hash(trajectory_id, prepared, db_schema,
                                                                  state.tasks)
             return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
-
-
-def trajectory_id_for(seed_id: str, index: int) -> str:
-    return f"{seed_id}-t{index:04d}"
 
 
 def trajectory_dead_letter(seed, index: int, error: Exception) -> Outgoing:

@@ -115,7 +115,12 @@ class OffsetTracker:
 
     def finished(self, tp: TopicPartition, offset: int) -> None:
         with self._lock:
-            self._pending[tp].discard(offset)
+            pending = self._pending.get(tp)
+            if pending is None or offset not in pending:
+                # Handed out before its partition was revoked (and forgotten): whoever owns the partition now
+                # reads it again from the committed offset, so this finish must not move the commit point.
+                return
+            pending.discard(offset)
             self._highest_done[tp] = max(self._highest_done.get(tp, -1), offset)
 
     def in_flight(self) -> int:
@@ -451,6 +456,10 @@ class Service:
 
     def _produce_in_transaction(self, outputs: list[Outgoing], done: tuple[TopicPartition, int] | None) -> None:
         with self._txn_lock:
+            if self._fatal is not None:
+                # A transaction of this process failed after its message was counted as finished; committing
+                # offsets now would carry that message's offset along without its outputs (a lost trajectory).
+                raise FatalBusError(f"{self.name} is stopping after a failed transaction: {self._fatal}")
             try:
                 self.producer.begin_transaction()
                 for out in outputs:
@@ -469,7 +478,8 @@ class Service:
                     self.producer.abort_transaction()
                 except Exception:  # noqa: BLE001 - fenced or broker gone: exiting without committing is safe
                     pass
-                raise FatalBusError(f"{self.name} could not commit its transaction: {e}") from e
+                self._fatal = FatalBusError(f"{self.name} could not commit its transaction: {e}")
+                raise self._fatal from e
 
     def _dead_letter(self, record, info: MessageInfo, error: Exception, attempts: int,
                      done: tuple[TopicPartition, int] | None = None) -> None:
@@ -497,12 +507,20 @@ class _RevocationListener(ConsumerRebalanceListener):
         self.consumer = consumer
 
     def on_partitions_revoked(self, revoked) -> None:
-        self.service._drain(timeout_s=30)
+        # The listener blocks the client's event loop, heartbeats included: wait well inside the session timeout,
+        # or the group drops this member mid-wait. What is still in flight is read again by the next owner.
+        self.service._drain(timeout_s=self.service.settings.kafka.session_timeout_ms / 2000)
         try:
             self.service._commit(self.consumer)
         except Exception as e:  # noqa: BLE001 - on close the group may be gone; uncommitted work is redelivered
             log.info("%s: commit on revocation skipped: %s", self.service.name, e)
         self.service._tracker.forget(revoked)
+
+    def on_partitions_lost(self, lost) -> None:
+        """Dropped from the group (session expired, e.g. across a broker restart): a commit would be refused, so
+        only forget the partitions; the next owner reads them again from the committed offsets."""
+        log.info("%s lost partitions %s; rejoining", self.service.name, sorted(f"{tp.topic}/{tp.partition}" for tp in lost))
+        self.service._tracker.forget(lost)
 
     def on_partitions_assigned(self, assigned) -> None:
         pass

@@ -418,4 +418,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    # A CI timeout or Ctrl-C sends SIGTERM/SIGINT: unwind through `finally`, so services, broker and database stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())

@@ -235,7 +235,10 @@ class FakeLLM:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                fp = fingerprint(body)
+                entity = self.headers.get("X-TurnForge-Entity", "")
+                # Two trajectories can send the very same prompt (same tasks, same data): counted apart, so that
+                # "sent again" means the same trajectory asked again. The fault drawn depends on content alone.
+                fp = f"{entity}|{fingerprint(body)}"
                 plan = fake.faults
                 if plan.stall_marker and plan.stall_marker in json.dumps(body.get("messages")) and \
                         kind_of(_schema_of(body)) in plan.stall_kinds:
@@ -247,8 +250,8 @@ class FakeLLM:
                     if fake.record_requests:
                         fake.requests.append(body)
                     fake.by_fingerprint[fp] += 1
-                    fake.by_entity[self.headers.get("X-TurnForge-Entity", "")] += 1
-                    fault = fake.faults.draw(fp)
+                    fake.by_entity[entity] += 1
+                    fault = fake.faults.draw(fingerprint(body))
                     if fault:
                         fake.injected[fault] += 1
                         fake.faulted[fp].append((fault, fake.by_fingerprint[fp]))

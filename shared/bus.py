@@ -237,6 +237,11 @@ class Service:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).touch()
 
+    def _fail(self, error: Exception) -> None:
+        """Stop the service for `error`; the first failure is the one reported."""
+        if self._fatal is None:
+            self._fatal = error
+
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
@@ -308,7 +313,7 @@ class Service:
                     if task.after:
                         task.after(outputs)
             except FatalBusError as e:
-                self._fatal = e
+                self._fail(e)
             except Exception as e:  # noqa: BLE001 - a timer must survive a database blip; it runs again soon
                 log.warning("%s: %s failed: %s", self.name, task.name, e)
 
@@ -324,7 +329,7 @@ class Service:
                 try:
                     self._produce([])
                 except FatalBusError as e:
-                    self._fatal = e
+                    self._fail(e)
             return
         offsets = self._offsets(consumer.assignment())
         if offsets:
@@ -384,7 +389,7 @@ class Service:
                     self._produce(outputs, done=(tp, record.offset))
                     self._ledger_mark(record.topic, info)
             except FatalBusError as e:
-                self._fatal = e
+                self._fail(e)
                 return
             except Exception as e:  # noqa: BLE001 - everything else is this message's fault: dead-letter it
                 span.record_exception(e)
@@ -392,7 +397,7 @@ class Service:
                 try:
                     self._dead_letter(record, info, e, attempts, done=(tp, record.offset))
                 except FatalBusError as fatal:
-                    self._fatal = fatal
+                    self._fail(fatal)
                     return
                 if info.entity != f"{record.topic}/{record.partition}/{record.offset}":
                     # Dead-lettered is handled: a redelivery must not ask the model again.
@@ -459,7 +464,7 @@ class Service:
             if self._fatal is not None:
                 # A transaction of this process failed after its message was counted as finished; committing
                 # offsets now would carry that message's offset along without its outputs (a lost trajectory).
-                raise FatalBusError(f"{self.name} is stopping after a failed transaction: {self._fatal}")
+                raise FatalBusError(f"{self.name} is stopping after a failed transaction")
             try:
                 self.producer.begin_transaction()
                 for out in outputs:
@@ -478,8 +483,9 @@ class Service:
                     self.producer.abort_transaction()
                 except Exception:  # noqa: BLE001 - fenced or broker gone: exiting without committing is safe
                     pass
-                self._fatal = FatalBusError(f"{self.name} could not commit its transaction: {e}")
-                raise self._fatal from e
+                error = FatalBusError(f"{self.name} could not commit its transaction: {e}")
+                self._fail(error)
+                raise error from e
 
     def _dead_letter(self, record, info: MessageInfo, error: Exception, attempts: int,
                      done: tuple[TopicPartition, int] | None = None) -> None:

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psycopg.types.json import Jsonb
+
 from shared.db import ConnectionPerThread
 
 VERDICT, DEAD_LETTERED, STUCK = "verdict", "dead-lettered", "stuck"
 
-DDL = (
+DDL = [
     "CREATE TABLE IF NOT EXISTS public.tf_trajectories (trajectory_id text PRIMARY KEY, seed_id text NOT NULL,"
     " deadline double precision NOT NULL, outcome text, letter_sent boolean NOT NULL DEFAULT false,"
-    " registered_at timestamptz NOT NULL DEFAULT now(), resolved_at timestamptz)"
-)
+    " registered_at timestamptz NOT NULL DEFAULT now(), resolved_at timestamptz)",
+    # Trajectories planned by a seed's handler that has not finished yet: a retry of the seed (after a transient
+    # error or a crash) sends these as they are instead of asking the model for them again.
+    "CREATE TABLE IF NOT EXISTS public.tf_planned (trajectory_id text PRIMARY KEY, state bytea NOT NULL,"
+    " trace_headers jsonb NOT NULL, planned_at timestamptz NOT NULL DEFAULT now())",
+]
 
 
 @dataclass
@@ -41,7 +47,8 @@ class TrajectoryRegistry:
         if not self._ready:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_trajectories'))")
-                conn.execute(DDL)
+                for ddl in DDL:
+                    conn.execute(ddl)
             self._ready = True
         return conn
 
@@ -52,6 +59,24 @@ class TrajectoryRegistry:
         with self._conn().cursor() as cur:
             cur.executemany("INSERT INTO public.tf_trajectories (trajectory_id, seed_id, deadline) VALUES (%s, %s, %s)"
                             " ON CONFLICT (trajectory_id) DO NOTHING", rows)
+
+    def planned(self, trajectory_id: str) -> tuple[bytes, dict[str, str]] | None:
+        """The serialized TrajectoryState and trace headers of an already planned trajectory, if any."""
+        row = self._conn().execute("SELECT state, trace_headers FROM public.tf_planned WHERE trajectory_id = %s",
+                                   (trajectory_id,)).fetchone()
+        return (bytes(row[0]), row[1]) if row else None
+
+    def save_planned(self, trajectory_id: str, state: bytes, trace_headers: dict[str, str]) -> None:
+        self._conn().execute("INSERT INTO public.tf_planned (trajectory_id, state, trace_headers) VALUES (%s, %s, %s)"
+                             " ON CONFLICT (trajectory_id) DO NOTHING", (trajectory_id, state, Jsonb(trace_headers)))
+
+    def forget_planned(self, max_age_s: float) -> int:
+        """Drop plans of trajectories that ended, and of seeds that never finished (older than max_age_s)."""
+        cur = self._conn().execute(
+            "DELETE FROM public.tf_planned p WHERE p.planned_at < now() - make_interval(secs => %s) OR EXISTS"
+            " (SELECT 1 FROM public.tf_trajectories t WHERE t.trajectory_id = p.trajectory_id AND t.outcome IS NOT NULL)",
+            (max_age_s,))
+        return cur.rowcount
 
     def claim_verdict(self, trajectory_id: str) -> bool:
         """True if a verdict may go out: the trajectory is unresolved, already has this verdict (a redelivery), or

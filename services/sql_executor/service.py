@@ -112,6 +112,7 @@ class SqlExecutor:
         for owner in self.registry.resolved_with_sandbox():
             log.info("drops the sandbox left behind by %s", owner)
             self.sandboxes.drop(owner)
+        self.registry.forget_planned(max_age_s=self.settings.service.trajectory_deadline_s)
         return letters
 
     def letters_out(self, outputs: list[Outgoing]) -> None:

@@ -163,7 +163,7 @@ class TaskGenerator:
         outputs = []
         for index in range(seed.settings.num_trajectories):
             try:
-                outputs.append(self.new_trajectory(prepared, db_schema, index, llm))
+                outputs.append(self.planned_or_new_trajectory(prepared, db_schema, index, llm))
             except PermanentError as e:
                 # One trajectory that cannot be grounded or phrased must not take its siblings down with it.
                 outputs.append(trajectory_dead_letter(seed, index, e))
@@ -171,6 +171,22 @@ class TaskGenerator:
         self.registry.register([(o.message.trajectory_id, seed.seed_id, o.message.deadline)
                                 for o in outputs if o.topic == Topics.TURNS_USER])
         return outputs
+
+    def planned_or_new_trajectory(self, prepared: SeedToolset, db_schema: DatabaseSchema, index: int,
+                                  llm: LLMClient) -> Outgoing:
+        """A trajectory this seed's handler planned before it failed is sent as planned: its model calls are paid
+        once, and a redelivered seed yields the very same events (the next hops' ledgers skip the repeats)."""
+        trajectory_id = trajectory_id_for(prepared.seed.seed_id, index)
+        saved = self.registry.planned(trajectory_id)
+        if saved is not None:
+            state_bytes, headers = saved
+            context = tracing.context_from_headers([(k, v.encode()) for k, v in headers.items()])
+            return Outgoing(Topics.TURNS_USER, trajectory_id, TrajectoryState.FromString(state_bytes),
+                            trace_context=context)
+        planned = self.new_trajectory(prepared, db_schema, index, llm)
+        headers = {k: v.decode() for k, v in tracing.headers_from_context(planned.trace_context)}
+        self.registry.save_planned(trajectory_id, planned.message.SerializeToString(), headers)
+        return planned
 
     def new_trajectory(self, prepared: SeedToolset, db_schema: DatabaseSchema, index: int, llm: LLMClient) -> Outgoing:
         seed = prepared.seed

@@ -1,0 +1,35 @@
+"""The trajectory registry against a real PostgreSQL: one outcome per trajectory, and the plans a seed retry reuses."""
+from __future__ import annotations
+
+import pytest
+
+from shared.bus import ProcessedLedger
+from shared.trajectory_registry import STUCK, VERDICT, TrajectoryRegistry
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_first_claim_wins(postgres_dsn):
+    ProcessedLedger(postgres_dsn)  # the sweeper names the last step a service finished, from the ledger
+    registry = TrajectoryRegistry(postgres_dsn)
+    registry.register([("a", "s", 0.0), ("b", "s", 1e12)])
+    assert [o.trajectory_id for o in registry.claim_overdue(now=10.0)] == ["a"]  # past its deadline
+    assert registry.outcome("a") == STUCK and not registry.claim_verdict("a")  # a late verdict stays out
+    assert registry.claim_verdict("b") and registry.claim_verdict("b")  # a redelivered verdict may go again
+    assert registry.outcome("b") == VERDICT
+    registry.mark_dead_lettered("b")
+    assert registry.outcome("b") == VERDICT
+
+
+def test_plans_are_kept_until_their_trajectory_ends(postgres_dsn):
+    registry = TrajectoryRegistry(postgres_dsn)
+    registry.save_planned("a", b"state-a", {"traceparent": "00-ab-cd-01"})
+    registry.save_planned("a", b"other", {})  # a second save keeps the first plan
+    registry.save_planned("b", b"state-b", {})
+    assert registry.planned("a") == (b"state-a", {"traceparent": "00-ab-cd-01"})
+    registry.register([("a", "s", 1e12), ("b", "s", 1e12)])
+    registry.claim_verdict("a")
+    assert registry.forget_planned(max_age_s=3600) == 1  # a ended; b is still under way
+    assert registry.planned("a") is None and registry.planned("b") is not None
+    assert registry.forget_planned(max_age_s=0) == 1  # a seed that never finished: dropped once old enough
+    assert registry.planned("b") is None

@@ -1,6 +1,8 @@
 """Shared fixtures: a real PostgreSQL and a real Kafka-protocol broker, started once per test session."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -11,15 +13,19 @@ from shared.ports import free_port
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def postgres_server():
     """DSN of the maintenance database of a throwaway local PostgreSQL server."""
     from shared import local_postgres
 
-    data_dir = Path(tmp_path_factory.mktemp("pg")) / "data"
+    # Not under pytest's own temporary folder: the server runs as another user, and every new pytest session on the
+    # machine makes that folder private again, which would cut a running server off from its data.
+    home = Path(tempfile.mkdtemp(prefix="turnforge-test-pg-"))
+    data_dir = home / "data"
     port = free_port()
     local_postgres.start(data_dir, port, database="postgres")
     yield local_postgres.dsn_for(port)
     local_postgres.stop(data_dir)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

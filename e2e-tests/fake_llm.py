@@ -213,6 +213,7 @@ class FakeLLM:
         # answered by kind, and for each faulted fingerprint whether the same request came again later.
         self.by_fingerprint: Counter[str] = Counter()
         self.by_entity: Counter[str] = Counter()
+        self.by_sender: Counter[tuple[str, str]] = Counter()  # (fingerprint, sending process) -> requests
         self.injected: Counter[str] = Counter()
         self.faulted: dict[str, list[tuple[str, int]]] = defaultdict(list)  # fingerprint -> [(kind, request no.)]
         self.stalled = 0
@@ -251,6 +252,7 @@ class FakeLLM:
                         fake.requests.append(body)
                     fake.by_fingerprint[fp] += 1
                     fake.by_entity[entity] += 1
+                    fake.by_sender[(fp, self.headers.get("X-TurnForge-Sender", ""))] += 1
                     fault = fake.faults.draw(fingerprint(body))
                     if fault:
                         fake.injected[fault] += 1

@@ -1,6 +1,9 @@
 """The LLM client against an OpenAI-compatible HTTP server: structured output, error classes, re-asks."""
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 
 from fake_llm import FakeLLM
@@ -39,6 +42,9 @@ def test_transient_errors_are_retried_then_succeed(fake):
     result = client(fake).chat(ASK, schema=SCHEMA)
     assert result.data["user_message"]
     assert len(fake.requests) == 3
+    # Every attempt names the process that sent it: repeats by one sender are retries, not crash recovery.
+    assert [n for (_, sender), n in fake.by_sender.items()] == [3]
+    assert list(fake.by_sender)[0][1] == f"{socket.gethostname()}/{os.getpid()}"
 
 
 def test_transient_errors_give_up_after_max_attempts(fake):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,8 @@ log = logging.getLogger("turnforge.llm")
 # attribute every model call, and its cost, to the work it served.
 current_entity: contextvars.ContextVar[str] = contextvars.ContextVar("turnforge_entity", default="")
 ENTITY_HEADER = "X-TurnForge-Entity"
+# Which process sent it: a call repeated by the same process is a retry, one repeated after a restart is recovery.
+SENDER_HEADER = "X-TurnForge-Sender"
 
 
 class LLMTransientError(TransientError):
@@ -155,8 +159,9 @@ class LLMClient:
             for attempt in retrying:
                 with attempt:
                     try:
-                        entity = current_entity.get()
-                        headers = {ENTITY_HEADER: entity} if entity else None
+                        headers = {SENDER_HEADER: f"{socket.gethostname()}/{os.getpid()}"}
+                        if entity := current_entity.get():
+                            headers[ENTITY_HEADER] = entity
                         response = self._client.chat.completions.create(**request, extra_headers=headers)
                     except openai.OpenAIError as e:
                         raise classify(e) from e

@@ -340,7 +340,11 @@ def main(argv=None) -> int:
         transient_retried = sum(1 for fp in transient_fps
                                 if fake.by_fingerprint[fp] > max(n for k, n in fake.faulted[fp] if k in TRANSIENT_FAULTS))
         overflow_fps = [fp for fp, hits in fake.faulted.items() if any(k in PERMANENT_FAULTS for k, _ in hits)]
-        overflow_resent = sum(1 for fp in overflow_fps if fake.by_fingerprint[fp] > 1)
+        # A permanent error must not be retried: the same process never sends it again. A process that died before
+        # its dead letter committed leaves the message to its successor, which asks once more (recovery, counted).
+        overflow_resent = sum(1 for (fp, _), n in fake.by_sender.items() if fp in overflow_fps and n > 1)
+        senders_of = Counter(fp for fp, _ in fake.by_sender if fp in overflow_fps)
+        overflow_recovered = sum(1 for n in senders_of.values() if n > 1)
         overflow_letters = sum(1 for d in final.dead_letters if "context overflow" in d.reason)
         bad_answer_fps = [fp for fp, hits in fake.faulted.items() if any(k in BAD_ANSWER_FAULTS for k, _ in hits)]
         reasked = sum(1 for fp in bad_answer_fps if fake.by_fingerprint[fp] > 1)
@@ -371,8 +375,8 @@ def main(argv=None) -> int:
         print(f"bad inputs tried={len(bad)} dead-lettered={len(bad) - len(bad_without_letter)}")
         print(f"transient model errors: {len(transient_fps)} requests, retried {transient_retried}")
         print(f"bad answers (empty/malformed): {len(bad_answer_fps)} requests, asked again {reasked}")
-        print(f"context overflows: {len(overflow_fps)} requests, sent again {overflow_resent}, "
-              f"dead letters citing it {overflow_letters}")
+        print(f"context overflows: {len(overflow_fps)} requests, sent again by the same process {overflow_resent}, "
+              f"by a restarted one {overflow_recovered}, dead letters citing it {overflow_letters}")
         print(f"stuck trajectories: {len(stuck_ids)}, dead-lettered for their deadline "
               f"{len(stuck_ids) - len(stuck_not_by_deadline)}")
         print(f"resume: {len(resolved_before_stop)} trajectories resolved before the stop, "

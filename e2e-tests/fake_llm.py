@@ -239,7 +239,8 @@ class FakeLLM:
                 entity = self.headers.get("X-TurnForge-Entity", "")
                 # Two trajectories can send the very same prompt (same tasks, same data): counted apart, so that
                 # "sent again" means the same trajectory asked again. The fault drawn depends on content alone.
-                fp = f"{entity}|{fingerprint(body)}"
+                content = fingerprint(body)
+                fp = f"{entity}|{content}"
                 plan = fake.faults
                 if plan.stall_marker and plan.stall_marker in json.dumps(body.get("messages")) and \
                         kind_of(_schema_of(body)) in plan.stall_kinds:
@@ -253,7 +254,7 @@ class FakeLLM:
                     fake.by_fingerprint[fp] += 1
                     fake.by_entity[entity] += 1
                     fake.by_sender[(fp, self.headers.get("X-TurnForge-Sender", ""))] += 1
-                    fault = fake.faults.draw(fingerprint(body))
+                    fault = fake.faults.draw(content)
                     if fault:
                         fake.injected[fault] += 1
                         fake.faulted[fp].append((fault, fake.by_fingerprint[fp]))

@@ -34,15 +34,23 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer("turnforge")
 
 
-def headers_from_context(ctx: otel_context.Context | None = None) -> list[tuple[str, bytes]]:
+def carrier_from_context(ctx: otel_context.Context | None = None) -> dict[str, str]:
+    """The trace context as W3C fields (traceparent, ...), to store or send."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=ctx)
-    return [(k, v.encode()) for k, v in carrier.items()]
+    return carrier
+
+
+def context_from_carrier(carrier: dict[str, str]) -> otel_context.Context:
+    return propagate.extract(carrier)
+
+
+def headers_from_context(ctx: otel_context.Context | None = None) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in carrier_from_context(ctx).items()]
 
 
 def context_from_headers(headers: list[tuple[str, bytes]] | None) -> otel_context.Context:
-    carrier = {k: v.decode(errors="replace") for k, v in (headers or []) if v is not None}
-    return propagate.extract(carrier)
+    return context_from_carrier({k: v.decode(errors="replace") for k, v in (headers or []) if v is not None})
 
 
 def new_trajectory_trace(trajectory_id: str, link_from: otel_context.Context | None = None):

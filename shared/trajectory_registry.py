@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from psycopg.types.json import Jsonb
 
 from shared.db import ConnectionPerThread
+from shared.sandbox import scratch_owner
 
 VERDICT, DEAD_LETTERED, STUCK = "verdict", "dead-lettered", "stuck"
 
@@ -122,5 +123,5 @@ class TrajectoryRegistry:
         """Owners of sandboxes (trajectories, or `golden:` scratch copies) whose trajectory ended a while ago."""
         return [r[0] for r in self._conn().execute(
             "SELECT s.trajectory_id FROM public.tf_sandboxes s JOIN public.tf_trajectories t"
-            " ON t.trajectory_id = s.trajectory_id OR 'golden:' || t.trajectory_id = s.trajectory_id"
-            " WHERE t.outcome IS NOT NULL AND t.resolved_at < now() - make_interval(secs => %s)", (grace_s,))]
+            " ON t.trajectory_id = s.trajectory_id OR %s || t.trajectory_id = s.trajectory_id"
+            " WHERE t.outcome IS NOT NULL AND t.resolved_at < now() - make_interval(secs => %s)", (scratch_owner(""), grace_s))]

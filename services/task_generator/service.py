@@ -179,13 +179,12 @@ class TaskGenerator:
         trajectory_id = trajectory_id_for(prepared.seed.seed_id, index)
         saved = self.registry.planned(trajectory_id)
         if saved is not None:
-            state_bytes, headers = saved
-            context = tracing.context_from_headers([(k, v.encode()) for k, v in headers.items()])
+            state_bytes, carrier = saved
             return Outgoing(Topics.TURNS_USER, trajectory_id, TrajectoryState.FromString(state_bytes),
-                            trace_context=context)
+                            trace_context=tracing.context_from_carrier(carrier))
         planned = self.new_trajectory(prepared, db_schema, index, llm)
-        headers = {k: v.decode() for k, v in tracing.headers_from_context(planned.trace_context)}
-        self.registry.save_planned(trajectory_id, planned.message.SerializeToString(), headers)
+        self.registry.save_planned(trajectory_id, planned.message.SerializeToString(),
+                                   tracing.carrier_from_context(planned.trace_context))
         return planned
 
     def new_trajectory(self, prepared: SeedToolset, db_schema: DatabaseSchema, index: int, llm: LLMClient) -> Outgoing:

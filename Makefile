@@ -25,7 +25,9 @@ $(GEN) &: $(PROTOS) $(STAMP)
 run: install
 	$(VENV)/bin/turnforge run --config configs/default.yaml --embedded
 
+# lint-imports checks the layers declared in pyproject.toml before any test runs.
 test: install
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 # Unit tests only: no broker, database or model needed.

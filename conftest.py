@@ -9,13 +9,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared.ports import free_port
+from shared.runtime.ports import free_port
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
     """DSN of the maintenance database of a throwaway local PostgreSQL server."""
-    from shared import local_postgres
+    from shared.ops import local_postgres
 
     # Not under pytest's own temporary folder: the server runs as another user, and every new pytest session on the
     # machine makes that folder private again, which would cut a running server off from its data.
@@ -31,7 +31,7 @@ def postgres_server():
 @pytest.fixture
 def postgres_dsn(postgres_server):
     """A fresh, empty database per test, as a superuser DSN."""
-    from shared.local_postgres import create_database
+    from shared.ops.local_postgres import create_database
 
     name = "t_" + uuid.uuid4().hex[:12]
     yield create_database(postgres_server, name)
@@ -42,7 +42,7 @@ def postgres_dsn(postgres_server):
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory):
     """bootstrap_servers of a throwaway tansu broker."""
-    from shared import local_broker
+    from shared.ops import local_broker
 
     port = free_port()
     proc = local_broker.start(port, Path(tmp_path_factory.mktemp("broker")) / "tansu.log")

@@ -13,10 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_llm import FakeLLM  # noqa: E402
 from harness import service_logs  # noqa: E402
 
-from shared import stack  # noqa: E402
-from shared.config import Settings  # noqa: E402
-from shared.local_postgres import create_database  # noqa: E402
-from shared.sandbox import SandboxManager  # noqa: E402
+from shared.ops import stack
+from shared.runtime.config import Settings  # noqa: E402
+from shared.ops.local_postgres import create_database  # noqa: E402
+from shared.env.sandbox import SandboxManager  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """Helpers the end-to-end tests share."""
 from __future__ import annotations
 
-from shared import stack
-from shared.config import Settings
-from shared.sandbox import SandboxManager
+from shared.ops import stack
+from shared.runtime.config import Settings
+from shared.env.sandbox import SandboxManager
 
 
 def service_logs(settings: Settings, lines: int = 15) -> str:

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from harness import live_sandboxes, service_logs
-from shared import runner, stack
+from shared.ops import stack
+from shared.run import runner
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,8 @@ import socket
 import pytest
 
 from fake_llm import FakeLLM
-from shared.config import LLMConfig, ModelEndpoint
-from shared.llm import InvalidModelOutput, LLMClient, LLMPermanentError, LLMTransientError
+from shared.runtime.config import LLMConfig, ModelEndpoint
+from shared.runtime.llm import InvalidModelOutput, LLMClient, LLMPermanentError, LLMTransientError
 
 SCHEMA = {"type": "object", "properties": {"user_message": {"type": "string"}, "is_task_complete": {"type": "boolean"}},
           "required": ["user_message", "is_task_complete"]}

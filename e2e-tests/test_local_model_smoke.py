@@ -11,10 +11,11 @@ import uuid
 import pytest
 
 from harness import service_logs
-from shared import runner, stack
-from shared.config import Settings
-from shared.local_postgres import create_database
-from shared.ports import free_port
+from shared.ops import stack
+from shared.run import runner
+from shared.runtime.config import Settings
+from shared.ops.local_postgres import create_database
+from shared.runtime.ports import free_port
 
 pytestmark = pytest.mark.model
 

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from harness import live_sandboxes, service_logs
 from fake_llm import play_agent
-from shared import runner, stats
+from shared.run import runner, stats
 from shared.contracts import DeadLetter, SeedEvent, Topics, TrajectoryState
 
 pytestmark = pytest.mark.e2e

@@ -8,11 +8,13 @@ import pytest
 from services.schema_predictor.service import SchemaPredictor
 from services.task_generator.service import TaskGenerator
 from services.tool_synth.service import ToolSynth
-from shared import runner, stack, tracing
-from shared.config import Settings
+from shared.ops import stack
+from shared.run import runner
+from shared.runtime import tracing
+from shared.runtime.config import Settings
 from shared.contracts import Topics, TrajectoryState
-from shared.errors import TransientError
-from shared.local_postgres import create_database
+from shared.runtime.errors import TransientError
+from shared.ops.local_postgres import create_database
 
 pytestmark = pytest.mark.integration
 

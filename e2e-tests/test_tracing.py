@@ -16,10 +16,12 @@ import pytest
 import yaml
 
 from harness import live_sandboxes, service_logs
-from shared import cli, runner, stack
-from shared.config import Settings
-from shared.local_postgres import create_database
-from shared.ports import free_port
+from shared.cli import main as cli
+from shared.ops import stack
+from shared.run import runner
+from shared.runtime.config import Settings
+from shared.ops.local_postgres import create_database
+from shared.runtime.ports import free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from services.tool_synth.measures import reason_category  # noqa: E402
+from shared.toolgen.measures import reason_category  # noqa: E402
 DEMOS = ["telecom", "banking", "healthcare", "retail", "logistics", "education"]
 SEAL_FIELDS = ["Telecommunications", "Healthcare", "Finance", "Insurance", "Hospitality", "Sports"]
 

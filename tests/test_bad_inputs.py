@@ -13,11 +13,11 @@ import json
 import pytest
 from google.protobuf.message import DecodeError
 
-from services.tool_synth.logic import toolset_from_seed_tools, validate_seed
+from shared.toolgen.toolset import toolset_from_seed_tools, validate_seed
 from shared.contracts import DatabaseRef, DeadLetter, SeedEvent, SeedTools, SeedToolset, Tool, TrajectoryState, Verdict
-from shared.errors import PermanentError
-from shared.sql_guard import UnsafeSQL, check_statement
-from shared.tool_execution import MAX_ARGUMENT_BYTES, parse_arguments
+from shared.runtime.errors import PermanentError
+from shared.env.sql_guard import UnsafeSQL, check_statement
+from shared.env.tool_execution import MAX_ARGUMENT_BYTES, parse_arguments
 from tests.factories import toolset
 
 # -- broken protobuf --------------------------------------------------------------------------------------------
@@ -214,9 +214,9 @@ def test_the_corpus_has_at_least_100_items():
 @pytest.mark.parametrize("value", ["1 OR 1=1", "1; DROP TABLE customers; --", "' OR ''='", "Robert'); DROP TABLE x;--",
                                    "$$; DROP TABLE customers; $$"])
 def test_injected_text_is_bound_as_a_value(postgres_dsn, value):
-    from shared.demo_databases import build_demo
-    from shared.sandbox import SandboxManager
-    from shared.tool_execution import execute_sql_tool
+    from shared.data.demo_databases import build_demo
+    from shared.env.sandbox import SandboxManager
+    from shared.env.tool_execution import execute_sql_tool
 
     manager = SandboxManager(postgres_dsn)
     manager.register_domain(build_demo("telecom"))
@@ -237,9 +237,9 @@ def test_injected_text_is_bound_as_a_value(postgres_dsn, value):
 @pytest.mark.integration
 def test_a_long_running_statement_that_passes_the_guard_ends_as_a_timeout_error(postgres_dsn):
     from shared.contracts import SqlBinding, SqlKind
-    from shared.demo_databases import build_demo
-    from shared.sandbox import SandboxManager
-    from shared.tool_execution import execute_sql_tool
+    from shared.data.demo_databases import build_demo
+    from shared.env.sandbox import SandboxManager
+    from shared.env.tool_execution import execute_sql_tool
 
     manager = SandboxManager(postgres_dsn)
     manager.register_domain(build_demo("telecom"))

@@ -8,11 +8,11 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from shared.bus import Outgoing, Route, Service, ensure_topics
-from shared.config import Settings
+from shared.runtime.bus import Outgoing, Route, Service, ensure_topics
+from shared.runtime.config import Settings
 from shared.contracts import DeadLetter, Topics, TrajectoryState
-from shared.errors import PermanentError, TransientError
-from shared.trajectory import trajectory_info
+from shared.runtime.errors import PermanentError, TransientError
+from shared.env.trajectory import trajectory_info
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,9 @@ import pytest
 from kafka import TopicPartition
 from kafka.errors import KafkaConnectionError
 
-from shared import bus
-from shared.bus import FatalBusError, OffsetTracker, Outgoing, Service
-from shared.config import Settings
+from shared.runtime import bus
+from shared.runtime.bus import FatalBusError, OffsetTracker, Outgoing, Service
+from shared.runtime.config import Settings
 from shared.contracts import Topics, TrajectoryState
 
 TP = TopicPartition("tf.turns.user", 3)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared import cluster
-from shared.config import Settings, load_settings
+from shared.ops import cluster
+from shared.runtime.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "turnforge"

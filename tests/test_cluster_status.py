@@ -10,9 +10,9 @@ from types import SimpleNamespace as NS
 import pytest
 from rich.console import Console
 
-from shared import cluster, trace_lookup
-from shared.bus import Service
-from shared.config import Settings
+from shared.ops import cluster, trace_lookup
+from shared.runtime.bus import Service
+from shared.runtime.config import Settings
 from shared.contracts import DeadLetter, TrajectoryState, Verdict
 
 
@@ -138,7 +138,7 @@ def test_init_creates_the_topics_with_their_counts_and_lag_is_read_from_the_brok
     from kafka import KafkaConsumer, KafkaProducer
     from kafka.structs import OffsetAndMetadata, TopicPartition
 
-    from shared.sandbox import SandboxManager
+    from shared.env.sandbox import SandboxManager
 
     prefix = "init_" + uuid.uuid4().hex[:6] + "."
     settings = Settings(kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": prefix, "partitions": 2,

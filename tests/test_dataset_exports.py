@@ -2,7 +2,7 @@ import json
 
 import pyarrow.parquet as pq
 
-from shared import dataset
+from shared.run import dataset
 from shared.contracts import GenerationSettings, PipelineMode
 from tests.factories import add_call, state, task
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from shared.dbschema import schema_ddl
-from shared.demo_databases import DEMO_DOMAINS, build_demo
+from shared.env.dbschema import schema_ddl
+from shared.data.demo_databases import DEMO_DOMAINS, build_demo
 
 ALLOWED_TYPES = {"integer", "bigint", "text", "numeric(10,2)", "date", "timestamp", "boolean"}
 

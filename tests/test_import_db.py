@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
-from shared.config import Settings
-from shared.import_db import import_database, normalise_name, read_source
-from shared.sandbox import SandboxManager, domain_schema_name
+from shared.runtime.config import Settings
+from shared.data.import_db import import_database, normalise_name, read_source
+from shared.env.sandbox import SandboxManager, domain_schema_name
 
 SQLITE_DDL = """
 CREATE TABLE "Club" ("Club_ID" INTEGER PRIMARY KEY, "Name" VARCHAR(40), "Founded" TEXT);
@@ -103,7 +103,7 @@ def test_postgres_schema_source(postgres_dsn):
 
 @pytest.mark.integration
 def test_cli_import_db(tmp_path, postgres_dsn, capsys):
-    from services.tool_synth.commands import cmd_import_db
+    from shared.ops.tools import cmd_import_db
 
     path = tmp_path / "league.sqlite"
     make_sqlite(path)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Settings, load_settings
+from shared.runtime.config import Settings, load_settings
 from shared.contracts import (ChatMessage, CheckResult, Counters, DeadLetter, PipelineMode, Task, ToolCall,
                               ToolExecution, ToolSynthesizer, Topics, TrajectoryState, Verdict, FunctionCall)
-from shared.runner import (ACCEPTED, DEAD_LETTERED, REJECTED, RunConfig, RunTracker, build_seed_events,
+from shared.run.runner import (ACCEPTED, DEAD_LETTERED, REJECTED, RunConfig, RunTracker, build_seed_events,
                            load_run_config, rejection_record, render_report, write_outputs)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,9 +172,9 @@ def test_rejection_record_falls_back_to_failed_checks_in_report():
 @pytest.mark.integration
 def test_run_against_the_broker(kafka_bootstrap, tmp_path):
     """Records may be there before the run starts watching (earliest offsets), twice, malformed, or foreign."""
-    from shared.bus import ensure_topics, make_producer
-    from shared.config import KafkaConfig
-    from shared.runner import run
+    from shared.runtime.bus import ensure_topics, make_producer
+    from shared.runtime.config import KafkaConfig
+    from shared.run.runner import run
 
     settings = Settings(kafka=KafkaConfig(bootstrap_servers=kafka_bootstrap, topic_prefix="tfrun."))
     ensure_topics(settings)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from shared.demo_databases import build_demo
-from shared.sandbox import SandboxManager, sandbox_name
+from shared.data.demo_databases import build_demo
+from shared.env.sandbox import SandboxManager, sandbox_name
 
 pytestmark = pytest.mark.integration
 
@@ -94,8 +94,8 @@ def test_registry_setup_and_sandbox_churn_run_side_by_side(manager, postgres_dsn
 
 
 def test_scratch_copies_are_found_by_their_seed(manager):
-    from shared.sandbox import scratch_owner
-    from shared.trajectory import trajectory_id_for, trajectory_id_prefix
+    from shared.env.sandbox import scratch_owner
+    from shared.env.trajectory import trajectory_id_for, trajectory_id_prefix
 
     for owner in (scratch_owner(trajectory_id_for("seed-1", 0)), scratch_owner(trajectory_id_for("seed-10", 0)),
                   trajectory_id_for("seed-1", 1)):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from shared.demo_databases import build_demo
-from shared.sandbox import SandboxManager
+from shared.data.demo_databases import build_demo
+from shared.env.sandbox import SandboxManager
 
 pytestmark = pytest.mark.integration
 

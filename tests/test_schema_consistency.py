@@ -1,5 +1,5 @@
-from services.schema_predictor.logic import enforce_type_consistency
-from shared.output_schema import json_schema_for_result
+from shared.toolgen.type_repair import enforce_type_consistency
+from shared.env.output_schema import json_schema_for_result
 
 
 def test_shared_field_keeps_the_type_of_its_first_input():

@@ -1,6 +1,6 @@
 import json
 
-from shared.seed_tools import load_seed_tools
+from shared.data.seed_tools import load_seed_tools
 
 
 def test_seal_tools_and_openai_specs_load_as_tools(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from shared.sql_guard import UnsafeSQL, check_statement, to_driver_sql
+from shared.env.sql_guard import UnsafeSQL, check_statement, to_driver_sql
 
 TABLES = ["customers", "orders"]
 

@@ -7,10 +7,10 @@ import sys
 import psycopg
 import pytest
 
-from shared import local_broker, stack
-from shared.config import KafkaConfig, LLMConfig, ModelEndpoint, PostgresConfig, Settings
+from shared.ops import local_broker, stack
+from shared.runtime.config import KafkaConfig, LLMConfig, ModelEndpoint, PostgresConfig, Settings
 from shared.contracts import Topics
-from shared.ports import free_port
+from shared.runtime.ports import free_port
 
 
 def _settings(tmp_path) -> Settings:
@@ -53,8 +53,8 @@ def test_embedded_broker_must_be_local(tmp_path):
 def test_up_and_down(tmp_path):
     from kafka.admin import KafkaAdminClient
 
-    from shared.demo_databases import DEMO_DOMAINS
-    from shared.sandbox import SandboxManager
+    from shared.data.demo_databases import DEMO_DOMAINS
+    from shared.env.sandbox import SandboxManager
 
     settings = _settings(tmp_path)
     port = int(settings.kafka.bootstrap_servers.rsplit(":", 1)[1])

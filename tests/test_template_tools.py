@@ -8,10 +8,10 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from services.tool_synth.templates import ToolCandidate, synthesize_template_tools
-from services.tool_synth.verify import json_schema_for_result, verify_tools
-from shared.dbschema import Column, DatabaseSchema, ForeignKey, Table, identity_reset_sql, quote_ident, schema_ddl
-from shared.sql_guard import check_statement
+from shared.toolgen.templates import ToolCandidate, synthesize_template_tools
+from shared.toolgen.verify import json_schema_for_result, verify_tools
+from shared.env.dbschema import Column, DatabaseSchema, ForeignKey, Table, identity_reset_sql, quote_ident, schema_ddl
+from shared.env.sql_guard import check_statement
 
 SCHEMA_NAME = "domain_test"
 ROWS = 20

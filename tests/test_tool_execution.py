@@ -7,9 +7,9 @@ import pytest
 
 from services.sql_executor.simulate import reference_time
 from shared.contracts import SqlBinding, SqlKind, Tool
-from shared.demo_databases import build_demo
-from shared.sandbox import SandboxManager
-from shared.tool_execution import execute_sql_tool
+from shared.data.demo_databases import build_demo
+from shared.env.sandbox import SandboxManager
+from shared.env.tool_execution import execute_sql_tool
 from tests.factories import state, task
 
 GET = Tool(name="get_customer", description="Look up a customer.",
@@ -63,9 +63,9 @@ def test_a_failed_seed_takes_its_scratch_copies_with_it(postgres_dsn):
     """task-generator can die between creating a golden-action scratch copy and dropping it; no trajectory of
     that seed ever ends, so the seed's dead letter is what tells sql-executor to drop the copy."""
     from services.sql_executor.service import SqlExecutor
-    from shared.config import Settings
+    from shared.runtime.config import Settings
     from shared.contracts import DeadLetter
-    from shared.sandbox import scratch_owner
+    from shared.env.sandbox import scratch_owner
 
     settings = Settings()
     settings.postgres.dsn = postgres_dsn

@@ -18,18 +18,18 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from services.schema_predictor.logic import enforce_type_consistency, sql_field_entity
-from services.tool_synth.llm_sql import candidate_from_proposal, written_in_values
-from services.tool_synth.logic import select_tools
-from services.tool_synth.measures import database_measures
-from services.tool_synth.preparation import prepare_database_tools
-from services.tool_synth.seed_expansion import expand_seed_tools, same_purpose, spec_to_tool
+from shared.toolgen.type_repair import enforce_type_consistency, sql_field_entity
+from shared.toolgen.llm_sql import candidate_from_proposal, written_in_values
+from shared.toolgen.toolset import select_tools
+from shared.toolgen.measures import database_measures
+from shared.toolgen.preparation import prepare_database_tools
+from shared.toolgen.seed_expansion import expand_seed_tools, same_purpose, spec_to_tool
 from shared.contracts import Tool
-from shared.demo_databases import DEMO_DOMAINS, build_demo
-from shared.import_db import import_database
-from shared.sandbox import SandboxManager, domain_schema_name
-from shared.sql_guard import check_statement, to_driver_sql
-from shared.tool_execution import to_json_value
+from shared.data.demo_databases import DEMO_DOMAINS, build_demo
+from shared.data.import_db import import_database
+from shared.env.sandbox import SandboxManager, domain_schema_name
+from shared.env.sql_guard import check_statement, to_driver_sql
+from shared.env.tool_execution import to_json_value
 
 REPO = Path(__file__).resolve().parents[1]
 SPIDER_DIR = Path(os.environ.get("TURNFORGE_SPIDER_DIR", REPO.parent / "shared" / "data" / "spider"))
@@ -45,7 +45,7 @@ def spider_file(name: str) -> Path:
 @pytest.fixture(scope="module")
 def domains_dsn(postgres_server):
     """One database holding the six demo domains and whichever Spider databases are present."""
-    from shared.local_postgres import create_database
+    from shared.ops.local_postgres import create_database
 
     dsn = create_database(postgres_server, "t_toolprep")
     manager = SandboxManager(dsn)
@@ -198,7 +198,7 @@ def test_model_proposals_are_verified_and_rejected_with_reasons(domains_dsn):
 
 @pytest.mark.integration
 def test_a_failed_model_call_leaves_the_template_floor(domains_dsn):
-    from shared.llm import InvalidModelOutput
+    from shared.runtime.llm import InvalidModelOutput
 
     manager = SandboxManager(domains_dsn)
     model = ScriptedModel({"sql_tools": [InvalidModelOutput("no valid JSON")]})
@@ -310,9 +310,9 @@ def test_near_duplicates_need_one_purpose():
 
 @pytest.mark.integration
 def test_tools_command_prints_the_toolset_and_measures(domains_dsn, capsys):
-    from services.tool_synth.commands import cmd_tools
-    from shared.cli import build_parser
-    from shared.config import Settings
+    from shared.ops.tools import cmd_tools
+    from shared.cli.main import build_parser
+    from shared.runtime.config import Settings
 
     args = build_parser().parse_args(["tools", "--db", "education", "--synthesizer", "template", "--json"])
     assert cmd_tools(args, Settings(postgres={"dsn": domains_dsn})) == 0

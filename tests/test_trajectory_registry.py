@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.bus import ProcessedLedger
-from shared.trajectory_registry import STUCK, VERDICT, TrajectoryRegistry
+from shared.runtime.bus import ProcessedLedger
+from shared.lifecycle.registry import STUCK, VERDICT, TrajectoryRegistry
 
 pytestmark = pytest.mark.integration
 

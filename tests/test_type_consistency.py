@@ -9,11 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.schema_predictor.logic import enforce_type_consistency, name_clashes, sql_field_entity
-from services.schema_predictor.prediction import (PredictionLog, agreement_with_truth, expected_shape,
+from shared.toolgen.type_repair import enforce_type_consistency, name_clashes, sql_field_entity
+from shared.toolgen.output_prediction import (PredictionLog, agreement_with_truth, expected_shape,
                                                   output_fields, predict_output_schemas)
 from shared.contracts import Tool
-from shared.seed_tools import load_seed_responses, load_seed_tools
+from shared.data.seed_tools import load_seed_responses, load_seed_tools
 
 SEAL = Path(os.environ.get("TURNFORGE_SEED_TOOLS", Path(__file__).resolve().parents[2] / "shared" / "data" /
                            "seed-tools" / "seal_tools_subset.jsonl"))
@@ -62,7 +62,7 @@ def test_prediction_is_multi_turn_and_repaired_to_one_type_per_field():
 
 
 def test_a_failed_prediction_is_recorded_not_fatal():
-    from shared.llm import InvalidModelOutput
+    from shared.runtime.llm import InvalidModelOutput
 
     class Failing:
         def chat(self, *_, **__):

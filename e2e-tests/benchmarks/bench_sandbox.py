@@ -17,12 +17,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for `shared`
 
-from shared import local_postgres  # noqa: E402
-from shared.demo_databases import build_demo  # noqa: E402
-from shared.dbschema import DomainData  # noqa: E402
-from shared.local_postgres import dsn_for  # noqa: E402
-from shared.ports import free_port  # noqa: E402
-from shared.sandbox import SandboxManager, domain_schema_name  # noqa: E402
+from shared.ops import local_postgres
+from shared.data.demo_databases import build_demo  # noqa: E402
+from shared.env.dbschema import DomainData  # noqa: E402
+from shared.ops.local_postgres import dsn_for  # noqa: E402
+from shared.runtime.ports import free_port  # noqa: E402
+from shared.env.sandbox import SandboxManager, domain_schema_name  # noqa: E402
 
 RUNS = 20
 console = Console(width=140)

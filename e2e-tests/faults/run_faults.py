@@ -37,11 +37,12 @@ from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from fake_llm import BAD_ANSWER_FAULTS, PERMANENT_FAULTS, TRANSIENT_FAULTS, FakeLLM, FaultPlan  # noqa: E402
 from real_kafka import KafkaBroker, fetch  # noqa: E402
 
-from shared import local_postgres, runner, stack  # noqa: E402
-from shared.config import Settings  # noqa: E402
+from shared.ops import local_postgres, stack
+from shared.run import runner
+from shared.runtime.config import Settings  # noqa: E402
 from shared.contracts import Topics  # noqa: E402
-from shared.ports import free_port  # noqa: E402
-from shared.sandbox import SandboxManager  # noqa: E402
+from shared.runtime.ports import free_port  # noqa: E402
+from shared.env.sandbox import SandboxManager  # noqa: E402
 
 NORMAL_DOMAINS = ("telecom", "banking", "healthcare", "retail", "logistics")
 STALL_DOMAIN = "education"  # its conversations hang in the fake model: they must end at their deadline

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from shared.contracts import ChatMessage, FunctionCall, ToolCall, ToolCallRequest, Toolset, TrajectoryState
-from shared.trajectory import last_user_index, openai_messages
+from shared.env.trajectory import last_user_index, openai_messages
 
 MAX_CALLS_PER_STEP = 3
 REPLY = {"type": "string", "minLength": 1, "maxLength": 800}

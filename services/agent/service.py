@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from services.agent.logic import apply_decision, request_messages, step_schema
-from shared.bus import Outgoing, Route, run_service
-from shared.config import Settings, get_settings
+from shared.runtime.bus import Outgoing, Route, run_service
+from shared.runtime.config import Settings, get_settings
 from shared.contracts import Topics, TrajectoryState
-from shared.llm import LLMClients
-from shared.trajectory import advance, record_usage, trajectory_info
+from shared.runtime.llm import LLMClients
+from shared.env.trajectory import advance, record_usage, trajectory_info
 
 
 # Tool calls want precision more than variety; the user simulator supplies the variety.

@@ -12,16 +12,16 @@ import logging
 from opentelemetry import trace
 from psycopg import sql as pgsql
 
-from services.schema_predictor.logic import enforce_type_consistency, field_entity, sql_field_entity
-from services.schema_predictor.prediction import PredictionLog, predict_output_schemas
-from shared.bus import Outgoing, Route, run_service
-from shared.config import Settings, get_settings
+from shared.toolgen.type_repair import enforce_type_consistency, field_entity, sql_field_entity
+from shared.toolgen.output_prediction import PredictionLog, predict_output_schemas
+from shared.runtime.bus import Outgoing, Route, run_service
+from shared.runtime.config import Settings, get_settings
 from shared.contracts import SeedToolset, SqlKind, ToolRejection, Topics
-from shared.llm import LLMClients
-from shared.output_schema import json_schema_for_result
-from shared.sandbox import SandboxManager, domain_schema_name
-from shared.sql_guard import check_statement, to_driver_sql
-from shared.trajectory import seed_toolset_info
+from shared.runtime.llm import LLMClients
+from shared.env.output_schema import json_schema_for_result
+from shared.env.sandbox import SandboxManager, domain_schema_name
+from shared.env.sql_guard import check_statement, to_driver_sql
+from shared.env.trajectory import seed_toolset_info
 
 log = logging.getLogger("turnforge.schema_predictor")
 

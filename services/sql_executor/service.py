@@ -15,14 +15,14 @@ import time
 from opentelemetry import trace
 
 from services.sql_executor.simulate import simulate_tool
-from shared.bus import MessageInfo, Outgoing, Periodic, Route, run_service
-from shared.config import Settings, get_settings
+from shared.runtime.bus import MessageInfo, Outgoing, Periodic, Route, run_service
+from shared.runtime.config import Settings, get_settings
 from shared.contracts import ChatMessage, DeadLetter, Topics, TrajectoryState, Verdict
-from shared.llm import LLMClients
-from shared.sandbox import SandboxManager, scratch_owner
-from shared.tool_execution import execute_sql_tool, tool_error
-from shared.trajectory_registry import TrajectoryRegistry
-from shared.trajectory import advance, executes_sql, record_usage, tool_by_name, trajectory_id_prefix, trajectory_info
+from shared.runtime.llm import LLMClients
+from shared.env.sandbox import SandboxManager, scratch_owner
+from shared.env.tool_execution import execute_sql_tool, tool_error
+from shared.lifecycle.registry import TrajectoryRegistry
+from shared.env.trajectory import advance, executes_sql, record_usage, tool_by_name, trajectory_id_prefix, trajectory_info
 
 log = logging.getLogger("turnforge.sql_executor")
 

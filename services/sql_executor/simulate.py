@@ -11,8 +11,8 @@ import random
 import re
 
 from shared.contracts import ToolCallResult, TrajectoryState
-from shared.llm import LLMClient
-from shared.tool_execution import parse_arguments
+from shared.runtime.llm import LLMClient
+from shared.env.tool_execution import parse_arguments
 
 SIMULATOR_SYSTEM = (
     "You are the backend of the tool '{name}' ({description}). Given the call's arguments, return the tool's "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.contracts import Difficulty, GoldenAction, Rubric, SqlKind, Subtask, Task, Tool, Toolset
-from shared.dbschema import DatabaseSchema, Table
+from shared.env.dbschema import DatabaseSchema, Table
 
 ACTIONS_PER_DIFFICULTY = {Difficulty.DIFFICULTY_EASY: 1, Difficulty.DIFFICULTY_MEDIUM: 2, Difficulty.DIFFICULTY_HARD: 3}
 
@@ -187,7 +187,7 @@ PREFIX_ROLES = {"user", "assistant", "tool"}
 
 def check_start_state(start, toolset: Toolset) -> None:
     """A start state must be a well-formed conversation and set up the database only through known SQL tools."""
-    from shared.errors import PermanentError
+    from shared.runtime.errors import PermanentError
 
     open_calls: set[str] = set()
     for i, m in enumerate(start.prefix):

@@ -14,17 +14,17 @@ from psycopg import sql as pgsql
 
 from services.task_generator import logic
 from services.task_generator.prompts import ARGUMENTS_SYSTEM, DIFFICULTY_WORDS, TASK_REQUEST, TASK_SCHEMA, TASK_SYSTEM
-from shared import tracing
-from shared.bus import Outgoing, Route, run_service
-from shared.config import Settings, get_settings
+from shared.runtime import tracing
+from shared.runtime.bus import Outgoing, Route, run_service
+from shared.runtime.config import Settings, get_settings
 from shared.contracts import ChatMessage, DeadLetter, GoldenAction, SeedToolset, SqlKind, Topics, TrajectoryState, TrajectoryStatus
-from shared.dbschema import DatabaseSchema
-from shared.errors import PermanentError
-from shared.llm import LLMClient, LLMClients
-from shared.sandbox import SandboxManager, domain_schema_name, sandbox_name, scratch_owner
-from shared.tool_execution import execute_sql_tool
-from shared.trajectory_registry import TrajectoryRegistry
-from shared.trajectory import executes_sql, record_usage, seed_toolset_info, tool_by_name, trajectory_id_for
+from shared.env.dbschema import DatabaseSchema
+from shared.runtime.errors import PermanentError
+from shared.runtime.llm import LLMClient, LLMClients
+from shared.env.sandbox import SandboxManager, domain_schema_name, sandbox_name, scratch_owner
+from shared.env.tool_execution import execute_sql_tool
+from shared.lifecycle.registry import TrajectoryRegistry
+from shared.env.trajectory import executes_sql, record_usage, seed_toolset_info, tool_by_name, trajectory_id_for
 
 ROOT_ATTEMPTS = 6
 

@@ -5,15 +5,15 @@ import random
 
 from opentelemetry import trace
 
-from services.tool_synth.logic import toolset_from_seed_tools, toolset_from_verifications, validate_seed
-from services.tool_synth.preparation import prepare_database_tools
-from services.tool_synth.seed_expansion import expand_seed_tools
-from shared.bus import Outgoing, Route, run_service
-from shared.config import Settings, get_settings
+from shared.toolgen.toolset import toolset_from_seed_tools, toolset_from_verifications, validate_seed
+from shared.toolgen.preparation import prepare_database_tools
+from shared.toolgen.seed_expansion import expand_seed_tools
+from shared.runtime.bus import Outgoing, Route, run_service
+from shared.runtime.config import Settings, get_settings
 from shared.contracts import SeedEvent, SeedToolset, ToolRejection, ToolSynthesizer, Topics
-from shared.llm import LLMClients
-from shared.sandbox import SandboxManager, domain_schema_name
-from shared.trajectory import seed_info
+from shared.runtime.llm import LLMClients
+from shared.env.sandbox import SandboxManager, domain_schema_name
+from shared.env.trajectory import seed_info
 
 
 SYNTHESIZER_OF = {ToolSynthesizer.TOOL_SYNTHESIZER_UNSPECIFIED: "template",

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from services.user_sim import logic
 from services.user_sim.prompts import FOLLOW_UP, REVEAL, USER_SYSTEM, USER_TURN_SCHEMA
-from shared.bus import Outgoing, Route, run_service
-from shared.config import Settings, get_settings
+from shared.runtime.bus import Outgoing, Route, run_service
+from shared.runtime.config import Settings, get_settings
 from shared.contracts import ChatMessage, Topics, TrajectoryState, TrajectoryStatus
-from shared.llm import LLMClients
-from shared.trajectory import advance, record_usage, trajectory_info
+from shared.runtime.llm import LLMClients
+from shared.env.trajectory import advance, record_usage, trajectory_info
 
 
 class UserSimulator:

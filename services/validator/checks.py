@@ -7,7 +7,7 @@ import re
 import jsonschema
 
 from shared.contracts import CheckResult, TrajectoryState, TrajectoryStatus
-from shared.trajectory import executes_sql, tool_by_name
+from shared.env.trajectory import executes_sql, tool_by_name
 
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\w|\.\d)")  # "3." at a sentence end is the number 3
 

@@ -12,13 +12,13 @@ from opentelemetry import trace
 
 from services.validator import judge
 from services.validator.checks import deterministic_checks
-from shared.bus import Outgoing, Route, run_service
-from shared.config import Settings, get_settings
+from shared.runtime.bus import Outgoing, Route, run_service
+from shared.runtime.config import Settings, get_settings
 from shared.contracts import Topics, TrajectoryState, TrajectoryStatus, Verdict
-from shared.llm import LLMClients
-from shared.sandbox import SandboxManager
-from shared.trajectory_registry import TrajectoryRegistry
-from shared.trajectory import executes_sql, record_usage, trajectory_info
+from shared.runtime.llm import LLMClients
+from shared.env.sandbox import SandboxManager
+from shared.lifecycle.registry import TrajectoryRegistry
+from shared.env.trajectory import executes_sql, record_usage, trajectory_info
 
 
 class Validator:

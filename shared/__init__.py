@@ -1,0 +1,1 @@
+"""TurnForge's common library, one subpackage per role (see the README's layout section)."""

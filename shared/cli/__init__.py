@@ -1,0 +1,1 @@
+"""The `turnforge` command line: argument parsing and printing only. Nothing imports this package."""

@@ -1,0 +1,252 @@
+"""The `turnforge` command: the embedded stack, runs, single services and seeding a cluster."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from google.protobuf.json_format import ParseDict
+from kafka.errors import KafkaError
+from rich.console import Console
+from rich.table import Table
+
+from shared.cli import tools as tools_cli
+from shared.contracts import SeedEvent
+from shared.ops import cluster, stack, trace_lookup
+from shared.ops.stack import StackError
+from shared.run import dataset, runner, stats
+from shared.runtime.config import ROLES, load_settings
+
+
+def _config_path(args) -> str | None:
+    return args.config or os.environ.get("TURNFORGE_CONFIG") or None
+
+
+def cmd_up(args) -> int:
+    stack.up(load_settings(_config_path(args)), with_model=not args.no_model, config_path=_config_path(args))
+    print("stack is up; `turnforge status` shows it, `turnforge down` stops it")
+    return 0
+
+
+def cmd_down(args) -> int:
+    stack.down(load_settings(_config_path(args)))
+    print("stack is down")
+    return 0
+
+
+def cmd_status(args) -> int:
+    rows = stack.status(load_settings(_config_path(args)))
+    table = Table("component", "state", "pid", "detail")
+    for r in rows:
+        table.add_row(r.name, "[green]running[/]" if r.running else "[red]stopped[/]", str(r.pid or "-"), r.detail)
+    Console().print(table)
+    return 0
+
+
+def cmd_run(args) -> int:
+    path = _config_path(args)
+    settings = load_settings(path)
+    run_config = runner.load_run_config(path)
+    resume = {"run_id": args.resume, "resume": True} if args.resume else {}
+    if args.embedded:
+        if args.resume:  # the embedded broker keeps topics in memory only: nothing of the run survives it
+            print("--resume needs a durable broker (Apache Kafka); the embedded one forgets its topics on stop",
+                  file=sys.stderr)
+            return 2
+        try:
+            stack.up(settings, config_path=path)
+            result = runner.run(settings, run_config)
+        finally:
+            stack.down(settings)
+    else:
+        result = runner.run(settings, run_config, **resume)
+    print(f"report: {result.report_path}")
+    print(f"dataset: {result.dataset_path}")
+    print(f"seeded {result.seeded}, accepted {result.accepted}, rejected {result.rejected}, "
+          f"dead-lettered {result.dead_lettered}, missing {result.missing}"
+          + (" (timed out)" if result.timed_out else ""))
+    return 0 if result.complete else 1
+
+
+def cmd_service(args) -> int:
+    if args.name not in stack.SERVICES:
+        print(f"unknown service {args.name!r}; one of {', '.join(stack.SERVICES)}", file=sys.stderr)
+        return 2
+    if args.config:  # services read their settings themselves, from the environment
+        os.environ["TURNFORGE_CONFIG"] = os.path.abspath(args.config)
+    importlib.import_module(f"services.{args.name}.service").main()
+    return 0
+
+
+def seeds_from_file(path: str, settings, run_id: str) -> list:
+    """Seed events from a file: `seeds:` (a list of SeedEvent objects in protobuf JSON form), one SeedEvent
+    (a mapping with seed_id), or a run config (a `generation:` section, or its fields at the top level)."""
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}  # YAML is a superset of JSON
+    if isinstance(data, dict) and ("seeds" in data or "seed_id" in data or "seedId" in data):
+        seeds = [ParseDict(item, SeedEvent()) for item in data.get("seeds", [data])]
+        for seed in seeds:
+            if not seed.seed_id:
+                raise ValueError(f"a seed in {path} has no seed_id")
+            seed.created_at = seed.created_at or time.time()
+            # Roles the file leaves out get the configured model, as a run's seeds do.
+            for role in ROLES:
+                if role not in seed.settings.models:
+                    seed.settings.models[role] = settings.llm.for_role(role).model
+        return seeds
+    section = data.get("generation", data) if isinstance(data, dict) else data
+    return runner.build_seed_events(runner.RunConfig(**(section or {})), run_id, settings)
+
+
+def cmd_produce_seed(args) -> int:
+    settings = load_settings(_config_path(args))
+    seeds = seeds_from_file(args.file, settings, args.run_id or runner.new_run_id())
+    runner.produce_seeds(settings, seeds)
+    for seed in seeds:
+        print(f"produced seed {seed.seed_id} ({seed.domain}, {seed.settings.num_trajectories} trajectories)")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    figures = stats.dataset_stats(stats.load_records(args.datasets))
+    if not figures:
+        print("no samples in " + ", ".join(args.datasets), file=sys.stderr)
+        return 1
+    print(json.dumps(figures, indent=2) if args.json else stats.render(figures))
+    return 0
+
+
+def cmd_export(args) -> int:
+    records = stats.load_records(args.datasets)
+    path = dataset.export(records, args.format, Path(args.out))
+    print(f"{len(records)} trajectories -> {path}")
+    return 0
+
+
+def cmd_trace(args) -> int:
+    settings = load_settings(_config_path(args))
+    folders = [Path(d) for d in args.out] if args.out else [Path(runner_output_dir(_config_path(args)))]
+    ref = trace_lookup.find_in_files(args.trajectory_id, folders)
+    if ref is None and not args.no_kafka:
+        ref = trace_lookup.find_on_kafka(settings, args.trajectory_id)
+    ui = settings.tracing.jaeger_ui_url
+    if ref is None:
+        print(f"no trace id for {args.trajectory_id} in {', '.join(map(str, folders))}"
+              + ("" if args.no_kafka else " or on the terminal topics"), file=sys.stderr)
+        print(f"search Jaeger for it: {trace_lookup.search_url(ui, args.trajectory_id)}", file=sys.stderr)
+        return 1
+    print(f"trajectory {ref.trajectory_id}")
+    print(f"trace id   {ref.trace_id}")
+    print(f"jaeger     {ref.jaeger_url(ui)}")
+    print(f"found in   {ref.source}")
+    return 0
+
+
+def runner_output_dir(config_path: str | None) -> str:
+    return runner.load_run_config(config_path).output_dir
+
+
+def cmd_cluster_status(args) -> int:
+    settings = load_settings(_config_path(args))
+    if args.bootstrap:
+        settings.kafka.bootstrap_servers = args.bootstrap
+    status = cluster.gather(settings, args.release, args.namespace)
+    console = Console()
+    for part in cluster.render(status):
+        console.print(part)
+    healthy = status.services and all(r.healthy for r in status.services + status.model_servers)
+    return 0 if healthy else 1
+
+
+def cmd_cluster_init(args) -> int:
+    settings = load_settings(_config_path(args))
+    kafka = settings.kafka  # arguments override the config's kafka.partitions, topic_partitions, replication_factor
+    kafka.partitions = args.partitions or kafka.partitions
+    kafka.replication_factor = args.replication_factor or kafka.replication_factor
+    for item in args.topic_partitions:
+        topic, _, count = item.partition("=")
+        kafka.topic_partitions[topic] = int(count)
+    cluster.init(settings, demo_domains=args.demo_domains, wait_s=args.wait_s)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="YAML config file (default: $TURNFORGE_CONFIG)")
+    parser = argparse.ArgumentParser(prog="turnforge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", parents=[common], help="start the embedded stack (broker, PostgreSQL, model, services)")
+    p.add_argument("--no-model", action="store_true", help="do not start the local model server")
+    p.set_defaults(func=cmd_up)
+    sub.add_parser("down", parents=[common], help="stop the embedded stack").set_defaults(func=cmd_down)
+    sub.add_parser("status", parents=[common], help="show the embedded stack").set_defaults(func=cmd_status)
+    p = sub.add_parser("run", parents=[common], help="seed a run and wait for its trajectories")
+    p.add_argument("--embedded", action="store_true", help="start the embedded stack first, stop it after")
+    p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run (same config): completed "
+                   "trajectories are kept, not generated again")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("service", parents=[common], help="run one service in this process")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_service)
+    p = sub.add_parser("produce-seed", parents=[common], help="produce seed events from a file, without waiting")
+    p.add_argument("file")
+    p.add_argument("--run-id", help="prefix of the seed ids (default: a new run id)")
+    p.set_defaults(func=cmd_produce_seed)
+    p = sub.add_parser("stats", help="steps, turns, tasks and efficiency of datasets, per pipeline mode")
+    p.add_argument("datasets", nargs="+", help="dataset.jsonl files")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("export", help="convert dataset.jsonl files to another training format")
+    p.add_argument("datasets", nargs="+", help="dataset.jsonl files")
+    p.add_argument("--format", choices=["openai", "sharegpt", "hf"], default="openai")
+    p.add_argument("--out", required=True, help="a .jsonl file (openai, sharegpt) or a folder (hf)")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("trace", parents=[common], help="print a trajectory's trace id and its Jaeger address")
+    p.add_argument("trajectory_id")
+    p.add_argument("--out", action="append", help="a run's output folder (default: the config's output_dir)")
+    p.add_argument("--no-kafka", action="store_true", help="look in the output files only, not on the topics")
+    p.set_defaults(func=cmd_trace)
+    cluster_cmd = sub.add_parser("cluster", help="TurnForge on Kubernetes").add_subparsers(dest="cluster_command",
+                                                                                          required=True)
+    p = cluster_cmd.add_parser("status", parents=[common], help="ready replicas, model servers and GPUs, consumer lag")
+    p.add_argument("--release", required=True, help="the Helm release")
+    p.add_argument("--namespace", default="default")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers reachable from here (default: from the config)")
+    p.set_defaults(func=cmd_cluster_status)
+    p = cluster_cmd.add_parser("init", parents=[common], help="create the topics (and load the demo domains)")
+    p.add_argument("--partitions", type=int, help="partitions per topic (default: kafka.partitions)")
+    p.add_argument("--topic-partitions", action="append", default=[], metavar="TOPIC=N",
+                   help="one topic's count (default: kafka.topic_partitions)")
+    p.add_argument("--replication-factor", type=int, help="default: kafka.replication_factor")
+    p.add_argument("--demo-domains", action="store_true", help="register the demo domain databases")
+    p.add_argument("--wait-s", type=float, default=300, help="retry while Kafka or PostgreSQL are not up yet")
+    p.set_defaults(func=cmd_cluster_init)
+    tools_cli.add_parsers(sub, common)  # import-db, tools
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as e:  # noqa: BLE001 - a stack or config error is for the user, not a traceback
+        if not isinstance(e, (StackError, KafkaError, FileNotFoundError, ValueError)):
+            raise
+        print(f"turnforge: {e}", file=sys.stderr)
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

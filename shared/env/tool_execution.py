@@ -1,0 +1,91 @@
+"""Executing one tool call: argument checks, then SQL in the trajectory's sandbox (or a simulated answer).
+
+Shared by sql-executor (the live conversation) and task-generator (golden actions in a scratch sandbox), so the
+golden end state is produced by exactly the code path the agent's calls take.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from typing import Any
+
+import jsonschema
+import psycopg
+
+from shared.contracts import Tool, ToolCallResult
+from shared.runtime.errors import TransientError
+from shared.env.sandbox import SandboxManager
+from shared.env.sql_guard import UnsafeSQL, check_statement, to_driver_sql
+
+MAX_ARGUMENT_BYTES = 16_384
+MAX_RESULT_ROWS = 50
+
+
+def to_json_value(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    return value
+
+
+def tool_error(call_id: str, tool_name: str, kind: str, detail: str) -> ToolCallResult:
+    """A structured tool error: the agent sees it and can recover; it is not a crash."""
+    content = json.dumps({"error": kind, "detail": detail})
+    return ToolCallResult(call_id=call_id, tool_name=tool_name, ok=False, content_json=content, error=f"{kind}: {detail}")
+
+
+def parse_arguments(call_id: str, tool: Tool, arguments_json: str) -> tuple[dict | None, ToolCallResult | None]:
+    """Arguments as a dict, or a structured error when they are not JSON or do not match the tool's schema."""
+    if len(arguments_json.encode()) > MAX_ARGUMENT_BYTES:
+        return None, tool_error(call_id, tool.name, "invalid_arguments", f"arguments exceed {MAX_ARGUMENT_BYTES} bytes")
+    try:
+        arguments = json.loads(arguments_json or "{}")
+    except json.JSONDecodeError as e:
+        return None, tool_error(call_id, tool.name, "invalid_arguments", f"arguments are not valid JSON: {e.msg}")
+    if not isinstance(arguments, dict):
+        return None, tool_error(call_id, tool.name, "invalid_arguments", "arguments must be a JSON object")
+    try:
+        jsonschema.validate(arguments, json.loads(tool.parameters_json or "{}"))
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "arguments"
+        return None, tool_error(call_id, tool.name, "invalid_arguments", f"{where}: {e.message}")
+    return arguments, None
+
+
+def execute_sql_tool(manager: SandboxManager, sandbox: str, allowed_tables: list[str], tool: Tool, call_id: str,
+                     arguments_json: str, *, timeout_ms: int, idempotency_key: str = "") -> ToolCallResult:
+    arguments, error = parse_arguments(call_id, tool, arguments_json)
+    if error is not None:
+        return error
+    try:
+        statement = check_statement(tool.sql.statement, allowed_tables)
+    except UnsafeSQL as e:
+        return tool_error(call_id, tool.name, "unsafe_sql", str(e))
+    # Every declared parameter is bound; ones the caller left out (optional) are NULL.
+    params = {name: arguments.get(name) for name in statement.parameters}
+    try:
+        outcome = manager.execute(sandbox, to_driver_sql(statement), params, timeout_ms=timeout_ms,
+                                  idempotency_key=idempotency_key)
+    except psycopg.errors.QueryCanceled:
+        return tool_error(call_id, tool.name, "timeout", f"statement exceeded {timeout_ms} ms")
+    except psycopg.OperationalError as e:
+        raise TransientError(f"database connection lost while running {tool.name}: {e}") from e
+    except psycopg.Error as e:
+        first_line = (e.diag.message_primary or str(e)).splitlines()[0]
+        return tool_error(call_id, tool.name, "database_error", first_line)
+    rows = [{k: to_json_value(v) for k, v in r.items()} for r in outcome.rows[:MAX_RESULT_ROWS]]
+    output = _shape_output(tool, rows)
+    return ToolCallResult(call_id=call_id, tool_name=tool.name, ok=True, content_json=json.dumps(output),
+                          source="sql", sql_shape=statement.shape, row_count=max(outcome.row_count, len(rows)))
+
+
+def _shape_output(tool: Tool, rows: list[dict]) -> Any:
+    """Match the declared output schema: an object for single records and confirmations, else an array."""
+    schema = json.loads(tool.output_schema_json) if tool.output_schema_json else {}
+    if schema.get("type") == "object":
+        if rows:
+            return rows[0]
+        return {"found": False}
+    return rows

@@ -1,0 +1,129 @@
+"""Output schemas of tools without a database, predicted by the model one tool after another in one conversation.
+
+The conversation keeps the last few exchanges, and every request lists the fields decided so far with their types,
+so a field seen before keeps its type even after older turns drop out of a small model's context. The shape is
+mechanical where the name says it (search/list -> array; get/create/update/delete -> object); the model decides
+only when the name does not tell. What the model still gets wrong is left to enforce_type_consistency.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from shared.toolgen.output_prompts import (PREDICT_SYSTEM, PREDICTION_SCHEMA, field_name, predict_request,
+                                               prediction_to_schema)
+from shared.runtime.errors import PermanentError, TransientError
+
+HISTORY_EXCHANGES = 3  # request/answer pairs kept in the conversation
+MAX_KNOWN_FIELDS = 40
+
+LIST_VERBS = {"search", "list", "find", "browse", "filter", "query"}
+RECORD_VERBS = {"get", "fetch", "retrieve", "lookup", "create", "add", "update", "modify", "change", "set", "delete",
+                "remove", "cancel", "book", "register", "schedule", "check"}
+
+
+@dataclass
+class PredictionLog:
+    shape_repaired: list[str] = field(default_factory=list)  # tools whose returned shape was set by their name
+    failed: list[str] = field(default_factory=list)  # tools the model gave no usable answer for
+    calls: int = 0
+
+
+def expected_shape(name: str) -> str | None:
+    """'list_of_records' for searches and lists, 'one_record' for single records and confirmations, else None."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+    if not words:
+        return None
+    if words[0] in LIST_VERBS:
+        return "list_of_records"
+    if words[0] in RECORD_VERBS:
+        return "one_record"
+    return None
+
+
+def _known_fields_text(known: dict[str, str]) -> str:
+    if not known:
+        return ""
+    items = list(known.items())[-MAX_KNOWN_FIELDS:]
+    return "Fields already defined (reuse these names and types): " + ", ".join(f"{n}: {t}" for n, t in items)
+
+
+def predict_output_schemas(llm, domain: str, tools, log: PredictionLog | None = None) -> list[dict]:
+    """One output JSON Schema per tool (Tool protos), in order."""
+    log = log or PredictionLog()
+    known: dict[str, str] = {}
+    system = {"role": "system", "content": PREDICT_SYSTEM.format(domain=domain)}
+    exchanges: list[list[dict]] = []
+    schemas = []
+    for tool in tools:
+        params = json.loads(tool.parameters_json or "{}").get("properties", {})
+        for name, prop in params.items():
+            if isinstance(prop, dict) and isinstance(prop.get("type"), str):
+                known.setdefault(name, prop["type"])
+        request = predict_request(tool)
+        hint = _known_fields_text(known)
+        if hint:
+            request = hint + "\n" + request
+        messages = [system] + [m for ex in exchanges[-HISTORY_EXCHANGES:] for m in ex] + \
+            [{"role": "user", "content": request}]
+        log.calls += 1
+        try:
+            prediction = llm.chat(messages, schema=PREDICTION_SCHEMA, schema_name="output_schema",
+                                  temperature=0.2, max_tokens=300).data
+        except (PermanentError, TransientError):
+            log.failed.append(tool.name)
+            prediction = {"returns": expected_shape(tool.name) or "one_record", "fields": []}
+        shape = expected_shape(tool.name)
+        if shape and prediction["returns"] != shape:
+            log.shape_repaired.append(tool.name)
+            prediction = dict(prediction, returns=shape)
+        exchanges.append([{"role": "user", "content": request},
+                          {"role": "assistant", "content": json.dumps(prediction)}])
+        for f in prediction["fields"]:
+            if field_name(f["name"]):
+                known.setdefault(field_name(f["name"]), f["type"])
+        schemas.append(prediction_to_schema(tool.name, prediction))
+    return schemas
+
+
+def output_fields(schema: dict) -> dict[str, str]:
+    """Field name -> JSON type of a record (the object itself, or an array's items)."""
+    record = schema.get("items", schema) if schema.get("type") == "array" else schema
+    out = {}
+    for name, prop in (record.get("properties") or {}).items():
+        t = prop.get("type") if isinstance(prop, dict) else None
+        if isinstance(t, list):
+            t = next((x for x in t if x != "null"), None)
+        if isinstance(t, str):
+            out[name] = t
+    return out
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def agreement_with_truth(predicted: dict[str, dict], truth: dict[str, dict[str, str]]) -> dict:
+    """Field-name recall and type agreement of predicted output schemas against known output fields.
+
+    predicted: tool -> output schema; truth: tool -> {field: JSON type}. A field counts as recalled when a
+    predicted field has the same name up to case and separators; type agreement is over recalled fields
+    (integer and number count as agreeing)."""
+    total = recalled = same_type = 0
+    tools = 0
+    for tool, fields in truth.items():
+        if tool not in predicted:
+            continue
+        tools += 1
+        got = {_norm(n): t for n, t in output_fields(predicted[tool]).items()}
+        for name, t in fields.items():
+            total += 1
+            if _norm(name) in got:
+                recalled += 1
+                p = got[_norm(name)]
+                same_type += p == t or {p, t} == {"integer", "number"}
+    return {"tools_with_known_outputs": tools, "known_fields": total, "recalled_fields": recalled,
+            "field_name_recall": round(recalled / total, 3) if total else None,
+            "type_agreement": round(same_type / recalled, 3) if recalled else None}

@@ -32,7 +32,7 @@ log = logging.getLogger("turnforge.stack")
 
 SERVICES = ("tool_synth", "schema_predictor", "task_generator", "user_sim", "agent", "sql_executor", "validator")
 LOCAL_HOST = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class StackError(RuntimeError):

@@ -103,7 +103,7 @@ def test_postgres_schema_source(postgres_dsn):
 
 @pytest.mark.integration
 def test_cli_import_db(tmp_path, postgres_dsn, capsys):
-    from shared.ops.tools import cmd_import_db
+    from shared.cli.tools import cmd_import_db
 
     path = tmp_path / "league.sqlite"
     make_sqlite(path)

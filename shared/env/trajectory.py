@@ -86,3 +86,10 @@ def last_user_index(state: TrajectoryState) -> int:
 def executes_sql(state: TrajectoryState) -> bool:
     """Tools run in the sandbox; otherwise (no database, or tool_execution=simulated) a model answers for them."""
     return bool(state.toolset.domain_database) and state.settings.tool_execution != ToolExecution.TOOL_EXECUTION_SIMULATED
+
+
+def tool_mutates(tool) -> bool:
+    """The tool changes the database (insert, update or delete)."""
+    from shared.contracts import SqlKind
+
+    return tool.HasField("sql") and tool.sql.kind != SqlKind.SQL_KIND_READ

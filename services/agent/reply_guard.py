@@ -1,0 +1,54 @@
+"""The agent's step guard: a reply is checked before it reaches the user and asked for again when it fails.
+
+It catches what a small model does instead of acting: stating values no tool returned, claiming a change no tool
+made, pasting tool-output markup, or saying the user's words back. The validator stays the judge of record; this
+only keeps such replies out of the conversation while it is generated.
+"""
+from __future__ import annotations
+
+import re
+
+from shared.contracts import TrajectoryState
+from shared.env.grounding import TOOL_MARKUP, repeats, unsupported_numbers
+from shared.env.trajectory import last_user_index, tool_by_name, tool_mutates
+
+# A reply that reports a change as done ("I've updated", "has been cancelled", "is now set to").
+CLAIMS_CHANGE = re.compile(
+    r"\b(?:(?:i(?:'ve| have)|we(?:'ve| have)|has been|have been|was|were|successfully)\s+"
+    r"(?:updated|changed|modified|set|deleted|removed|cancell?ed|created|added|registered|recorded|saved)|"
+    r"is now (?:set|updated|changed))\b",
+    re.IGNORECASE,
+)
+
+
+def problems(reply: str, state: TrajectoryState) -> list[str]:
+    """Why `reply` must not reach the user; empty when it may."""
+    found = []
+    if TOOL_MARKUP.search(reply):
+        found.append("pasted_tool_markup")
+    if unsupported_numbers(reply, _sources(state)):
+        found.append("ungrounded_values")
+    if CLAIMS_CHANGE.search(reply) and not _wrote_this_turn(state):
+        found.append("claims_unperformed_write")
+    user_index = last_user_index(state)
+    if user_index >= 0 and repeats(reply, state.messages[user_index].content):
+        found.append("repeats_user")
+    return found
+
+
+def _sources(state: TrajectoryState) -> list[str]:
+    """What a reply may take values from: the system prompt and given context, the user, the tools."""
+    given = 1 + state.prefix_messages
+    return [m.content for i, m in enumerate(state.messages) if i < given or m.role in ("tool", "user")]
+
+
+def _wrote_this_turn(state: TrajectoryState) -> bool:
+    """A tool that changes data succeeded since the user's last message."""
+    start = last_user_index(state) + 1
+    call_ids = {c.id for m in state.messages[start:] for c in m.tool_calls}
+    for result in state.tool_results:
+        if result.ok and result.call_id in call_ids:
+            tool = tool_by_name(state.toolset, result.tool_name)
+            if tool is not None and tool_mutates(tool):
+                return True
+    return False

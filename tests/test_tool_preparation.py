@@ -310,7 +310,7 @@ def test_near_duplicates_need_one_purpose():
 
 @pytest.mark.integration
 def test_tools_command_prints_the_toolset_and_measures(domains_dsn, capsys):
-    from shared.ops.tools import cmd_tools
+    from shared.cli.tools import cmd_tools
     from shared.cli.main import build_parser
     from shared.runtime.config import Settings
 

@@ -14,19 +14,12 @@ from typing import Any, Iterable
 
 from shared.runtime.config import Settings
 from shared.contracts import Topics
+from shared.contracts.flow import SERVICES, consumed_by
 
 log = logging.getLogger("turnforge.cluster")
 
-# The topics each service consumes: its routes (services/<name>/service.py); the chart has the same table.
-SERVICE_TOPICS: dict[str, tuple[str, ...]] = {
-    "tool-synth": (Topics.SEEDS,),
-    "schema-predictor": (Topics.TOOLSETS_SYNTHESIZED,),
-    "task-generator": (Topics.TOOLSETS_READY,),
-    "user-sim": (Topics.TURNS_USER,),
-    "agent": (Topics.TURNS_AGENT,),
-    "sql-executor": (Topics.TOOL_CALLS, Topics.ACCEPTED, Topics.REJECTED, Topics.DEAD_LETTER),
-    "validator": (Topics.TRAJECTORIES_COMPLETE,),
-}
+# The topics each service consumes; the chart has the same table (its "turnforge.serviceTopics").
+SERVICE_TOPICS: dict[str, tuple[str, ...]] = {service: consumed_by(service) for service in SERVICES}
 GPU = "nvidia.com/gpu"
 SERVICE_LABEL = "turnforge.io/service"
 MODEL_SERVER_LABEL = "turnforge.io/model-server"

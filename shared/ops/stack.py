@@ -25,12 +25,13 @@ from urllib.parse import urlparse
 import psycopg
 import yaml
 
+from shared.contracts import flow
 from shared.ops import local_broker, local_postgres
 from shared.runtime.config import Settings
 
 log = logging.getLogger("turnforge.stack")
 
-SERVICES = ("tool_synth", "schema_predictor", "task_generator", "user_sim", "agent", "sql_executor", "validator")
+SERVICES = tuple(service.replace("-", "_") for service in flow.SERVICES)  # as their modules are named
 LOCAL_HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

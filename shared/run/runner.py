@@ -21,6 +21,7 @@ from shared.runtime.config import ROLES, Settings, get_settings
 from shared.run import stats
 from shared.data.seed_tools import load_seed_tools
 from shared.env.trajectory import openai_messages
+from shared.contracts import flow
 from shared.contracts import (DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
                               ToolExecution, ToolSynthesizer, Topics, UserPersona, Verdict, StartState,
                               ChatMessage)
@@ -300,7 +301,7 @@ def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None,
     tracker = RunTracker({s.seed_id: run_config.num_trajectories for s in seeds})
     ensure_topics(settings)
 
-    topics = {settings.topic(t): t for t in (Topics.ACCEPTED, Topics.REJECTED, Topics.DEAD_LETTER)}
+    topics = {settings.topic(t): t for t in flow.consumed_by(flow.RUN)}
     # A fresh group reading from the earliest offset sees every record of this run, whenever it was produced.
     consumer = KafkaConsumer(
         *topics, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=f"turnforge.runner.{run_id}",

@@ -26,6 +26,8 @@ import psycopg
 import yaml
 
 from shared.contracts import flow
+from shared.data.demo_databases import DEMO_DOMAINS, build_demo
+from shared.env.sandbox import SandboxManager
 from shared.ops import local_broker, local_postgres
 from shared.runtime.config import Settings
 
@@ -258,9 +260,6 @@ def _postmaster_pid(data_dir: Path) -> int | None:
 
 def load_demo_domains(dsn: str) -> list[str]:
     """Register the demo domain databases that are not registered yet; returns the names loaded now."""
-    from shared.data.demo_databases import DEMO_DOMAINS, build_demo
-    from shared.env.sandbox import SandboxManager
-
     manager = SandboxManager(dsn)
     have = set(manager.domains())
     loaded = []

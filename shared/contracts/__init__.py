@@ -1,4 +1,4 @@
-"""The protobuf contracts in one namespace, plus the topic names they travel on.
+"""The protobuf contracts in one namespace, plus the topic names they travel on (declared in flow.py).
 
 Code is generated from protos/turnforge/v1/*.proto by `make protos`; import messages from here.
 """
@@ -8,6 +8,8 @@ try:
     from protos.turnforge.v1 import chat_pb2, dead_letter_pb2, seed_pb2, task_pb2, tool_pb2, trajectory_pb2, verdict_pb2
 except ImportError as e:  # pragma: no cover - only before the first build
     raise ImportError("protobuf code is not generated yet: run `make protos`") from e
+
+from shared.contracts.flow import Topics  # noqa: E402 - after the check that says how to generate the code
 
 SeedEvent = seed_pb2.SeedEvent
 GenerationSettings = seed_pb2.GenerationSettings
@@ -48,21 +50,3 @@ RubricJudgement = verdict_pb2.RubricJudgement
 RubricCategory = verdict_pb2.RubricCategory
 
 DeadLetter = dead_letter_pb2.DeadLetter
-
-
-class Topics:
-    """Logical topic names; the configured prefix (default "tf.") is put in front of each."""
-
-    SEEDS = "seeds"
-    TOOLSETS_SYNTHESIZED = "toolsets.synthesized"
-    TOOLSETS_READY = "toolsets.ready"
-    TURNS_USER = "turns.user"
-    TURNS_AGENT = "turns.agent"
-    TOOL_CALLS = "tool.calls"
-    TRAJECTORIES_COMPLETE = "trajectories.complete"
-    ACCEPTED = "trajectories.accepted"
-    REJECTED = "trajectories.rejected"
-    DEAD_LETTER = "deadletter"
-
-    ALL = (SEEDS, TOOLSETS_SYNTHESIZED, TOOLSETS_READY, TURNS_USER, TURNS_AGENT, TOOL_CALLS,
-           TRAJECTORIES_COMPLETE, ACCEPTED, REJECTED, DEAD_LETTER)

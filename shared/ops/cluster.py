@@ -12,21 +12,21 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from kafka.structs import TopicPartition
+from rich.table import Table
+
 from shared.runtime.config import Settings
 from shared.contracts import Topics
+from shared.contracts.flow import SERVICES, consumed_by
+from shared.ops.stack import load_demo_domains
 
 log = logging.getLogger("turnforge.cluster")
 
-# The topics each service consumes: its routes (services/<name>/service.py); the chart has the same table.
-SERVICE_TOPICS: dict[str, tuple[str, ...]] = {
-    "tool-synth": (Topics.SEEDS,),
-    "schema-predictor": (Topics.TOOLSETS_SYNTHESIZED,),
-    "task-generator": (Topics.TOOLSETS_READY,),
-    "user-sim": (Topics.TURNS_USER,),
-    "agent": (Topics.TURNS_AGENT,),
-    "sql-executor": (Topics.TOOL_CALLS, Topics.ACCEPTED, Topics.REJECTED, Topics.DEAD_LETTER),
-    "validator": (Topics.TRAJECTORIES_COMPLETE,),
-}
+# The topics each service consumes; the chart has the same table (its "turnforge.serviceTopics").
+SERVICE_TOPICS: dict[str, tuple[str, ...]] = {service: consumed_by(service) for service in SERVICES}
 GPU = "nvidia.com/gpu"
 SERVICE_LABEL = "turnforge.io/service"
 MODEL_SERVER_LABEL = "turnforge.io/model-server"
@@ -48,9 +48,6 @@ def topic_partitions(default: int, overrides: dict[str, int]) -> dict[str, int]:
 def create_topics(settings: Settings) -> list[str]:
     """Create the missing topics as the services would (kafka.partitions, kafka.topic_partitions,
     kafka.replication_factor); returns the names created. Existing topics keep their partitions."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers, client_id="turnforge-init")
     try:
         existing = set(admin.list_topics())
@@ -91,8 +88,6 @@ def init(settings: Settings, *, demo_domains: bool, wait_s: float) -> None:
         state = "created" if settings.topic(name) in created else "exists"
         print(f"topic {settings.topic(name)}: {partitions[name]} partitions ({state})")
     if demo_domains:
-        from shared.ops.stack import load_demo_domains
-
         loaded = retry_until("loading demo domains", lambda: load_demo_domains(settings.postgres.dsn), wait_s)
         print(f"demo domains loaded: {', '.join(loaded) or 'none (all there already)'}")
 
@@ -191,7 +186,7 @@ class ClusterError(ValueError):
 
 
 def list_release_deployments(release: str, namespace: str) -> list[Any]:
-    from kubernetes import client, config
+    from kubernetes import client, config  # about a second to import, needed only by `cluster status`
 
     try:
         config.load_kube_config()
@@ -212,9 +207,6 @@ def committed_offsets(admin, group: str) -> dict:
 
 
 def lag_rows(settings: Settings, timeout_s: float = 10.0) -> list[LagRow]:
-    from kafka import KafkaAdminClient, KafkaConsumer
-    from kafka.structs import TopicPartition
-
     servers = settings.kafka.bootstrap_servers
     admin = KafkaAdminClient(bootstrap_servers=servers, client_id="turnforge-status",
                              request_timeout_ms=int(timeout_s * 1000))
@@ -252,8 +244,6 @@ def gather(settings: Settings, release: str, namespace: str) -> ClusterStatus:
 # -- status: rendering --------------------------------------------------------------------------------------------
 def render(status: ClusterStatus):
     """rich renderables: services, model servers, consumer lag."""
-    from rich.table import Table
-
     def state(ok: bool) -> str:
         return "[green]ready[/]" if ok else "[red]not ready[/]"
 

@@ -5,6 +5,7 @@ PostgreSQL refuses to run as root, so as root we run it as a dedicated system us
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -18,8 +19,6 @@ SYSTEM_USER = "turnforge-pg"
 
 
 def _bin_dir() -> Path:
-    import importlib.util
-
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("PostgreSQL binaries not found: install the 'local' extra (pip install -e '.[local]')")

@@ -25,12 +25,15 @@ from urllib.parse import urlparse
 import psycopg
 import yaml
 
+from shared.contracts import flow
+from shared.data.demo_databases import DEMO_DOMAINS, build_demo
+from shared.env.sandbox import SandboxManager
 from shared.ops import local_broker, local_postgres
 from shared.runtime.config import Settings
 
 log = logging.getLogger("turnforge.stack")
 
-SERVICES = ("tool_synth", "schema_predictor", "task_generator", "user_sim", "agent", "sql_executor", "validator")
+SERVICES = tuple(service.replace("-", "_") for service in flow.SERVICES)  # as their modules are named
 LOCAL_HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -257,9 +260,6 @@ def _postmaster_pid(data_dir: Path) -> int | None:
 
 def load_demo_domains(dsn: str) -> list[str]:
     """Register the demo domain databases that are not registered yet; returns the names loaded now."""
-    from shared.data.demo_databases import DEMO_DOMAINS, build_demo
-    from shared.env.sandbox import SandboxManager
-
     manager = SandboxManager(dsn)
     have = set(manager.domains())
     loaded = []

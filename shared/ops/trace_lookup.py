@@ -7,10 +7,14 @@ terminal topics on Kafka (accepted, rejected, dead letters), which is where a cl
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
+
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
 
 from shared.runtime.config import Settings
 from shared.contracts import DeadLetter, Topics, TrajectoryState, Verdict
@@ -71,11 +75,6 @@ def trace_id_of_record(topic: str, value: bytes, prefix: str) -> tuple[str, str]
 
 def find_on_kafka(settings: Settings, trajectory_id: str, timeout_s: float = 30.0) -> TraceRef | None:
     """Read the terminal topics from the beginning up to their current end, looking for the trajectory."""
-    import time
-
-    from kafka import KafkaConsumer
-    from kafka.structs import TopicPartition
-
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False,
                              client_id="turnforge-trace", consumer_timeout_ms=1000)
     try:

@@ -14,13 +14,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from google.protobuf.json_format import ParseDict
 from google.protobuf.message import DecodeError
+from kafka import KafkaConsumer
 from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shared.runtime.config import ROLES, Settings, get_settings
 from shared.run import stats
+from shared.run.dataset import to_openai_record
+from shared.runtime.bus import ensure_topics, make_producer
 from shared.data.seed_tools import load_seed_tools
 from shared.env.trajectory import openai_messages
+from shared.contracts import flow
 from shared.contracts import (DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
                               ToolExecution, ToolSynthesizer, Topics, UserPersona, Verdict, StartState,
                               ChatMessage)
@@ -131,8 +138,6 @@ def build_seed_events(run_config: RunConfig, run_id: str, settings: Settings | N
 
 def start_state(spec: dict) -> StartState:
     """The StartState of a run config's `start_state` (OpenAI-format prefix, setup tool calls)."""
-    from google.protobuf.json_format import ParseDict
-
     state = StartState()
     for m in spec.get("prefix", []):
         state.prefix.append(ParseDict(m, ChatMessage(), ignore_unknown_fields=False))
@@ -142,8 +147,6 @@ def start_state(spec: dict) -> StartState:
 
 
 def produce_seeds(settings: Settings, seeds: list[SeedEvent]) -> None:
-    from shared.runtime.bus import ensure_topics, make_producer
-
     ensure_topics(settings)
     producer = make_producer(settings)
     try:
@@ -287,12 +290,6 @@ def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None,
     Resume (same run id and config, e.g. after the stack was stopped): the seeds get the same ids, so the services'
     processed-ledger skips the ones already handled, and the watcher reads every outcome from the start of the
     terminal topics; only unfinished trajectories do more work."""
-    from kafka import KafkaConsumer
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from shared.runtime.bus import ensure_topics
-
     run_id = run_id or new_run_id()
     console = console or Console()
     started = time.time()
@@ -300,7 +297,7 @@ def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None,
     tracker = RunTracker({s.seed_id: run_config.num_trajectories for s in seeds})
     ensure_topics(settings)
 
-    topics = {settings.topic(t): t for t in (Topics.ACCEPTED, Topics.REJECTED, Topics.DEAD_LETTER)}
+    topics = {settings.topic(t): t for t in flow.consumed_by(flow.RUN)}
     # A fresh group reading from the earliest offset sees every record of this run, whenever it was produced.
     consumer = KafkaConsumer(
         *topics, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=f"turnforge.runner.{run_id}",
@@ -359,8 +356,6 @@ def _progress_text(tracker: RunTracker) -> str:
 # -- outputs -----------------------------------------------------------------------------------------------------
 def write_outputs(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_s: float, out: Path, *,
                   timed_out: bool = False) -> dict[str, Path]:
-    from shared.run.dataset import to_openai_record
-
     out.mkdir(parents=True, exist_ok=True)
     paths = {"dataset_path": out / "dataset.jsonl", "rejected_path": out / "rejected.jsonl",
              "report_path": out / "report.md"}

@@ -201,6 +201,7 @@ class ModelCall(Generic[Parsed]):
 
     name: ClassVar[str] = "output"  # the schema's name, and the model span's
     temperature: ClassVar[float | None] = None  # None: the endpoint's default
+    max_tokens: int | None = None  # None: the endpoint's default; a call may size it to what it asks for
 
     def messages(self) -> list[dict]:
         raise NotImplementedError
@@ -212,7 +213,8 @@ class ModelCall(Generic[Parsed]):
         return data
 
     def ask(self, llm: "LLMClient") -> Answer[Parsed]:
-        chat = llm.chat(self.messages(), schema=self.schema(), schema_name=self.name, temperature=self.temperature)
+        chat = llm.chat(self.messages(), schema=self.schema(), schema_name=self.name, temperature=self.temperature,
+                        max_tokens=self.max_tokens)
         return Answer(self.parse(chat.data), chat)
 
 

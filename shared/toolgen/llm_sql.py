@@ -18,15 +18,76 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from shared.toolgen.binding import bind_parameters, limit_parameters
-from shared.toolgen.prompts import SQL_TOOLS_SCHEMA, SQL_TOOLS_SYSTEM, sql_tools_request
 from shared.toolgen.templates import MAX_NAME_LENGTH, ToolCandidate
 from shared.env.dbschema import DatabaseSchema, Table, quote_ident
 from shared.runtime.errors import PermanentError, TransientError
+from shared.runtime.llm import ModelCall
 from shared.env.sql_guard import UnsafeSQL, check_statement
 
 MAX_CALLS = 3
-ANSWER_TOKENS = 360
 MIN_DESCRIPTION = 12
+
+
+class SqlToolProposals(ModelCall[list[dict]]):
+    """Tools for the tables shown, each a name, a description and one SQL statement; the answer is the proposals."""
+
+    name = "sql_tools"
+    temperature = 0.4
+    max_tokens = 360
+
+    SYSTEM = (
+        "You design tools for an assistant that works on a PostgreSQL database. Each tool is one SQL statement with "
+        "named parameters written as :parameter_name (never put values into the SQL text). Use only the tables and "
+        "columns shown, unqualified. Allowed: one SELECT (lookups, searches with ILIKE, JOINs along the foreign keys, "
+        "GROUP BY with COUNT/SUM/AVG, ORDER BY, LIMIT :limit, CASE WHEN), or one INSERT, UPDATE or DELETE with "
+        "RETURNING *. Names are snake_case and start with get_, search_, list_, count_, create_, update_ or delete_."
+    )
+    EXAMPLE = {
+        "name": "list_top_products_by_price",
+        "description": "List the most expensive products of a category, most expensive first.",
+        "sql": "SELECT product_id, title, price FROM products WHERE category = :category ORDER BY price DESC "
+               "LIMIT :limit",
+    }
+    SCHEMA = {
+        "type": "object",
+        "properties": {
+            "tools": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 3,
+                "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                                   "sql": {"type": "string"}},
+                    "required": ["name", "description", "sql"],
+                },
+            }
+        },
+        "required": ["tools"],
+    }
+
+    def __init__(self, tables_text: str, asks: list[str], *, with_example: bool = False):
+        self.tables_text = tables_text
+        self.asks = asks
+        # The answer format is enforced by the schema, so the example is optional: a small model tends to copy it
+        # (table and all) instead of writing SQL for the tables shown.
+        self.with_example = with_example
+
+    def messages(self) -> list[dict]:
+        return [{"role": "system", "content": self.SYSTEM}, {"role": "user", "content": self.request()}]
+
+    def request(self) -> str:
+        text = (f"Tables:\n{self.tables_text}\n\nPropose {len(self.asks)} tools that use only these tables: "
+                + "; ".join(self.asks) + ".")
+        if self.with_example:
+            text += f"\nAnswer format example (another database): {json.dumps({'tools': [self.EXAMPLE]})}"
+        return text
+
+    def schema(self) -> dict:
+        return self.SCHEMA
+
+    def parse(self, data: dict) -> list[dict]:
+        return data["tools"]
 
 
 @dataclass
@@ -92,17 +153,14 @@ def propose_sql_tools(llm, conn: psycopg.Connection, schema_name: str, schema: D
     calls = 0
     for i in range(max_calls):
         table = focus[i % len(focus)]
-        text = describe_tables(conn, schema_name, schema, table)
-        messages = [{"role": "system", "content": SQL_TOOLS_SYSTEM},
-                    {"role": "user", "content": sql_tools_request(text, asks_for(schema, table, i))}]
+        call = SqlToolProposals(describe_tables(conn, schema_name, schema, table), asks_for(schema, table, i))
         calls += 1
         try:
-            answer = llm.chat(messages, schema=SQL_TOOLS_SCHEMA, schema_name="sql_tools",
-                              max_tokens=ANSWER_TOKENS, temperature=0.4)
+            proposals = call.ask(llm).value
         except (PermanentError, TransientError) as e:  # a lost call costs its proposals; templates remain
             failures.append(ProposalFailure(f"call {i + 1} ({table.name})", f"model answer unusable: {e}"))
             continue
-        for proposal in answer.data["tools"]:
+        for proposal in proposals:
             candidates.append(candidate_from_proposal(proposal, schema))
     return candidates, failures, calls
 

@@ -11,9 +11,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from shared.toolgen.output_prompts import (PREDICT_SYSTEM, PREDICTION_SCHEMA, field_name, predict_request,
-                                               prediction_to_schema)
 from shared.runtime.errors import PermanentError, TransientError
+from shared.runtime.llm import ModelCall
 
 HISTORY_EXCHANGES = 3  # request/answer pairs kept in the conversation
 MAX_KNOWN_FIELDS = 40
@@ -21,6 +20,7 @@ MAX_KNOWN_FIELDS = 40
 LIST_VERBS = {"search", "list", "find", "browse", "filter", "query"}
 RECORD_VERBS = {"get", "fetch", "retrieve", "lookup", "create", "add", "update", "modify", "change", "set", "delete",
                 "remove", "cancel", "book", "register", "schedule", "check"}
+FIELD_TYPES = ["string", "integer", "number", "boolean"]
 
 
 @dataclass
@@ -28,6 +28,72 @@ class PredictionLog:
     shape_repaired: list[str] = field(default_factory=list)  # tools whose returned shape was set by their name
     failed: list[str] = field(default_factory=list)  # tools the model gave no usable answer for
     calls: int = 0
+
+
+class OutputSchemaPrediction(ModelCall[dict]):
+    """What one tool returns ({"returns": one_record | list_of_records, "fields": [{name, type}]}), asked as the
+    next turn of the conversation about the tools before it."""
+
+    name = "output_schema"
+    temperature = 0.2
+    max_tokens = 300
+
+    SYSTEM = (
+        "You design the JSON returned by tools of a {domain} application. For each tool you are shown, list the "
+        "fields its result has. A tool that searches or lists returns many records; a tool that fetches, creates, "
+        "changes or deletes one thing returns one record. Reuse the exact name and type of any field you already "
+        "used for an earlier tool or that appears in the tool's parameters (an id that was an integer stays an "
+        "integer). Use snake_case names."
+    )
+    # Bounded so a small model cannot loop (at most 12 fields); names are normalised afterwards rather than
+    # constrained by a pattern, which makes a constrained decoder slow.
+    SCHEMA = {
+        "type": "object",
+        "properties": {
+            "returns": {"type": "string", "enum": ["one_record", "list_of_records"]},
+            "fields": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 12,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "type": {"type": "string", "enum": FIELD_TYPES},
+                    },
+                    "required": ["name", "type"],
+                },
+            },
+        },
+        "required": ["returns", "fields"],
+    }
+
+    def __init__(self, domain: str, tool, known: dict[str, str], history: list[dict]):
+        self.domain = domain
+        self.tool = tool
+        self.known = dict(known)  # as it was when asked: the request is kept in the history
+        self.history = history
+
+    def request(self) -> str:
+        """The fields decided so far, then the tool: the user turn, kept in the history for later tools."""
+        tool = self.tool
+        request = (f"Tool: {tool.name}\nDescription: {tool.description}\n"
+                   f"Parameters: {json.dumps(json.loads(tool.parameters_json or '{}'))}\nWhat does it return?")
+        if not self.known:
+            return request
+        items = list(self.known.items())[-MAX_KNOWN_FIELDS:]
+        return ("Fields already defined (reuse these names and types): " + ", ".join(f"{n}: {t}" for n, t in items)
+                + "\n" + request)
+
+    def messages(self) -> list[dict]:
+        return ([{"role": "system", "content": self.SYSTEM.format(domain=self.domain)}] + self.history
+                + [{"role": "user", "content": self.request()}])
+
+    def schema(self) -> dict:
+        return self.SCHEMA
+
+    def parse(self, data: dict) -> dict:
+        return data
 
 
 def expected_shape(name: str) -> str | None:
@@ -43,18 +109,29 @@ def expected_shape(name: str) -> str | None:
     return None
 
 
-def _known_fields_text(known: dict[str, str]) -> str:
-    if not known:
-        return ""
-    items = list(known.items())[-MAX_KNOWN_FIELDS:]
-    return "Fields already defined (reuse these names and types): " + ", ".join(f"{n}: {t}" for n, t in items)
+def field_name(raw: str) -> str:
+    """snake_case, as the prompt asks: 'Customer ID' -> 'customer_id'."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", raw.strip())
+    name = re.sub(r"[^a-z0-9]+", "_", spaced.lower()).strip("_")[:40]
+    return name if name and name[0].isalpha() else ""
+
+
+def prediction_to_schema(prediction: dict) -> dict:
+    properties = {}
+    for predicted in prediction["fields"]:
+        name = field_name(predicted["name"])
+        if name:
+            properties.setdefault(name, {"type": predicted["type"]})
+    record = {"type": "object", "properties": properties}
+    if prediction["returns"] == "list_of_records":
+        return {"type": "array", "items": record}
+    return record
 
 
 def predict_output_schemas(llm, domain: str, tools, log: PredictionLog | None = None) -> list[dict]:
     """One output JSON Schema per tool (Tool protos), in order."""
     log = log or PredictionLog()
     known: dict[str, str] = {}
-    system = {"role": "system", "content": PREDICT_SYSTEM.format(domain=domain)}
     exchanges: list[list[dict]] = []
     schemas = []
     for tool in tools:
@@ -62,16 +139,10 @@ def predict_output_schemas(llm, domain: str, tools, log: PredictionLog | None = 
         for name, prop in params.items():
             if isinstance(prop, dict) and isinstance(prop.get("type"), str):
                 known.setdefault(name, prop["type"])
-        request = predict_request(tool)
-        hint = _known_fields_text(known)
-        if hint:
-            request = hint + "\n" + request
-        messages = [system] + [m for ex in exchanges[-HISTORY_EXCHANGES:] for m in ex] + \
-            [{"role": "user", "content": request}]
+        call = OutputSchemaPrediction(domain, tool, known, [m for ex in exchanges[-HISTORY_EXCHANGES:] for m in ex])
         log.calls += 1
         try:
-            prediction = llm.chat(messages, schema=PREDICTION_SCHEMA, schema_name="output_schema",
-                                  temperature=0.2, max_tokens=300).data
+            prediction = call.ask(llm).value
         except (PermanentError, TransientError):
             log.failed.append(tool.name)
             prediction = {"returns": expected_shape(tool.name) or "one_record", "fields": []}
@@ -79,12 +150,12 @@ def predict_output_schemas(llm, domain: str, tools, log: PredictionLog | None = 
         if shape and prediction["returns"] != shape:
             log.shape_repaired.append(tool.name)
             prediction = dict(prediction, returns=shape)
-        exchanges.append([{"role": "user", "content": request},
+        exchanges.append([{"role": "user", "content": call.request()},
                           {"role": "assistant", "content": json.dumps(prediction)}])
         for f in prediction["fields"]:
             if field_name(f["name"]):
                 known.setdefault(field_name(f["name"]), f["type"])
-        schemas.append(prediction_to_schema(tool.name, prediction))
+        schemas.append(prediction_to_schema(prediction))
     return schemas
 
 

@@ -5,6 +5,7 @@ Used by the tool-synth service and by `turnforge tools`, so both produce the sam
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 from shared.toolgen.llm_sql import MAX_CALLS, ProposalFailure, propose_sql_tools
@@ -79,6 +80,4 @@ def _reject_duplicates(verifications: list[Verification], db_schema: DatabaseSch
 
 
 def _without_parameter_names(shape: str) -> str:
-    import re
-
     return re.sub(r":[A-Za-z_][A-Za-z0-9_]*", ":p", " ".join(shape.lower().split()))

@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
-from shared.toolgen.prompts import (COMPLEMENT_SCHEMA, COMPLEMENT_SYSTEM, QUESTIONS_SCHEMA, QUESTIONS_SYSTEM,
-                                         TOOL_SPECS_SCHEMA, TOOL_SPECS_SYSTEM, complement_request, questions_request,
-                                         tool_specs_request)
 from shared.contracts import Tool
 from shared.runtime.errors import PermanentError, TransientError
+from shared.runtime.llm import ModelCall
 
 MAX_COMPLEMENTARY = 10
 MIN_QUESTION_WORDS = 4
@@ -172,6 +170,137 @@ def tools_text(tools: list[Tool], limit: int = MAX_TOOLS_IN_PROMPT) -> str:
     return "\n".join(lines)
 
 
+# --- the model calls ------------------------------------------------------------------------------
+
+
+class SeedToolQuestions(ModelCall[list[str]]):
+    """Realistic user requests that tools like the seed tools would answer."""
+
+    name = "questions"
+    temperature = 0.7
+    TOKENS_PER_QUESTION = 90
+
+    SYSTEM = (
+        "You write realistic requests that users of a {domain} service send to an assistant with tools. Each request "
+        "names concrete things: people, places, dates, amounts, ids. Mix short single-step requests with requests "
+        "that need several steps, and write as different kinds of users (customers, staff, managers)."
+    )
+
+    def __init__(self, domain: str, seeds: list[Tool], count: int):
+        self.domain = domain
+        self.seeds = seeds
+        self.count = count
+        self.max_tokens = self.TOKENS_PER_QUESTION * count
+
+    def messages(self) -> list[dict]:
+        return [{"role": "system", "content": self.SYSTEM.format(domain=self.domain)},
+                {"role": "user", "content": f"Tools the service already has:\n{tools_text(self.seeds)}\n\nWrite "
+                                            f"{self.count} different user requests that such tools (or close "
+                                            "relatives of them) would answer."}]
+
+    def schema(self) -> dict:
+        return {
+            "type": "object",
+            "properties": {"questions": {"type": "array", "minItems": self.count, "maxItems": self.count,
+                                         "items": {"type": "string"}}},
+            "required": ["questions"],
+        }
+
+    def parse(self, data: dict) -> list[str]:
+        return data["questions"]
+
+
+PARAM_TYPES = ["string", "integer", "number", "boolean"]
+
+SPEC_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "parameters": {"type": "array", "maxItems": 6, "items": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "type": {"type": "string", "enum": PARAM_TYPES},
+                "description": {"type": "string"},
+                "required": {"type": "boolean"},
+                "enum": {"type": "array", "maxItems": 8, "items": {"type": "string"}},
+            },
+            "required": ["name", "type", "description", "required"],
+        }},
+    },
+    "required": ["name", "description", "parameters"],
+}
+
+
+class ToolSpecsForQuestion(ModelCall[list[dict]]):
+    """The functions (flat specs, checked by spec_to_tool) that solve one user request."""
+
+    name = "tool_specs"
+    temperature = 0.7
+    max_tokens = 500
+
+    SYSTEM = (
+        "You specify the functions an assistant needs to solve a user's request in a {domain} service. Give each "
+        "function a clear name in the style of the existing tools, a description of what it does and returns, and "
+        "typed parameters. Break the request into functions that chain: a later function takes an id that an "
+        "earlier one returns. Use an enum only for a small closed set of values (a status, a category), never for "
+        "names or free text."
+    )
+
+    def __init__(self, domain: str, question: str, convention_examples: list[str]):
+        self.domain = domain
+        self.question = question
+        self.convention_examples = convention_examples
+
+    def messages(self) -> list[dict]:
+        return [{"role": "system", "content": self.SYSTEM.format(domain=self.domain)},
+                {"role": "user", "content": f"Existing tool names (follow their naming style): "
+                                            f"{', '.join(self.convention_examples)}\n"
+                                            f"User request: {self.question}\nWhich functions solve it?"}]
+
+    def schema(self) -> dict:
+        return {"type": "object",
+                "properties": {"tools": {"type": "array", "minItems": 1, "maxItems": 3, "items": SPEC_SCHEMA}},
+                "required": ["tools"]}
+
+    def parse(self, data: dict) -> list[dict]:
+        return data["tools"]
+
+
+class ComplementaryTools(ModelCall[list[dict]]):
+    """Tools (flat specs) that fill the gaps of a toolset."""
+
+    name = "complementary_tools"
+    temperature = 0.7
+    max_tokens = 900
+    TOOLS_SHOWN = 40
+
+    SYSTEM = (
+        "You extend a toolset of a {domain} service. Find what it cannot do yet (missing operations on its entities, "
+        "missing links between entities, missing workflows) and propose up to ten new tools that fill those gaps, in "
+        "the same naming and parameter style. Do not propose math, sorting or formatting helpers, or tools that only "
+        "repeat an existing tool with another parameter."
+    )
+
+    def __init__(self, domain: str, tools: list[Tool]):
+        self.domain = domain
+        self.tools = tools
+
+    def messages(self) -> list[dict]:
+        return [{"role": "system", "content": self.SYSTEM.format(domain=self.domain)},
+                {"role": "user", "content": f"Current toolset:\n{tools_text(self.tools, self.TOOLS_SHOWN)}\n\n"
+                                            "Propose the complementary tools."}]
+
+    def schema(self) -> dict:
+        return {"type": "object",
+                "properties": {"tools": {"type": "array", "maxItems": MAX_COMPLEMENTARY, "items": SPEC_SCHEMA}},
+                "required": ["tools"]}
+
+    def parse(self, data: dict) -> list[dict]:
+        return data["tools"]
+
+
 # --- the expansion --------------------------------------------------------------------------------
 
 
@@ -201,25 +330,20 @@ def expand_seed_tools(llm, domain: str, seeds: list[Tool], *, questions: int = 2
     toolset = _Toolset(seeds, expansion)
     examples = [t.name for t in seeds[:6]]
 
-    def ask(system: str, user: str, schema: dict, name: str, max_tokens: int):
+    def ask(call: ModelCall) -> list:
         expansion.llm_calls += 1
         try:
-            return llm.chat([{"role": "system", "content": system.format(domain=domain)},
-                             {"role": "user", "content": user}],
-                            schema=schema, schema_name=name, max_tokens=max_tokens, temperature=0.7).data
+            return call.ask(llm).value
         except (PermanentError, TransientError) as e:  # a lost call costs its proposals, not the toolset
-            expansion.failed_calls.append(f"{name}: {e}")
-            return None
+            expansion.failed_calls.append(f"{call.name}: {e}")
+            return []
 
     count = min(max(questions, 20), 30)
     # In batches: a small model's long answer is often cut off at the token limit, which loses all of it.
     answers: list[str] = []
     for batch in range(-(-count // QUESTION_BATCH)):
         size = min(QUESTION_BATCH, count - batch * QUESTION_BATCH)
-        schema = json.loads(json.dumps(QUESTIONS_SCHEMA))
-        schema["properties"]["questions"].update(minItems=size, maxItems=size)
-        answer = ask(QUESTIONS_SYSTEM, questions_request(tools_text(seeds), size), schema, "questions", 90 * size)
-        answers += (answer or {}).get("questions", [])
+        answers += ask(SeedToolQuestions(domain, seeds, size))
     seen: set[str] = set()
     for q in answers:
         text = " ".join(q.split())
@@ -230,19 +354,15 @@ def expand_seed_tools(llm, domain: str, seeds: list[Tool], *, questions: int = 2
             expansion.questions.append(text)
     chosen = expansion.questions[:expand_questions] if expand_questions else expansion.questions
     for question in chosen:
-        answer = ask(TOOL_SPECS_SYSTEM, tool_specs_request(question, examples), TOOL_SPECS_SCHEMA, "tool_specs", 500)
-        _take(answer, "question", (style, param_style, verbs), toolset, expansion)
-    answer = ask(COMPLEMENT_SYSTEM, complement_request(tools_text(toolset.tools, 40)), COMPLEMENT_SCHEMA,
-                 "complementary_tools", 900)
-    _take(answer, "complement", (style, param_style, verbs), toolset, expansion, limit=MAX_COMPLEMENTARY)
+        _take(ask(ToolSpecsForQuestion(domain, question, examples)), "question", (style, param_style, verbs),
+              toolset, expansion)
+    _take(ask(ComplementaryTools(domain, toolset.tools)), "complement", (style, param_style, verbs), toolset, expansion)
     expansion.tools = toolset.tools
     return expansion
 
 
-def _take(answer, stage: str, styles: tuple[str, str, set[str]], toolset: _Toolset, expansion: Expansion, limit: int = 0) -> None:
-    specs = (answer or {}).get("tools", [])
-    if limit:
-        specs = specs[:limit]
+def _take(specs: list[dict], stage: str, styles: tuple[str, str, set[str]], toolset: _Toolset,
+          expansion: Expansion) -> None:
     for spec in specs:
         expansion.proposed += 1
         expansion.proposed_by_stage[stage] = expansion.proposed_by_stage.get(stage, 0) + 1

@@ -25,7 +25,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
-{{/* The topics each service consumes (its routes in services/<name>/service.py). */}}
+{{/* The topics each service consumes (shared/contracts/flow.py). */}}
 {{- define "turnforge.serviceTopics" -}}
 tool-synth: [seeds]
 schema-predictor: [toolsets.synthesized]
@@ -34,10 +34,6 @@ user-sim: [turns.user]
 agent: [turns.agent]
 sql-executor: [tool.calls, trajectories.accepted, trajectories.rejected, deadletter]
 validator: [trajectories.complete]
-{{- end -}}
-
-{{- define "turnforge.allTopics" -}}
-[seeds, toolsets.synthesized, toolsets.ready, turns.user, turns.agent, tool.calls, trajectories.complete, trajectories.accepted, trajectories.rejected, deadletter]
 {{- end -}}
 
 {{- define "turnforge.kafkaBootstrap" -}}

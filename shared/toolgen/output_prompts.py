@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import re
 
+from shared.env.tool_spec import tool_parameters
+
 PREDICT_SYSTEM = (
     "You design the JSON returned by tools of a {domain} application. For each tool you are shown, list the fields "
     "its result has. A tool that searches or lists returns many records; a tool that fetches, creates, changes or "
@@ -40,7 +42,7 @@ PREDICTION_SCHEMA = {
 
 def predict_request(tool) -> str:
     return (f"Tool: {tool.name}\nDescription: {tool.description}\n"
-            f"Parameters: {json.dumps(json.loads(tool.parameters_json or '{}'))}\nWhat does it return?")
+            f"Parameters: {json.dumps(tool_parameters(tool))}\nWhat does it return?")
 
 
 def field_name(raw: str) -> str:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 
-from shared.contracts import (ChatMessage, FunctionCall, GenerationSettings, GoldenAction, PipelineMode, SqlBinding,
-                              SqlKind, Subtask, Task, Tool, ToolCall, ToolCallResult, Toolset, TrajectoryState)
+from shared.contracts import (ChatMessage, EffectKind, FunctionCall, GenerationSettings, GoldenAction, PipelineMode,
+                              SqlBinding, Subtask, Task, Tool, ToolCall, ToolCallResult, ToolEffect, Toolset,
+                              TrajectoryState)
 
 CUSTOMER_PARAMS = {"type": "object", "properties": {"customer_id": {"type": "integer"}}, "required": ["customer_id"],
                    "additionalProperties": False}
@@ -18,13 +19,14 @@ def toolset() -> Toolset:
                          parameters_json=json.dumps(CUSTOMER_PARAMS),
                          output_schema_json=json.dumps({"type": "object", "properties": {
                              "customer_id": {"type": ["integer", "null"]}, "name": {"type": ["string", "null"]}}}),
-                         sql=SqlBinding(statement="SELECT * FROM customers WHERE customer_id = :customer_id",
-                                        kind=SqlKind.SQL_KIND_READ)))
+                         sql=SqlBinding(statement="SELECT * FROM customers WHERE customer_id = :customer_id"),
+                         effect=ToolEffect(kind=EffectKind.EFFECT_KIND_READ, single_row=True, table="customers")))
     ts.tools.append(Tool(name="update_customer_status", description="Change a customer's status.",
                          parameters_json=json.dumps(STATUS_PARAMS),
                          output_schema_json=json.dumps({"type": "object"}),
                          sql=SqlBinding(statement="UPDATE customers SET status = :status WHERE customer_id = :customer_id"
-                                                  " RETURNING *", kind=SqlKind.SQL_KIND_UPDATE)))
+                                                  " RETURNING *"),
+                         effect=ToolEffect(kind=EffectKind.EFFECT_KIND_UPDATE, single_row=True, table="customers")))
     return ts
 
 

@@ -14,10 +14,13 @@ import pytest
 from google.protobuf.message import DecodeError
 
 from shared.toolgen.toolset import toolset_from_seed_tools, validate_seed
-from shared.contracts import DatabaseRef, DeadLetter, SeedEvent, SeedTools, SeedToolset, Tool, TrajectoryState, Verdict
+from shared.contracts import (DatabaseRef, DeadLetter, SeedEvent, SeedTools, SeedToolset, SqlBinding, Tool,
+                              TrajectoryState, Verdict)
+from shared.data.demo_databases import build_demo
 from shared.runtime.errors import PermanentError
+from shared.env.sandbox import SandboxManager
 from shared.env.sql_guard import UnsafeSQL, check_statement
-from shared.env.tool_execution import MAX_ARGUMENT_BYTES, parse_arguments
+from shared.env.tool_execution import MAX_ARGUMENT_BYTES, execute_sql_tool, parse_arguments
 from tests.factories import toolset
 
 # -- broken protobuf --------------------------------------------------------------------------------------------
@@ -214,10 +217,6 @@ def test_the_corpus_has_at_least_100_items():
 @pytest.mark.parametrize("value", ["1 OR 1=1", "1; DROP TABLE customers; --", "' OR ''='", "Robert'); DROP TABLE x;--",
                                    "$$; DROP TABLE customers; $$"])
 def test_injected_text_is_bound_as_a_value(postgres_dsn, value):
-    from shared.data.demo_databases import build_demo
-    from shared.env.sandbox import SandboxManager
-    from shared.env.tool_execution import execute_sql_tool
-
     manager = SandboxManager(postgres_dsn)
     manager.register_domain(build_demo("telecom"))
     sandbox = manager.create("traj-inject", "telecom")
@@ -236,17 +235,12 @@ def test_injected_text_is_bound_as_a_value(postgres_dsn, value):
 
 @pytest.mark.integration
 def test_a_long_running_statement_that_passes_the_guard_ends_as_a_timeout_error(postgres_dsn):
-    from shared.contracts import SqlBinding, SqlKind
-    from shared.data.demo_databases import build_demo
-    from shared.env.sandbox import SandboxManager
-    from shared.env.tool_execution import execute_sql_tool
-
     manager = SandboxManager(postgres_dsn)
     manager.register_domain(build_demo("telecom"))
     sandbox = manager.create("traj-slow", "telecom")
     tool = Tool()
     tool.CopyFrom(GET)
-    tool.sql.CopyFrom(SqlBinding(kind=SqlKind.SQL_KIND_READ, statement=(
+    tool.sql.CopyFrom(SqlBinding(statement=(
         # All but one customer, four times over: hundreds of millions of rows, far past any timeout on any machine.
         "SELECT count(*) AS n FROM customers a, customers b, customers c, customers d WHERE a.customer_id <>"
         " :customer_id")))

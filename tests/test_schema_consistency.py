@@ -25,10 +25,10 @@ def test_integer_and_number_are_compatible_and_nullable_types_compare_by_their_b
 
 
 def test_sql_output_schema_follows_result_columns():
-    listing = json_schema_for_result([("customer_id", "int4"), ("joined", "date")], "read")
+    listing = json_schema_for_result([("customer_id", "int4"), ("joined", "date")])
     assert listing["type"] == "array"
     assert listing["items"]["properties"]["customer_id"]["type"] == ["integer", "null"]
     assert listing["items"]["properties"]["joined"]["format"] == "date"
-    single = json_schema_for_result([("balance", "numeric")], "read", single_row=True)
+    single = json_schema_for_result([("balance", "numeric")], single_row=True)
     assert single["type"] == "object" and single["properties"]["balance"]["type"] == ["number", "null"]
     assert single["properties"]["found"] == {"type": "boolean"}  # a lookup that finds nothing stays valid

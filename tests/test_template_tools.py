@@ -1,6 +1,7 @@
 """Template tools from a small schema, each verified against a real PostgreSQL before it is kept."""
 from __future__ import annotations
 
+import json
 import random
 from datetime import date, timedelta
 from decimal import Decimal
@@ -8,7 +9,9 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+from shared.contracts import EffectKind, SeedEvent, ToolEffect
 from shared.toolgen.templates import ToolCandidate, synthesize_template_tools
+from shared.toolgen.toolset import toolset_from_verifications
 from shared.toolgen.verify import json_schema_for_result, verify_tools
 from shared.env.dbschema import Column, DatabaseSchema, ForeignKey, Table, identity_reset_sql, quote_ident, schema_ddl
 from shared.env.sql_guard import check_statement
@@ -144,6 +147,26 @@ def test_template_tools_verify_against_real_rows(shop_conn):
         assert set(v.sample_arguments) == set(v.candidate.parameters["properties"])
 
 
+def test_verification_declares_each_kept_tools_effect(shop_conn):
+    verifications = verify_tools(shop_conn, SCHEMA_NAME, SHOP, synthesize_template_tools(SHOP), random.Random(1))
+    by_name = {v.candidate.name: v for v in verifications}
+    read, insert, update, delete = (EffectKind.EFFECT_KIND_READ, EffectKind.EFFECT_KIND_INSERT,
+                                    EffectKind.EFFECT_KIND_UPDATE, EffectKind.EFFECT_KIND_DELETE)
+    assert by_name["get_order"].effect == ToolEffect(kind=read, single_row=True, table="orders")
+    assert by_name["search_customers_by_name"].effect == ToolEffect(kind=read, table="customers")
+    assert by_name["count_orders_per_customer"].effect == ToolEffect(kind=read, table="customers")  # FROM the parent
+    assert by_name["create_order"].effect == ToolEffect(kind=insert, single_row=True, table="orders")
+    assert by_name["update_order_status"].effect == ToolEffect(kind=update, single_row=True, table="orders")
+    assert by_name["delete_order"].effect == ToolEffect(kind=delete, single_row=True, table="orders")
+    assert [v.candidate.name for v in verifications if v.is_search] == [
+        c for c in by_name if c.startswith("search_")]
+    assert by_name["list_top_products_by_price"].is_top_n and not by_name["count_orders_per_customer"].is_top_n
+
+    toolset = toolset_from_verifications(SeedEvent(seed_id="s", domain="shop"), verifications, kept=verifications)
+    tool = next(t for t in toolset.tools if t.name == "get_order")
+    assert tool.effect == by_name["get_order"].effect and json.loads(tool.output_schema_json)["type"] == "object"
+
+
 def test_tool_shapes(shop_conn):
     by_name = {c.name: c for c in synthesize_template_tools(SHOP)}
     assert {"get_order", "search_customers_by_name", "list_top_products_by_price", "count_orders_per_customer",
@@ -199,14 +222,14 @@ def test_broken_and_empty_candidates_are_rejected(shop_conn):
 
 def test_json_schema_for_result():
     columns = [("id", "int4"), ("price", "numeric"), ("day", "date"), ("at", "timestamptz"), ("ok", "bool")]
-    many = json_schema_for_result(columns, "read", nullable=["price"])
+    many = json_schema_for_result(columns, nullable=["price"])
     assert many["type"] == "array"
     props = many["items"]["properties"]
     assert props["id"] == {"type": "integer"} and props["price"] == {"type": ["number", "null"]}
     assert props["day"] == {"type": "string", "format": "date"}
     assert props["at"] == {"type": "string", "format": "date-time"} and props["ok"] == {"type": "boolean"}
-    assert json_schema_for_result(columns, "update", nullable=[])["type"] == "object"
-    assert json_schema_for_result(columns, "read", single_row=True)["properties"]["id"] == {"type": ["integer", "null"]}
+    one = json_schema_for_result(columns, single_row=True)
+    assert one["type"] == "object" and one["properties"]["id"] == {"type": ["integer", "null"]}
 
 
 AWKWARD = DatabaseSchema(

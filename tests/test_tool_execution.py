@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 import json
+import random
+from datetime import datetime
 
 import pytest
 
+from services.sql_executor.service import SqlExecutor
 from services.sql_executor.simulate import reference_time
-from shared.contracts import SqlBinding, SqlKind, Tool
+from services.task_generator import logic as task_logic
+from services.user_sim import logic as user_logic
+from shared.contracts import (DeadLetter, Difficulty, EffectKind, SqlBinding, Subtask, Task, Tool, ToolEffect,
+                              Toolset)
 from shared.data.demo_databases import build_demo
-from shared.env.sandbox import SandboxManager
+from shared.env.sandbox import SandboxManager, scratch_owner
+from shared.runtime.config import Settings
 from shared.env.tool_execution import execute_sql_tool
 from tests.factories import state, task
 
@@ -16,12 +23,12 @@ GET = Tool(name="get_customer", description="Look up a customer.",
            parameters_json=json.dumps({"type": "object", "properties": {"customer_id": {"type": "integer"}},
                                        "required": ["customer_id"]}),
            output_schema_json=json.dumps({"type": "object"}),
-           sql=SqlBinding(statement="SELECT customer_id, first_name FROM customers WHERE customer_id = :customer_id",
-                          kind=SqlKind.SQL_KIND_READ))
+           sql=SqlBinding(statement="SELECT customer_id, first_name FROM customers WHERE customer_id = :customer_id"),
+           effect=ToolEffect(kind=EffectKind.EFFECT_KIND_READ, single_row=True, table="customers"))
 SEARCH = Tool(name="search_customers", description="Search by city.",
               parameters_json=json.dumps({"type": "object", "properties": {"city": {"type": "string"}}}),
-              sql=SqlBinding(statement="SELECT customer_id FROM customers WHERE city = :city",
-                             kind=SqlKind.SQL_KIND_READ))
+              sql=SqlBinding(statement="SELECT customer_id FROM customers WHERE city = :city"),
+              effect=ToolEffect(kind=EffectKind.EFFECT_KIND_READ, table="customers"))
 
 
 @pytest.mark.integration
@@ -50,6 +57,40 @@ def test_calls_become_results_or_structured_errors(postgres_dsn):
                                                                                  manager.domain_schema("telecom"))
 
 
+@pytest.mark.integration
+def test_a_golden_argument_from_a_timestamp_column_matches_the_call_the_agent_builds_from_a_result(postgres_dsn):
+    """Task planning reads rows with psycopg's types, the agent reads tool results: both meet one JSON form."""
+    manager = SandboxManager(postgres_dsn)
+    manager.register_domain(build_demo("telecom"))
+    sandbox = manager.create("traj-ts", "telecom")
+    db_schema = manager.domain_schema("telecom")
+    customer = Tool(name="get_customer", parameters_json=GET.parameters_json,
+                    sql=SqlBinding(statement="SELECT customer_id, created_at FROM customers WHERE customer_id = :customer_id"),
+                    effect=ToolEffect(kind=EffectKind.EFFECT_KIND_READ, single_row=True, table="customers"))
+    joined_then = Tool(name="list_customers_created_at",
+                       parameters_json=json.dumps({"type": "object", "properties": {"created_at": {"type": "string"}},
+                                                   "required": ["created_at"]}),
+                       sql=SqlBinding(statement="SELECT customer_id FROM customers WHERE created_at = :created_at"),
+                       effect=ToolEffect(kind=EffectKind.EFFECT_KIND_READ, table="customers"))
+    cur = manager.connection().execute("SELECT * FROM domain_telecom.customers ORDER BY customer_id LIMIT 1")
+    row = dict(zip([d.name for d in cur.description], cur.fetchone()))
+    assert isinstance(row["created_at"], datetime)
+
+    [golden] = task_logic.plan_golden_actions(Toolset(tools=[joined_then]), db_schema,
+                                              task_logic.DataView(table="customers", row=row),
+                                              Difficulty.DIFFICULTY_EASY, False, {}, random.Random(0))
+    assert json.loads(golden.arguments_json) == {"created_at": row["created_at"].isoformat()}
+
+    seen = execute_sql_tool(manager, sandbox, db_schema.table_names, customer, "c1",
+                            json.dumps({"customer_id": row["customer_id"]}), timeout_ms=2000)
+    agent_arguments = {"created_at": json.loads(seen.content_json)["created_at"]}
+    agent_call = execute_sql_tool(manager, sandbox, db_schema.table_names, joined_then, "c2",
+                                  json.dumps(agent_arguments), timeout_ms=2000)
+    assert {"customer_id": row["customer_id"]} in json.loads(agent_call.content_json)
+    task = Task(golden_actions=[golden], subtasks=[Subtask(golden_action=0)])
+    assert user_logic.subtask_done(task, task.subtasks[0], [(joined_then.name, agent_arguments)])
+
+
 def test_simulated_tools_use_the_time_the_user_stated_else_a_fixed_random_one():
     s = state([task([("get_customer", {"customer_id": 1})])])
     random_time = reference_time(s)
@@ -62,10 +103,6 @@ def test_simulated_tools_use_the_time_the_user_stated_else_a_fixed_random_one():
 def test_a_failed_seed_takes_its_scratch_copies_with_it(postgres_dsn):
     """task-generator can die between creating a golden-action scratch copy and dropping it; no trajectory of
     that seed ever ends, so the seed's dead letter is what tells sql-executor to drop the copy."""
-    from services.sql_executor.service import SqlExecutor
-    from shared.runtime.config import Settings
-    from shared.contracts import DeadLetter
-    from shared.env.sandbox import scratch_owner
 
     settings = Settings()
     settings.postgres.dsn = postgres_dsn

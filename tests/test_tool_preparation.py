@@ -18,18 +18,26 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from shared.cli.main import build_parser
+from shared.cli.tools import cmd_tools
+from shared.ops.local_postgres import create_database
+from shared.runtime.config import Settings
+from shared.runtime.llm import InvalidModelOutput
 from shared.toolgen.type_repair import enforce_type_consistency, sql_field_entity
 from shared.toolgen.llm_sql import candidate_from_proposal, written_in_values
+from shared.toolgen.templates import ToolCandidate
 from shared.toolgen.toolset import select_tools
+from shared.toolgen.verify import Verification
 from shared.toolgen.measures import database_measures
 from shared.toolgen.preparation import prepare_database_tools
 from shared.toolgen.seed_expansion import expand_seed_tools, same_purpose, spec_to_tool
-from shared.contracts import Tool
+from shared.contracts import EffectKind, Tool
 from shared.data.demo_databases import DEMO_DOMAINS, build_demo
 from shared.data.import_db import import_database
 from shared.env.sandbox import SandboxManager, domain_schema_name
 from shared.env.sql_guard import check_statement, to_driver_sql
-from shared.env.tool_execution import to_json_value
+from shared.env.json_values import json_value
+from shared.env.tool_spec import tool_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 SPIDER_DIR = Path(os.environ.get("TURNFORGE_SPIDER_DIR", REPO.parent / "shared" / "data" / "spider"))
@@ -45,8 +53,6 @@ def spider_file(name: str) -> Path:
 @pytest.fixture(scope="module")
 def domains_dsn(postgres_server):
     """One database holding the six demo domains and whichever Spider databases are present."""
-    from shared.ops.local_postgres import create_database
-
     dsn = create_database(postgres_server, "t_toolprep")
     manager = SandboxManager(dsn)
     for name in DEMO_DOMAINS:
@@ -90,7 +96,7 @@ def _check_kept_tool(conn, schema_name: str, db_schema, v) -> None:
         conn.execute(f"SET LOCAL search_path TO {schema_name}")
         cur = conn.execute(to_driver_sql(statement), {p: v.sample_arguments.get(p) for p in statement.parameters})
         assert cur.rowcount > 0, c.name
-        rows = [{d.name: to_json_value(x) for d, x in zip(cur.description, r)} for r in cur.fetchall()]
+        rows = [{d.name: json_value(x) for d, x in zip(cur.description, r)} for r in cur.fetchall()]
     output = rows if v.output_schema["type"] == "array" else rows[0]
     jsonschema.validate(output, v.output_schema)
 
@@ -198,8 +204,6 @@ def test_model_proposals_are_verified_and_rejected_with_reasons(domains_dsn):
 
 @pytest.mark.integration
 def test_a_failed_model_call_leaves_the_template_floor(domains_dsn):
-    from shared.runtime.llm import InvalidModelOutput
-
     manager = SandboxManager(domains_dsn)
     model = ScriptedModel({"sql_tools": [InvalidModelOutput("no valid JSON")]})
     prepared = prepare_database_tools(manager.connection(), domain_schema_name("banking"),
@@ -238,9 +242,8 @@ def test_vague_or_unbounded_proposals_are_ruled_out(domains_dsn):
 
 def test_selection_covers_every_kind_before_filling():
     def v(name, kind, join=False, agg=False, source="template"):
-        return SimpleNamespace(candidate=SimpleNamespace(name=name, kind=kind, source=source,
-                                                         sql=f"SELECT * FROM t_{name}"),
-                               has_join=join, has_aggregate=agg, single_row=False)
+        candidate = ToolCandidate(name=name, description="", parameters={}, sql="", kind=kind, source=source)
+        return Verification(candidate, ok=True, has_join=join, has_aggregate=agg, table=f"t_{name}")
     verified = [v(f"r{i}", "read") for i in range(30)] + [v("agg", "read", agg=True), v("ins", "insert"),
                                                            v("upd", "update"), v("del", "delete")]
     names = {x.candidate.name for x in select_tools(verified, 6)}
@@ -286,7 +289,7 @@ def test_seed_expansion_checks_merges_and_follows_the_naming_style():
         names == ["getPlanUsage", "getBillAmount", "changePlan", "cancelSubscription"]
     assert len(names) == len(set(names))
     assert len(expansion.questions) == 20 and expansion.llm_calls == 5  # two batches of questions
-    change = json.loads(next(t for t in expansion.tools if t.name.endswith("Plan")).parameters_json)
+    change = tool_parameters(next(t for t in expansion.tools if t.name.endswith("Plan")))
     assert set(change["properties"]) == {"phone_number", "plan_name", "tier"}  # the seeds' snake_case parameters
     assert "enum" not in change["properties"]["plan_name"] and change["properties"]["tier"]["enum"] == ["basic", "plus"]
     assert ("fetchPlanUsage", "getPlanUsage") in expansion.merged
@@ -304,16 +307,15 @@ def test_near_duplicates_need_one_purpose():
         spec_to_tool(_spec("format_date", [{"name": "d", "type": "string"}]), "snake")
     with pytest.raises(ValueError, match="action verb"):
         spec_to_tool(_spec("fusionTool", [{"name": "d", "type": "string"}]), "camel")
-    assert spec_to_tool(_spec("send_message", [{"name": "to", "type": "string"}]), "snake", verbs={"send"}).name \
-        == "send_message"  # a verb the seed tools use is a convention too
+    sent = spec_to_tool(_spec("send_message", [{"name": "to", "type": "string"}]), "snake", verbs={"send"})
+    assert sent.name == "send_message"  # a verb the seed tools use is a convention too
+    assert sent.effect.kind == EffectKind.EFFECT_KIND_UNSPECIFIED  # though it names no known operation
+    cancel = spec_to_tool(_spec("cancelBooking", [{"name": "booking_id", "type": "integer"}]), "camel")
+    assert cancel.effect.kind == EffectKind.EFFECT_KIND_DELETE and cancel.effect.single_row
 
 
 @pytest.mark.integration
 def test_tools_command_prints_the_toolset_and_measures(domains_dsn, capsys):
-    from shared.cli.tools import cmd_tools
-    from shared.cli.main import build_parser
-    from shared.runtime.config import Settings
-
     args = build_parser().parse_args(["tools", "--db", "education", "--synthesizer", "template", "--json"])
     assert cmd_tools(args, Settings(postgres={"dsn": domains_dsn})) == 0
     result = json.loads(capsys.readouterr().out)

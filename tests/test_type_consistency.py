@@ -10,10 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 from shared.toolgen.type_repair import enforce_type_consistency, name_clashes, sql_field_entity
-from shared.toolgen.output_prediction import (PredictionLog, agreement_with_truth, expected_shape,
+from shared.toolgen.output_prediction import (PredictionLog, agreement_with_truth, declared_shape,
                                                   output_fields, predict_output_schemas)
 from shared.contracts import Tool
 from shared.data.seed_tools import load_seed_responses, load_seed_tools
+from shared.env.tool_spec import effect_of_seed_tool, tool_parameters
 
 SEAL = Path(os.environ.get("TURNFORGE_SEED_TOOLS", Path(__file__).resolve().parents[2] / "shared" / "data" /
                            "seed-tools" / "seal_tools_subset.jsonl"))
@@ -22,7 +23,8 @@ SEAL_FIELDS = ["Telecommunications", "Healthcare", "Finance", "Insurance", "Hosp
 
 def tool(name: str, params: dict[str, str]) -> Tool:
     return Tool(name=name, description=f"{name} tool",
-                parameters_json=json.dumps({"type": "object", "properties": {p: {"type": t} for p, t in params.items()}}))
+                parameters_json=json.dumps({"type": "object", "properties": {p: {"type": t} for p, t in params.items()}}),
+                effect=effect_of_seed_tool(name))
 
 
 class PredictingModel:
@@ -53,7 +55,7 @@ def test_prediction_is_multi_turn_and_repaired_to_one_type_per_field():
     assert "customer_id: integer" in second[-1]["content"] and "full_name: string" in second[-1]["content"]
     assert schemas[1]["type"] == "array" and log.shape_repaired == ["searchOrders"]  # a search returns a list
     repaired, conflicts = enforce_type_consistency(
-        [(t.name, json.loads(t.parameters_json), s) for t, s in zip(tools, schemas)])
+        [(t.name, tool_parameters(t), s) for t, s in zip(tools, schemas)])
     assert {(c.tool, c.field, c.found, c.canonical) for c in conflicts} == {
         ("getCustomer", "customer_id", "string", "integer"), ("searchOrders", "full_name", "integer", "string")}
     assert output_fields(repaired[0][2]) == {"customer_id": "integer", "full_name": "string"}
@@ -99,8 +101,9 @@ def test_agreement_with_known_outputs():
     figures = agreement_with_truth(predicted, truth)
     assert figures == {"tools_with_known_outputs": 2, "known_fields": 3, "recalled_fields": 2,
                        "field_name_recall": 0.667, "type_agreement": 0.5}
-    assert expected_shape("searchHotels") == "list_of_records" and expected_shape("bookRoom") == "one_record"
-    assert expected_shape("estimateRisk") is None
+    assert declared_shape(tool("searchHotels", {})) == "list_of_records"
+    assert declared_shape(tool("bookRoom", {})) == "one_record"
+    assert declared_shape(tool("estimateRisk", {})) is None
 
 
 @pytest.mark.parametrize("field", SEAL_FIELDS)
@@ -119,7 +122,7 @@ def test_every_seed_toolset_is_type_consistent_after_repair(field):
                                for _ in range(4)]} for _ in tools]
     schemas = predict_output_schemas(PredictingModel(predictions), field, tools)
     repaired, conflicts = enforce_type_consistency(
-        [(t.name, json.loads(t.parameters_json), s) for t, s in zip(tools, schemas)])
+        [(t.name, tool_parameters(t), s) for t, s in zip(tools, schemas)])
     assert conflicts  # random types do clash
     _, remaining = enforce_type_consistency(repaired)
     assert remaining == [] and name_clashes(repaired) == {}

@@ -1,4 +1,6 @@
 """The user simulator's rules, as state: piecemeal reveals, no early end, no talking past the end."""
+import json
+
 from services.user_sim import logic
 from shared.contracts import PipelineMode
 from tests.factories import add_call, state, task
@@ -23,7 +25,6 @@ def simulate(s, agent_does_work=True, max_turns=50):
             for ti, si in move.subtasks:
                 t = s.tasks[ti]
                 g = t.golden_actions[t.subtasks[si].golden_action]
-                import json
                 add_call(s, g.tool_name, json.loads(g.arguments_json))
     raise AssertionError("simulation did not end")
 
@@ -36,6 +37,18 @@ def test_reveals_at_most_two_subtasks_per_turn_and_ends_only_when_all_done():
     assert reveals and max(reveals) <= 2
     assert sum(reveals) == 5
     assert all(sub.satisfied for t in s.tasks for sub in t.subtasks)
+
+
+def test_two_subtasks_are_revealed_together_only_when_neither_tool_writes():
+    """What a subtask's tool does is read from its declared effect, not from the words that describe it."""
+    change = task([("get_customer", {"customer_id": 7}), ("update_customer_status", {"customer_id": 7, "status": "x"})])
+    for sub in change.subtasks:
+        sub.description = "Sort out the customer's account"
+    assert len(logic.next_move(state([change])).subtasks) == 1
+    look = task(READS[:2])
+    for sub in look.subtasks:
+        sub.description = "Tell me when the customer's plan had its last update"
+    assert len(logic.next_move(state([look])).subtasks) == 2
 
 
 def test_never_ends_while_a_subtask_is_open():

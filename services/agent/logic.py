@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from shared.contracts import ChatMessage, FunctionCall, ToolCall, ToolCallRequest, Toolset, TrajectoryState
+from shared.env.tool_spec import tool_parameters
 from shared.env.trajectory import last_user_index, openai_messages
 
 MAX_CALLS_PER_STEP = 3
@@ -20,7 +21,7 @@ def step_schema(toolset: Toolset, allow_tools: bool) -> dict:
         return {"type": "object", "properties": {"reply": REPLY}, "required": ["reply"], "additionalProperties": False}
     options = [
         {"type": "object",
-         "properties": {"name": {"const": t.name}, "arguments": json.loads(t.parameters_json or "{}")},
+         "properties": {"name": {"const": t.name}, "arguments": tool_parameters(t)},
          "required": ["name", "arguments"]}
         for t in toolset.tools
     ]
@@ -38,7 +39,7 @@ def tool_catalogue(toolset: Toolset) -> str:
     """The tools as the model reads them: structured output carries names and argument types, not meaning."""
     lines = []
     for t in toolset.tools:
-        params = json.loads(t.parameters_json or "{}").get("properties", {})
+        params = tool_parameters(t).get("properties", {})
         signature = ", ".join(f"{name}: {spec.get('type', 'any')}" for name, spec in params.items())
         lines.append(f"- {t.name}({signature}): {t.description}")
     return ("Answer with JSON: to use tools, list them in tool_calls; to answer the user, leave tool_calls empty "

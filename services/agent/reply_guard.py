@@ -10,7 +10,8 @@ import re
 
 from shared.contracts import TrajectoryState
 from shared.env.grounding import TOOL_MARKUP, repeats, unsupported_numbers
-from shared.env.trajectory import last_user_index, tool_by_name, tool_mutates
+from shared.env.tool_spec import mutates
+from shared.env.trajectory import last_user_index, tool_by_name
 
 # A reply that reports a change as done ("I've updated", "has been cancelled", "is now set to").
 CLAIMS_CHANGE = re.compile(
@@ -49,6 +50,6 @@ def _wrote_this_turn(state: TrajectoryState) -> bool:
     for result in state.tool_results:
         if result.ok and result.call_id in call_ids:
             tool = tool_by_name(state.toolset, result.tool_name)
-            if tool is not None and tool_mutates(tool):
+            if tool is not None and mutates(tool):
                 return True
     return False

@@ -16,18 +16,15 @@ from shared.toolgen.type_repair import enforce_type_consistency, field_entity, s
 from shared.toolgen.output_prediction import PredictionLog, predict_output_schemas
 from shared.runtime.bus import Outgoing, Route, run_service
 from shared.runtime.config import Settings, get_settings
-from shared.contracts import SeedToolset, SqlKind, ToolRejection, Topics
+from shared.contracts import SeedToolset, ToolRejection, Topics
 from shared.runtime.llm import LLMClients
 from shared.env.output_schema import json_schema_for_result
 from shared.env.sandbox import SandboxManager, domain_schema_name
 from shared.env.sql_guard import check_statement, to_driver_sql
+from shared.env.tool_spec import tool_parameters
 from shared.env.trajectory import seed_toolset_info
 
 log = logging.getLogger("turnforge.schema_predictor")
-
-SQL_KIND_NAMES = {SqlKind.SQL_KIND_READ: "read", SqlKind.SQL_KIND_INSERT: "insert",
-                  SqlKind.SQL_KIND_UPDATE: "update", SqlKind.SQL_KIND_DELETE: "delete"}
-
 
 class SchemaPredictor:
     def __init__(self, settings: Settings):
@@ -58,9 +55,7 @@ class SchemaPredictor:
             elif tool.HasField("sql"):
                 columns = self.result_columns(toolset.domain_database, tool.sql.statement,
                                               json.loads(tool.sql.sample_arguments_json or "{}"))
-                # One record for lookups by key and for writes (as the executor shapes them), a list otherwise.
-                kind = SQL_KIND_NAMES[tool.sql.kind]
-                schemas.append(json_schema_for_result(columns, kind, single_row=tool.name.startswith("get_")))
+                schemas.append(json_schema_for_result(columns, single_row=tool.effect.single_row))
             else:
                 schemas.append(None)
         simulated = [t for t, s in zip(toolset.tools, schemas) if s is None]
@@ -73,7 +68,7 @@ class SchemaPredictor:
                       for t in toolset.tools if t.HasField("sql")}
         entity = sql_field_entity(columns_of) if columns_of else field_entity
         repaired, conflicts = enforce_type_consistency(
-            [(t.name, json.loads(t.parameters_json or "{}"), s) for t, s in zip(toolset.tools, schemas)], entity)
+            [(t.name, tool_parameters(t), s) for t, s in zip(toolset.tools, schemas)], entity)
         for tool, (_, params, output) in zip(toolset.tools, repaired):
             tool.parameters_json = json.dumps(params)
             tool.output_schema_json = json.dumps(output)

@@ -12,8 +12,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.contracts import Difficulty, GoldenAction, Rubric, SqlKind, Subtask, Task, Tool, Toolset
+from shared.contracts import Difficulty, EffectKind, GoldenAction, Rubric, Subtask, Task, Tool, Toolset
 from shared.env.dbschema import DatabaseSchema, Table
+from shared.env.json_values import json_value
+from shared.env.tool_spec import tool_parameters
+from shared.runtime.errors import PermanentError
 
 ACTIONS_PER_DIFFICULTY = {Difficulty.DIFFICULTY_EASY: 1, Difficulty.DIFFICULTY_MEDIUM: 2, Difficulty.DIFFICULTY_HARD: 3}
 
@@ -27,7 +30,7 @@ class DataView:
     related: dict[str, dict[str, Any]] = field(default_factory=dict)  # "table" -> row reached by a foreign key
 
     def as_json(self) -> str:
-        return json.dumps({"record": {self.table: self.row}, "related": self.related}, default=str, indent=1)
+        return json.dumps(json_value({"record": {self.table: self.row}, "related": self.related}), indent=1)
 
 
 def pick_difficulty(rng: random.Random, mix) -> int:
@@ -38,25 +41,18 @@ def pick_difficulty(rng: random.Random, mix) -> int:
                        weights=weights)[0]
 
 
-def _params(tool: Tool) -> dict:
-    return json.loads(tool.parameters_json or "{}")
-
-
 def _fillable(tool: Tool, row: dict) -> bool:
-    schema = _params(tool)
+    schema = tool_parameters(tool)
     required = schema.get("required", list(schema.get("properties", {})))
     return bool(required) and all(p in row and row[p] is not None for p in required)
 
 
 def lookup_tools(toolset: Toolset, row: dict) -> list[Tool]:
-    return [t for t in toolset.tools if t.sql.kind == SqlKind.SQL_KIND_READ and _fillable(t, row)]
+    return [t for t in toolset.tools if t.effect.kind == EffectKind.EFFECT_KIND_READ and _fillable(t, row)]
 
 
 def updates_table(tool: Tool, table: str) -> bool:
-    if tool.sql.kind != SqlKind.SQL_KIND_UPDATE:
-        return False
-    words = tool.sql.statement.replace('"', " ").split()
-    return len(words) > 1 and words[0].upper() == "UPDATE" and words[1] == table
+    return tool.effect.kind == EffectKind.EFFECT_KIND_UPDATE and tool.effect.table == table
 
 
 def update_tools(toolset: Toolset, table: Table, row: dict) -> list[Tool]:
@@ -65,7 +61,7 @@ def update_tools(toolset: Toolset, table: Table, row: dict) -> list[Tool]:
     for t in toolset.tools:
         if not updates_table(t, table.name):
             continue
-        props = _params(t).get("properties", {})
+        props = tool_parameters(t).get("properties", {})
         changed = [p for p in props if p not in table.primary_key]
         if all(p in row for p in props) and len(changed) == 1 and all(k in props for k in table.primary_key):
             out.append(t)
@@ -94,33 +90,29 @@ def _looks_like_date(s: str) -> bool:
         return False
 
 
-def jsonable(row: dict) -> dict:
-    return json.loads(json.dumps(row, default=lambda v: float(v) if hasattr(v, "as_tuple") else str(v)))
-
-
 def plan_golden_actions(toolset: Toolset, db_schema: DatabaseSchema, view: DataView, difficulty: int,
                         changes_data: bool, column_values: dict[str, list[Any]], rng: random.Random) -> list[GoldenAction]:
     """Concrete calls that accomplish a task about the view's record: lookups, then (maybe) one update."""
-    row = jsonable(view.row)
+    row = json_value(view.row)
     want = ACTIONS_PER_DIFFICULTY[difficulty]
     actions: list[GoldenAction] = []
     reads = lookup_tools(toolset, row)
     rng.shuffle(reads)
     # Prefer the record's own lookup first, then lookups of related records (a chain through foreign keys).
-    reads.sort(key=lambda t: 0 if view.table.rstrip("s") in t.name else 1)
-    for related_row in view.related.values():
-        reads += [t for t in lookup_tools(toolset, jsonable(related_row)) if t not in reads]
+    reads.sort(key=lambda t: t.effect.table != view.table)
+    related_rows = [json_value(r) for r in view.related.values()]
+    for related_row in related_rows:
+        reads += [t for t in lookup_tools(toolset, related_row) if t not in reads]
     writes = update_tools(toolset, db_schema.table(view.table), row) if changes_data else []
     n_reads = want - (1 if writes else 0)
     for tool in reads[:max(n_reads, 1)]:
-        source = row if _fillable(tool, row) else next(jsonable(r) for r in view.related.values()
-                                                       if _fillable(tool, jsonable(r)))
-        props = _params(tool).get("properties", {})
+        source = row if _fillable(tool, row) else next(r for r in related_rows if _fillable(tool, r))
+        props = tool_parameters(tool).get("properties", {})
         args = {p: source[p] for p in props if p in source}
         actions.append(GoldenAction(tool_name=tool.name, arguments_json=json.dumps(args)))
     if writes:
         tool = rng.choice(writes)
-        props = _params(tool).get("properties", {})
+        props = tool_parameters(tool).get("properties", {})
         table = db_schema.table(view.table)
         args = {}
         for p in props:
@@ -187,8 +179,6 @@ PREFIX_ROLES = {"user", "assistant", "tool"}
 
 def check_start_state(start, toolset: Toolset) -> None:
     """A start state must be a well-formed conversation and set up the database only through known SQL tools."""
-    from shared.runtime.errors import PermanentError
-
     open_calls: set[str] = set()
     for i, m in enumerate(start.prefix):
         if m.role not in PREFIX_ROLES:

@@ -17,12 +17,14 @@ from services.task_generator.prompts import ARGUMENTS_SYSTEM, DIFFICULTY_WORDS, 
 from shared.runtime import tracing
 from shared.runtime.bus import Outgoing, Route, run_service
 from shared.runtime.config import Settings, get_settings
-from shared.contracts import ChatMessage, DeadLetter, GoldenAction, SeedToolset, SqlKind, Topics, TrajectoryState, TrajectoryStatus
+from shared.contracts import ChatMessage, DeadLetter, GoldenAction, SeedToolset, Topics, TrajectoryState, TrajectoryStatus
 from shared.env.dbschema import DatabaseSchema
+from shared.env.json_values import json_value
 from shared.runtime.errors import PermanentError
 from shared.runtime.llm import LLMClient, LLMClients
 from shared.env.sandbox import SandboxManager, domain_schema_name, sandbox_name, scratch_owner
 from shared.env.tool_execution import execute_sql_tool
+from shared.env.tool_spec import mutates, tool_parameters
 from shared.lifecycle.registry import TrajectoryRegistry
 from shared.env.trajectory import executes_sql, record_usage, seed_toolset_info, tool_by_name, trajectory_id_for
 
@@ -61,7 +63,7 @@ class TaskGenerator:
             pgsql.Identifier(domain_schema_name(domain)), pgsql.Identifier(table)))
         names = [d.name for d in cur.description]
         rows = cur.fetchall()
-        return {n: sorted({json.loads(json.dumps(r[i], default=str)) for r in rows if r[i] is not None}, key=str)
+        return {n: sorted({json_value(r[i]) for r in rows if r[i] is not None}, key=str)
                 for i, n in enumerate(names)}
 
     def data_view(self, domain: str, db_schema: DatabaseSchema, table: str, rng) -> logic.DataView | None:
@@ -101,8 +103,7 @@ class TaskGenerator:
             actions = logic.plan_golden_actions(prepared.toolset, db_schema, view, difficulty, changes_data,
                                                 self._column_values(domain, table) if changes_data else {}, rng)
             if actions:
-                writes = any(tool_by_name(prepared.toolset, a.tool_name).sql.kind != SqlKind.SQL_KIND_READ
-                             for a in actions)
+                writes = any(mutates(tool_by_name(prepared.toolset, a.tool_name)) for a in actions)
                 return view, difficulty, actions, writes
         raise PermanentError(f"could not ground a task in domain '{domain}' after {ROOT_ATTEMPTS} records")
 
@@ -115,7 +116,7 @@ class TaskGenerator:
         for tool in tools:
             result = llm.chat([{"role": "system", "content": ARGUMENTS_SYSTEM.format(domain=prepared.seed.domain)},
                                {"role": "user", "content": f"Tool {tool.name}: {tool.description}"}],
-                              schema=json.loads(tool.parameters_json or "{}"), schema_name="tool_arguments")
+                              schema=tool_parameters(tool), schema_name="tool_arguments")
             record_usage(state, result)
             actions.append(GoldenAction(tool_name=tool.name, arguments_json=json.dumps(result.data)))
         return logic.DataView(table="", row={}), difficulty, actions, False

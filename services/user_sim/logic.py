@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.contracts import PipelineMode, Subtask, Task, TrajectoryState, UserPersona
+from shared.env.tool_spec import mutates
+from shared.env.trajectory import tool_by_name
 
 
 @dataclass
@@ -74,6 +76,14 @@ def current_task(state: TrajectoryState) -> int:
     return len(state.tasks)
 
 
+def only_reads(state: TrajectoryState, task: Task, subtask: Subtask) -> bool:
+    """The subtask's golden action calls a tool whose declared effect is a read."""
+    if subtask.golden_action < 0:
+        return False
+    tool = tool_by_name(state.toolset, task.golden_actions[subtask.golden_action].tool_name)
+    return tool is not None and not mutates(tool)
+
+
 def next_move(state: TrajectoryState) -> Move:
     if all_satisfied(state):
         return Move("done")
@@ -93,7 +103,7 @@ def next_move(state: TrajectoryState) -> Move:
         return Move("reveal", unrevealed)  # the expert states the whole task in one message
     # One subtask per turn, two when both only read (they combine naturally: "show me A and B").
     take = 1
-    if len(unrevealed) >= 2 and all("update" not in task.subtasks[si].description.lower() for _, si in unrevealed[:2]):
+    if len(unrevealed) >= 2 and all(only_reads(state, task, task.subtasks[si]) for _, si in unrevealed[:2]):
         take = 2
     return Move("reveal", unrevealed[:take])
 

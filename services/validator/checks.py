@@ -7,6 +7,7 @@ import re
 import jsonschema
 
 from shared.contracts import CheckResult, TrajectoryState, TrajectoryStatus
+from shared.env.tool_spec import tool_parameters
 from shared.env.trajectory import executes_sql, tool_by_name
 
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\w|\.\d)")  # "3." at a sentence end is the number 3
@@ -27,7 +28,7 @@ def check_call_arguments(state: TrajectoryState) -> CheckResult:
                 problems.append(f"{c.id}: unknown tool {c.function.name}")
                 continue
             try:
-                jsonschema.validate(json.loads(c.function.arguments or "{}"), json.loads(tool.parameters_json or "{}"))
+                jsonschema.validate(json.loads(c.function.arguments or "{}"), tool_parameters(tool))
             except (json.JSONDecodeError, jsonschema.ValidationError) as e:
                 problems.append(f"{c.id} {c.function.name}: {getattr(e, 'message', e)}")
     return CheckResult(name="call_arguments_match_schema", passed=not problems, detail="; ".join(problems)[:1000])

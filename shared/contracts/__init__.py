@@ -26,7 +26,8 @@ ToolSynthesizer = seed_pb2.ToolSynthesizer
 Tool = tool_pb2.Tool
 Toolset = tool_pb2.Toolset
 SqlBinding = tool_pb2.SqlBinding
-SqlKind = tool_pb2.SqlKind
+ToolEffect = tool_pb2.ToolEffect
+EffectKind = tool_pb2.EffectKind
 ToolRejection = tool_pb2.ToolRejection
 
 Task = task_pb2.Task
@@ -50,3 +51,7 @@ RubricJudgement = verdict_pb2.RubricJudgement
 RubricCategory = verdict_pb2.RubricCategory
 
 DeadLetter = dead_letter_pb2.DeadLetter
+
+# The names code and reports use for an effect kind (the SQL guard's statement kinds are the same words).
+EFFECT_KIND_OF_NAME = {"read": EffectKind.EFFECT_KIND_READ, "insert": EffectKind.EFFECT_KIND_INSERT,
+                       "update": EffectKind.EFFECT_KIND_UPDATE, "delete": EffectKind.EFFECT_KIND_DELETE}

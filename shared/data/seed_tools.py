@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from shared.contracts import Tool
+from shared.env.tool_spec import effect_of_seed_tool
 
 SEAL_TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer", "float": "number",
               "number": "number", "bool": "boolean", "boolean": "boolean", "list": "array", "array": "array",
@@ -31,13 +32,14 @@ def _from_seal(entry: dict) -> Tool:
     parameters = {"type": "object", "properties": properties,
                   "required": [r for r in entry.get("required", []) if r in properties]}
     return Tool(name=entry["api_name"], description=entry.get("api_description", ""),
-                parameters_json=json.dumps(parameters))
+                parameters_json=json.dumps(parameters), effect=effect_of_seed_tool(entry["api_name"]))
 
 
 def _from_openai(entry: dict) -> Tool:
     fn = entry.get("function", entry)
     return Tool(name=fn["name"], description=fn.get("description", ""),
-                parameters_json=json.dumps(fn.get("parameters") or {"type": "object", "properties": {}}))
+                parameters_json=json.dumps(fn.get("parameters") or {"type": "object", "properties": {}}),
+                effect=effect_of_seed_tool(fn["name"]))
 
 
 def load_seed_tools(path: str | Path, *, field: str = "", limit: int = 0) -> list[Tool]:

@@ -8,21 +8,20 @@ JSON_OF_PG_TYPE = {
     "numeric": ("number", None), "float4": ("number", None), "float8": ("number", None),
     "bool": ("boolean", None),
     "date": ("string", "date"), "timestamp": ("string", "date-time"), "timestamptz": ("string", "date-time"),
-    "time": ("string", "time"), "uuid": ("string", "uuid"),
+    "time": ("string", "time"), "interval": ("string", "duration"), "uuid": ("string", "uuid"),
     "text": ("string", None), "varchar": ("string", None), "bpchar": ("string", None), "name": ("string", None),
 }
 
 
 def json_schema_for_result(
     columns: list[tuple[str, str]],
-    kind: str,
     *,
     single_row: bool = False,
     nullable: Iterable[str] | None = None,
 ) -> dict:
     """The tool's output JSON Schema from its result columns.
 
-    Reads answer an array of records; writes and single-record lookups by primary key one record.
+    A tool whose effect is single_row (a lookup by key, a write) answers one record; any other an array of them.
     `nullable` names the columns that may be NULL; None means any column may (a result description
     alone cannot tell).
     """
@@ -34,7 +33,7 @@ def json_schema_for_result(
         if fmt:
             prop["format"] = fmt
         properties[name] = prop
-    if kind != "read" or single_row:
+    if single_row:
         # A lookup or write that finds nothing answers {"found": false}: that answer stays schema-valid.
         properties["found"] = {"type": "boolean"}
         return {"type": "object", "properties": properties}

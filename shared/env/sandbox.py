@@ -13,8 +13,6 @@ trajectory id: any replica of any service, before or after a restart, finds the 
 """
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import functools
 import hashlib
 import hmac
@@ -28,7 +26,9 @@ from psycopg import sql as pgsql
 
 from shared.runtime.db import ConnectionPerThread
 from shared.env.dbschema import DatabaseSchema, DomainData, identity_reset_sql, quote_ident, schema_ddl
+from shared.env.json_values import json_value
 from shared.runtime.errors import PermanentError, TransientError
+from shared.runtime.tracing import tracer
 
 REGISTRY_DDL = [
     "CREATE TABLE IF NOT EXISTS public.tf_domains (name text PRIMARY KEY, schema_name text NOT NULL,"
@@ -75,8 +75,6 @@ def _traced(operation: str):
     def decorate(method):
         @functools.wraps(method)
         def traced(self, trajectory_id: str, *args, **kwargs):
-            from shared.runtime.tracing import tracer
-
             with tracer().start_as_current_span(f"sandbox {operation}", attributes={
                     "turnforge.trajectory_id": trajectory_id, "turnforge.sandbox": sandbox_name(trajectory_id),
                     "db.system": "postgresql"}) as span:
@@ -265,7 +263,8 @@ class SandboxManager:
                     # prepare=True: the extended protocol even without parameters, so one statement per call.
                     cur = conn.execute(driver_sql, arguments, prepare=True)
                     columns = [d.name for d in cur.description] if cur.description else []
-                    rows = [{k: _json_value(v) for k, v in zip(columns, r)} for r in cur.fetchall()] \
+                    # JSON-ready, so a recorded outcome reads back exactly as a fresh one
+                    rows = [{k: json_value(v) for k, v in zip(columns, r)} for r in cur.fetchall()] \
                         if cur.description else []
                     outcome = ToolOutcome(columns=columns, rows=rows, row_count=cur.rowcount)
                     if idempotency_key:
@@ -301,14 +300,3 @@ class SandboxManager:
             digest.update(json.dumps([table.name, cols]).encode())
             digest.update(text.encode())
         return digest.hexdigest()
-
-
-def _json_value(value: Any) -> Any:
-    """Rows leave as JSON-ready values, so a recorded outcome reads back exactly as a fresh one."""
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, (dt.date, dt.datetime, dt.time)):
-        return value.isoformat()
-    if isinstance(value, (bytes, memoryview)):
-        return bytes(value).hex()
-    return value

@@ -5,8 +5,6 @@ golden end state is produced by exactly the code path the agent's calls take.
 """
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import json
 from typing import Any
 
@@ -17,17 +15,10 @@ from shared.contracts import Tool, ToolCallResult
 from shared.runtime.errors import TransientError
 from shared.env.sandbox import SandboxManager
 from shared.env.sql_guard import UnsafeSQL, check_statement, to_driver_sql
+from shared.env.tool_spec import tool_parameters
 
 MAX_ARGUMENT_BYTES = 16_384
 MAX_RESULT_ROWS = 50
-
-
-def to_json_value(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, (dt.date, dt.datetime, dt.time)):
-        return value.isoformat()
-    return value
 
 
 def tool_error(call_id: str, tool_name: str, kind: str, detail: str) -> ToolCallResult:
@@ -47,7 +38,7 @@ def parse_arguments(call_id: str, tool: Tool, arguments_json: str) -> tuple[dict
     if not isinstance(arguments, dict):
         return None, tool_error(call_id, tool.name, "invalid_arguments", "arguments must be a JSON object")
     try:
-        jsonschema.validate(arguments, json.loads(tool.parameters_json or "{}"))
+        jsonschema.validate(arguments, tool_parameters(tool))
     except jsonschema.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "arguments"
         return None, tool_error(call_id, tool.name, "invalid_arguments", f"{where}: {e.message}")
@@ -75,17 +66,14 @@ def execute_sql_tool(manager: SandboxManager, sandbox: str, allowed_tables: list
     except psycopg.Error as e:
         first_line = (e.diag.message_primary or str(e)).splitlines()[0]
         return tool_error(call_id, tool.name, "database_error", first_line)
-    rows = [{k: to_json_value(v) for k, v in r.items()} for r in outcome.rows[:MAX_RESULT_ROWS]]
+    rows = outcome.rows[:MAX_RESULT_ROWS]  # JSON values already (json_values.json_value, in the sandbox)
     output = _shape_output(tool, rows)
     return ToolCallResult(call_id=call_id, tool_name=tool.name, ok=True, content_json=json.dumps(output),
                           source="sql", sql_shape=statement.shape, row_count=max(outcome.row_count, len(rows)))
 
 
 def _shape_output(tool: Tool, rows: list[dict]) -> Any:
-    """Match the declared output schema: an object for single records and confirmations, else an array."""
-    schema = json.loads(tool.output_schema_json) if tool.output_schema_json else {}
-    if schema.get("type") == "object":
-        if rows:
-            return rows[0]
-        return {"found": False}
+    """As the tool's effect declares: one record (or {"found": false}) for lookups by key and writes, else a list."""
+    if tool.effect.single_row:
+        return rows[0] if rows else {"found": False}
     return rows

@@ -1,11 +1,11 @@
 """Small helpers over TrajectoryState shared by the conversation services."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from shared.runtime.bus import MessageInfo
 from shared.contracts import ChatMessage, SeedEvent, SeedToolset, ToolExecution, Toolset, TrajectoryState
+from shared.env.tool_spec import tool_parameters
 from shared.runtime.llm import ChatResult
 
 
@@ -64,7 +64,7 @@ def openai_messages(state: TrajectoryState) -> list[dict[str, Any]]:
 def openai_tools(toolset: Toolset) -> list[dict[str, Any]]:
     return [
         {"type": "function",
-         "function": {"name": t.name, "description": t.description, "parameters": json.loads(t.parameters_json)}}
+         "function": {"name": t.name, "description": t.description, "parameters": tool_parameters(t)}}
         for t in toolset.tools
     ]
 
@@ -86,10 +86,3 @@ def last_user_index(state: TrajectoryState) -> int:
 def executes_sql(state: TrajectoryState) -> bool:
     """Tools run in the sandbox; otherwise (no database, or tool_execution=simulated) a model answers for them."""
     return bool(state.toolset.domain_database) and state.settings.tool_execution != ToolExecution.TOOL_EXECUTION_SIMULATED
-
-
-def tool_mutates(tool) -> bool:
-    """The tool changes the database (insert, update or delete)."""
-    from shared.contracts import SqlKind
-
-    return tool.HasField("sql") and tool.sql.kind != SqlKind.SQL_KIND_READ

@@ -3,7 +3,6 @@ a toolset from a database or from seed tools.
 """
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from pathlib import Path
@@ -12,6 +11,7 @@ from shared.data.import_db import domain_name_for, import_database, is_postgres_
 from shared.data.seed_tools import load_seed_responses, load_seed_tools
 from shared.env.sandbox import SandboxManager, UnknownDomain, domain_schema_name
 from shared.env.sql_guard import check_statement
+from shared.env.tool_spec import tool_parameters
 from shared.ops import stack
 from shared.runtime.config import Settings
 from shared.runtime.llm import LLMClient
@@ -92,7 +92,7 @@ def seed_toolset(settings: Settings, path: str, *, field: str = "", limit: int =
                                       questions=questions, expand_questions=expand_questions)
     log = PredictionLog()
     schemas = predict_output_schemas(LLMClient(settings.llm, "schema_predictor"), domain, expansion.tools, log)
-    triples = [(t.name, json.loads(t.parameters_json or "{}"), s) for t, s in zip(expansion.tools, schemas)]
+    triples = [(t.name, tool_parameters(t), s) for t, s in zip(expansion.tools, schemas)]
     repaired, conflicts = enforce_type_consistency(triples)
     seed_names = {t.name for t in seeds}
     tools = [{"name": name, "description": t.description, "parameters": params, "output_schema": output,

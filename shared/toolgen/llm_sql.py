@@ -20,6 +20,7 @@ from sqlglot.errors import ParseError, TokenError
 from shared.toolgen.binding import bind_parameters, limit_parameters
 from shared.toolgen.templates import MAX_NAME_LENGTH, ToolCandidate
 from shared.env.dbschema import DatabaseSchema, Table, quote_ident
+from shared.env.json_values import json_value
 from shared.runtime.errors import PermanentError, TransientError
 from shared.runtime.llm import ModelCall
 from shared.env.sql_guard import UnsafeSQL, check_statement
@@ -116,7 +117,7 @@ def describe_tables(conn: psycopg.Connection, schema_name: str, schema: Database
         lines.append(f"{table.name}({cols})")
         row = conn.execute(f"SELECT * FROM {quote_ident(schema_name)}.{quote_ident(table.name)} LIMIT 1").fetchone()
         if row is not None:
-            lines.append(f"  example row: {json.dumps(list(row), default=str)[:300]}")
+            lines.append(f"  example row: {json.dumps(json_value(list(row)))[:300]}")
     for fk in focus.foreign_keys:
         lines.append(f"{focus.name}.{', '.join(fk.columns)} references {fk.ref_table}.{', '.join(fk.ref_columns)}")
     return "\n".join(lines)

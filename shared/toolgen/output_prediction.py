@@ -2,8 +2,8 @@
 
 The conversation keeps the last few exchanges, and every request lists the fields decided so far with their types,
 so a field seen before keeps its type even after older turns drop out of a small model's context. The shape is
-mechanical where the name says it (search/list -> array; get/create/update/delete -> object); the model decides
-only when the name does not tell. What the model still gets wrong is left to enforce_type_consistency.
+mechanical where the tool's declared effect says it (single_row -> one record, else a list); the model decides only
+when the effect's kind is unknown. What the model still gets wrong is left to enforce_type_consistency.
 """
 from __future__ import annotations
 
@@ -11,21 +11,20 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from shared.contracts import EffectKind, Tool
+from shared.env.tool_spec import tool_parameters
 from shared.runtime.errors import PermanentError, TransientError
 from shared.runtime.llm import ModelCall
 
 HISTORY_EXCHANGES = 3  # request/answer pairs kept in the conversation
 MAX_KNOWN_FIELDS = 40
 
-LIST_VERBS = {"search", "list", "find", "browse", "filter", "query"}
-RECORD_VERBS = {"get", "fetch", "retrieve", "lookup", "create", "add", "update", "modify", "change", "set", "delete",
-                "remove", "cancel", "book", "register", "schedule", "check"}
 FIELD_TYPES = ["string", "integer", "number", "boolean"]
 
 
 @dataclass
 class PredictionLog:
-    shape_repaired: list[str] = field(default_factory=list)  # tools whose returned shape was set by their name
+    shape_repaired: list[str] = field(default_factory=list)  # tools whose returned shape was set by their effect
     failed: list[str] = field(default_factory=list)  # tools the model gave no usable answer for
     calls: int = 0
 
@@ -78,7 +77,7 @@ class OutputSchemaPrediction(ModelCall[dict]):
         """The fields decided so far, then the tool: the user turn, kept in the history for later tools."""
         tool = self.tool
         request = (f"Tool: {tool.name}\nDescription: {tool.description}\n"
-                   f"Parameters: {json.dumps(json.loads(tool.parameters_json or '{}'))}\nWhat does it return?")
+                   f"Parameters: {json.dumps(tool_parameters(tool))}\nWhat does it return?")
         if not self.known:
             return request
         items = list(self.known.items())[-MAX_KNOWN_FIELDS:]
@@ -96,17 +95,11 @@ class OutputSchemaPrediction(ModelCall[dict]):
         return data
 
 
-def expected_shape(name: str) -> str | None:
-    """'list_of_records' for searches and lists, 'one_record' for single records and confirmations, else None."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    words = [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
-    if not words:
+def declared_shape(tool: Tool) -> str | None:
+    """'one_record' or 'list_of_records' as the tool's effect declares it; None when its kind is not known."""
+    if tool.effect.kind == EffectKind.EFFECT_KIND_UNSPECIFIED:
         return None
-    if words[0] in LIST_VERBS:
-        return "list_of_records"
-    if words[0] in RECORD_VERBS:
-        return "one_record"
-    return None
+    return "one_record" if tool.effect.single_row else "list_of_records"
 
 
 def field_name(raw: str) -> str:
@@ -135,7 +128,7 @@ def predict_output_schemas(llm, domain: str, tools, log: PredictionLog | None = 
     exchanges: list[list[dict]] = []
     schemas = []
     for tool in tools:
-        params = json.loads(tool.parameters_json or "{}").get("properties", {})
+        params = tool_parameters(tool).get("properties", {})
         for name, prop in params.items():
             if isinstance(prop, dict) and isinstance(prop.get("type"), str):
                 known.setdefault(name, prop["type"])
@@ -145,8 +138,8 @@ def predict_output_schemas(llm, domain: str, tools, log: PredictionLog | None = 
             prediction = call.ask(llm).value
         except (PermanentError, TransientError):
             log.failed.append(tool.name)
-            prediction = {"returns": expected_shape(tool.name) or "one_record", "fields": []}
-        shape = expected_shape(tool.name)
+            prediction = {"returns": declared_shape(tool) or "one_record", "fields": []}
+        shape = declared_shape(tool)
         if shape and prediction["returns"] != shape:
             log.shape_repaired.append(tool.name)
             prediction = dict(prediction, returns=shape)

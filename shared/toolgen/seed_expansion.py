@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import jsonschema
 
 from shared.contracts import Tool
+from shared.env.tool_spec import VERB_GROUPS, effect_of_seed_tool, name_words, tool_parameters, verb_group
 from shared.runtime.errors import PermanentError, TransientError
 from shared.runtime.llm import ModelCall
 
@@ -23,14 +24,6 @@ MIN_QUESTION_WORDS = 4
 QUESTION_BATCH = 10
 MAX_TOOLS_IN_PROMPT = 25
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{2,63}$")
-# Verbs that mean the same operation; the first of each group is the canonical one.
-VERB_GROUPS = [
-    ("get", "fetch", "retrieve", "lookup", "read", "show", "view", "find", "check", "query"),
-    ("search", "list", "browse", "filter"),
-    ("create", "add", "new", "make", "register", "book", "schedule", "insert", "submit", "place"),
-    ("update", "modify", "change", "edit", "set", "reschedule", "adjust"),
-    ("delete", "remove", "cancel", "drop"),
-]
 TRIVIAL_WORDS = {"calculate_sum", "sum", "average", "mean", "max", "min", "sort", "format", "convert", "round",
                  "add_numbers", "multiply", "divide", "subtract", "uppercase", "lowercase", "concat", "parse"}
 FREE_TEXT_HINTS = ("name", "description", "text", "message", "query", "title", "address", "comment", "note",
@@ -61,12 +54,6 @@ class Expansion:
 # --- naming ---------------------------------------------------------------------------------------
 
 
-def name_words(name: str) -> list[str]:
-    """getPlanUsage / get_plan_usage -> ['get', 'plan', 'usage']."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
-
-
 def naming_style(names: list[str]) -> str:
     camel = sum(1 for n in names if re.search(r"[a-z][A-Z]", n) and "_" not in n)
     return "camel" if camel > len(names) / 2 else "snake"
@@ -90,16 +77,15 @@ def purpose_key(name: str) -> tuple[str, frozenset[str]]:
     """(canonical verb, object words) — getCustomerBill and fetch_customer_bills share one purpose."""
     words = [_singular(w) for w in name_words(name)]
     verb = words[0] if words else ""
-    for group in VERB_GROUPS:
-        if verb in group:
-            verb = group[0]
-            break
+    group = verb_group(verb)
+    if group is not None:
+        verb = group.verbs[0]
     return verb, frozenset(w for w in words[1:] if w not in ("by", "for", "of", "the", "a", "info", "details",
                                                                      "detail", "information", "data"))
 
 
 def _param_set(tool: Tool) -> set[str]:
-    props = json.loads(tool.parameters_json or "{}").get("properties", {})
+    props = tool_parameters(tool).get("properties", {})
     return {"".join(name_words(p)) for p in props}
 
 
@@ -119,7 +105,7 @@ def same_purpose(a: Tool, b: Tool) -> bool:
 # --- checking one proposed spec ---------------------------------------------------------------------
 
 
-ACTION_VERBS = {v for group in VERB_GROUPS for v in group}
+ACTION_VERBS = {v for group in VERB_GROUPS for v in group.verbs}
 
 
 def spec_to_tool(spec: dict, style: str, param_style: str = "snake", verbs: set[str] = frozenset()) -> Tool:
@@ -157,13 +143,14 @@ def spec_to_tool(spec: dict, style: str, param_style: str = "snake", verbs: set[
             required.append(pname)
     parameters = {"type": "object", "properties": properties, "required": required}
     jsonschema.Draft202012Validator.check_schema(parameters)
-    return Tool(name=name, description=description[:400], parameters_json=json.dumps(parameters))
+    return Tool(name=name, description=description[:400], parameters_json=json.dumps(parameters),
+                effect=effect_of_seed_tool(name))
 
 
 def tools_text(tools: list[Tool], limit: int = MAX_TOOLS_IN_PROMPT) -> str:
     lines = []
     for t in tools[:limit]:
-        params = ", ".join(json.loads(t.parameters_json or "{}").get("properties", {}))
+        params = ", ".join(tool_parameters(t).get("properties", {}))
         lines.append(f"- {t.name}({params}): {t.description[:90]}")
     if len(tools) > limit:
         lines.append(f"... and {len(tools) - limit} more")
@@ -325,7 +312,7 @@ def expand_seed_tools(llm, domain: str, seeds: list[Tool], *, questions: int = 2
     """questions: how many to ask for (20-30); expand_questions: turn only the first N into specs (0: all)."""
     expansion = Expansion(tools=[])
     style = naming_style([t.name for t in seeds])
-    param_style = naming_style([p for t in seeds for p in json.loads(t.parameters_json or "{}").get("properties", {})])
+    param_style = naming_style([p for t in seeds for p in tool_parameters(t).get("properties", {})])
     verbs = {name_words(t.name)[0] for t in seeds if name_words(t.name)}
     toolset = _Toolset(seeds, expansion)
     examples = [t.name for t in seeds[:6]]

@@ -2,21 +2,19 @@
 from __future__ import annotations
 
 import json
-import re
 from itertools import zip_longest
+from operator import attrgetter
 
 import jsonschema
 
-from shared.contracts import SeedEvent, SqlBinding, SqlKind, Tool, Toolset, ToolRejection
+from shared.contracts import SeedEvent, SqlBinding, Tool, Toolset, ToolRejection
+from shared.env.tool_spec import tool_parameters
 from shared.runtime.errors import PermanentError
 
 MAX_TRAJECTORIES_PER_SEED = 10_000
 MAX_TASKS_PER_TRAJECTORY = 10
 # Kept tools per toolset: enough variety for tasks, few enough to fit a small model's context.
 MAX_TOOLS = 24
-
-SQL_KINDS = {"read": SqlKind.SQL_KIND_READ, "insert": SqlKind.SQL_KIND_INSERT,
-             "update": SqlKind.SQL_KIND_UPDATE, "delete": SqlKind.SQL_KIND_DELETE}
 
 
 class InvalidSeed(PermanentError):
@@ -59,9 +57,9 @@ def toolset_from_verifications(seed: SeedEvent, verifications, kept=None) -> Too
         c = v.candidate
         toolset.tools.append(Tool(
             name=c.name, description=c.description, parameters_json=json.dumps(c.parameters),
-            output_schema_json=json.dumps(v.output_schema),
-            sql=SqlBinding(statement=c.sql, parameters=list(c.parameters.get("properties", {})), kind=SQL_KINDS[c.kind],
-                           sample_arguments_json=json.dumps(v.sample_arguments, default=str),
+            output_schema_json=json.dumps(v.output_schema), effect=v.effect,
+            sql=SqlBinding(statement=c.sql, parameters=list(c.parameters.get("properties", {})),
+                           sample_arguments_json=json.dumps(v.sample_arguments),
                            parameter_columns={p: f"{t}.{col}" for p, (t, col) in c.param_columns.items()},
                            result_columns={r: f"{t}.{col}" for r, (t, col) in v.result_origins.items()}),
         ))
@@ -71,20 +69,6 @@ def toolset_from_verifications(seed: SeedEvent, verifications, kept=None) -> Too
     if not toolset.tools:
         raise PermanentError(f"no tool of domain '{seed.domain}' survived verification")
     return toolset
-
-
-def _main_table(sql: str) -> str:
-    m = re.search(r"\b(?:FROM|INTO|UPDATE)\s+\"?([A-Za-z_][A-Za-z0-9_]*)", sql, re.IGNORECASE)
-    return m.group(1).lower() if m else ""
-
-
-def _is_search(v) -> bool:
-    return v.candidate.kind == "read" and re.search(r"\bI?LIKE\b", v.candidate.sql, re.IGNORECASE) is not None
-
-
-def _is_top(v) -> bool:
-    return v.candidate.kind == "read" and not v.has_aggregate and re.search(r"\bLIMIT\b", v.candidate.sql, re.I) \
-        is not None and re.search(r"\bORDER BY\b", v.candidate.sql, re.I) is not None
 
 
 READ_SHARE = 2  # reads taken per round against one insert, update and delete: questions outnumber changes
@@ -97,8 +81,8 @@ COVERAGE = [
     ("aggregate read", lambda v: v.candidate.kind == "read" and v.has_aggregate),
     ("join read", lambda v: v.candidate.kind == "read" and v.has_join and not v.has_aggregate),
     ("lookup", lambda v: v.candidate.kind == "read" and v.single_row),
-    ("search", _is_search),
-    ("top-N", _is_top),
+    ("search", lambda v: v.is_search),
+    ("top-N", lambda v: v.is_top_n),
 ]
 
 
@@ -113,7 +97,7 @@ def select_tools(verified: list, limit: int) -> list:
         if pick is not None and len(chosen) < limit:
             chosen.append(pick)
     rest = [v for v in ordered if v not in chosen]
-    by_table = lambda v: _main_table(v.candidate.sql)  # noqa: E731
+    by_table = attrgetter("table")
     aggregates = _spread([v for v in rest if v.candidate.kind == "read" and v.has_aggregate], by_table)
     joins = _spread([v for v in rest if v.candidate.kind == "read" and v.has_join and not v.has_aggregate], by_table)
     rich = [v for pair in zip_longest(aggregates, joins) for v in pair if v is not None]
@@ -150,7 +134,7 @@ def toolset_from_seed_tools(seed: SeedEvent) -> Toolset:
         if not tool.name or not tool.name.replace("_", "").isalnum():
             raise InvalidSeed(f"seed tool name {tool.name!r} is not a valid function name")
         try:
-            params = json.loads(tool.parameters_json or "{}")
+            params = tool_parameters(tool)
             jsonschema.Draft202012Validator.check_schema(params)
         except (json.JSONDecodeError, jsonschema.SchemaError) as e:
             raise InvalidSeed(f"seed tool {tool.name}: parameters are not a valid JSON Schema: {e}") from e

@@ -7,9 +7,7 @@ own transaction that is always rolled back, so verification leaves the rows as t
 """
 from __future__ import annotations
 
-import datetime as dt
 import random
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable
@@ -18,8 +16,10 @@ import psycopg
 import sqlglot
 from sqlglot import exp
 
+from shared.contracts import EFFECT_KIND_OF_NAME, ToolEffect
 from shared.toolgen.templates import ToolCandidate
 from shared.env.dbschema import DatabaseSchema, quote_ident
+from shared.env.json_values import json_value
 from shared.env.output_schema import json_schema_for_result
 from shared.env.sql_guard import GuardedStatement, UnsafeSQL, check_statement, to_driver_sql
 
@@ -41,14 +41,23 @@ class Verification:
     single_row: bool = False  # a read that pins the whole primary key: answers one record
     has_join: bool = False
     has_aggregate: bool = False
+    table: str = ""  # the table it writes, or a read's FROM table; empty when that is a subquery or a set operation
+    is_search: bool = False  # a read matching text the caller gives (a LIKE/ILIKE pattern parameter)
+    is_top_n: bool = False  # a plain read ordered and limited: the first N by something
     # result column -> (table, column) it is read from; computed columns are absent
     result_origins: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
+    def effect(self) -> ToolEffect:
+        """What the kept tool does: its declared kind; one record for a lookup by key and for every write (the
+        executor answers a write with the first row it returns)."""
+        return ToolEffect(kind=EFFECT_KIND_OF_NAME[self.candidate.kind],
+                          single_row=self.candidate.kind != "read" or self.single_row, table=self.table)
+
+    @property
     def output_schema(self) -> dict:
-        return json_schema_for_result(
-            self.result_columns, self.candidate.kind, single_row=self.single_row, nullable=self.nullable_columns
-        )
+        return json_schema_for_result(self.result_columns, single_row=self.effect.single_row,
+                                      nullable=self.nullable_columns)
 
 
 class NoSample(Exception):
@@ -75,8 +84,11 @@ def _verify_one(conn, schema_name: str, db_schema: DatabaseSchema, candidate: To
     mismatch = _declaration_mismatch(candidate, statement)
     if mismatch:
         return Verification(candidate, ok=False, reason=mismatch)
-    result = Verification(candidate, ok=False, single_row=_is_single_row_lookup(candidate.sql, db_schema),
-                          has_join=statement.has_join, has_aggregate=statement.has_aggregate)
+    tree = sqlglot.parse_one(candidate.sql, read="postgres")
+    result = Verification(candidate, ok=False, single_row=_is_single_row_lookup(tree, db_schema),
+                          has_join=statement.has_join, has_aggregate=statement.has_aggregate,
+                          table=_acted_on_table(tree, db_schema), is_search=_is_search(candidate.sql),
+                          is_top_n=_is_top_n(tree))
     try:
         with conn.transaction():
             conn.execute(f"SET LOCAL search_path TO {quote_ident(schema_name)}")
@@ -163,7 +175,7 @@ def sample_arguments(conn, schema_name: str, candidate: ToolCandidate, rng: rand
             args[p] = _pattern_from(args[p], rng)
         elif r == "bare_pattern":  # `col LIKE :p` itself: the wildcards are the caller's to give
             args[p] = f"%{_pattern_from(args[p], rng)}%"
-    return {p: _jsonable(v) for p, v in args.items()}
+    return {p: json_value(v) for p, v in args.items()}
 
 
 def parameter_roles(sql: str) -> dict[str, str]:
@@ -348,17 +360,6 @@ def _pattern_from(value: Any, rng: random.Random) -> str:
     return rng.choice(words) if words else text
 
 
-def _jsonable(value: Any) -> Any:
-    """Values as a JSON tool call would carry them (dates as ISO text, decimals as numbers)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, (dt.date, dt.datetime, dt.time)):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
-
-
 # --- result description --------------------------------------------------------------------------
 
 
@@ -408,17 +409,38 @@ def _outer_joined_tables(sql: str) -> set[str] | None:
     return tables
 
 
-def _is_single_row_lookup(sql: str, db_schema: DatabaseSchema) -> bool:
+def _acted_on_table(tree: exp.Expression, db_schema: DatabaseSchema) -> str:
+    """The domain table a statement writes, or the one a SELECT reads FROM first ("" for a subquery, a CTE or a
+    set operation)."""
+    if isinstance(tree, exp.Select):
+        source = tree.args.get("from_") or tree.args.get("from")
+        target = source.this if source is not None else None
+    else:
+        target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this  # INSERT INTO t (columns)
+    if isinstance(target, exp.Table) and target.name in db_schema.table_names:
+        return target.name
+    return ""
+
+
+def _is_search(sql: str) -> bool:
+    return any(role in ("pattern", "bare_pattern") for role in parameter_roles(sql).values())
+
+
+def _is_top_n(tree: exp.Expression) -> bool:
+    return isinstance(tree, exp.Select) and tree.find(exp.AggFunc, exp.Group) is None \
+        and tree.args.get("order") is not None and tree.args.get("limit") is not None
+
+
+def _is_single_row_lookup(tree: exp.Expression, db_schema: DatabaseSchema) -> bool:
     """A plain SELECT whose WHERE pins every primary-key column of its FROM table to a parameter,
     joined only to tables that table references (a parent adds no rows)."""
-    tree = sqlglot.parse_one(sql, read="postgres")
     if not isinstance(tree, exp.Select) or tree.find(exp.AggFunc, exp.Group) is not None:
         return False
-    source = tree.args.get("from_") or tree.args.get("from")
-    main = source.this if source is not None else None
-    if not isinstance(main, exp.Table) or main.name not in db_schema.table_names:
+    main_table = _acted_on_table(tree, db_schema)
+    if not main_table:
         return False
-    table = db_schema.table(main.name)
+    main_alias = (tree.args.get("from_") or tree.args.get("from")).this.alias_or_name
+    table = db_schema.table(main_table)
     parents = {fk.ref_table for fk in table.foreign_keys}
     if any(not isinstance(j.this, exp.Table) or j.this.name not in parents for j in tree.args.get("joins") or []):
         return False
@@ -432,6 +454,6 @@ def _is_single_row_lookup(sql: str, db_schema: DatabaseSchema) -> bool:
             sides = (cond.this, cond.expression)
             column = next((s for s in sides if isinstance(s, exp.Column)), None)
             if column is not None and any(isinstance(s, exp.Placeholder) for s in sides) \
-                    and column.table in ("", main.alias_or_name):
+                    and column.table in ("", main_alias):
                 pinned.add(column.name)
     return set(table.primary_key) <= pinned

@@ -29,6 +29,7 @@ from psycopg import sql as pgsql
 from shared.runtime.db import ConnectionPerThread
 from shared.env.dbschema import DatabaseSchema, DomainData, identity_reset_sql, quote_ident, schema_ddl
 from shared.runtime.errors import PermanentError, TransientError
+from shared.runtime.tracing import tracer
 
 REGISTRY_DDL = [
     "CREATE TABLE IF NOT EXISTS public.tf_domains (name text PRIMARY KEY, schema_name text NOT NULL,"
@@ -75,8 +76,6 @@ def _traced(operation: str):
     def decorate(method):
         @functools.wraps(method)
         def traced(self, trajectory_id: str, *args, **kwargs):
-            from shared.runtime.tracing import tracer
-
             with tracer().start_as_current_span(f"sandbox {operation}", attributes={
                     "turnforge.trajectory_id": trajectory_id, "turnforge.sandbox": sandbox_name(trajectory_id),
                     "db.system": "postgresql"}) as span:

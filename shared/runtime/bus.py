@@ -77,7 +77,7 @@ class Route:
     describe: Callable[[Message], MessageInfo]
 
 
-# Long enough for a traceback's last lines, short enough for a Kafka message and a dataset row.
+# A reason is cut here so one dead letter stays a small message, whatever the error text.
 MAX_REASON_CHARS = 4000
 
 
@@ -218,7 +218,7 @@ def consumes(topic: str, message_type: type[Message], describe: Callable[[Messag
     """Declare a Stage method the handler of `topic`'s messages; stacked, one handler takes several topics."""
 
     def declare(handler):
-        handler.consumed = ((topic, message_type, describe),) + getattr(handler, "consumed", ())
+        handler.consumed_topics = ((topic, message_type, describe),) + getattr(handler, "consumed_topics", ())
         return handler
 
     return declare
@@ -241,7 +241,7 @@ class Stage:
         for klass in reversed(cls.__mro__):
             declared.update(vars(klass))
         return [(topic, message_type, describe, attr) for attr, member in declared.items()
-                for topic, message_type, describe in getattr(member, "consumed", ())]
+                for topic, message_type, describe in getattr(member, "consumed_topics", ())]
 
     def inputs(self) -> list[Route]:
         return [Route(topic, message_type, getattr(self, attr), describe)

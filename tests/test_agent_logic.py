@@ -3,12 +3,13 @@ import json
 import jsonschema
 
 from services.agent import logic
+from services.agent.step import AgentStep
 from tests.factories import add_call, state, task
 
 
 def test_step_schema_constrains_each_call_to_its_tools_arguments():
     s = state([task([("get_customer", {"customer_id": 1})])])
-    schema = logic.step_schema(s.toolset, allow_tools=True)
+    schema = AgentStep(s, allow_tools=True).schema()
     jsonschema.validate({"tool_calls": [{"name": "get_customer", "arguments": {"customer_id": 3}}], "reply": "x"}, schema)
     try:
         jsonschema.validate({"tool_calls": [{"name": "get_customer", "arguments": {"customer_id": "three"}}],
@@ -16,7 +17,7 @@ def test_step_schema_constrains_each_call_to_its_tools_arguments():
         raise AssertionError("a string id must not validate")
     except jsonschema.ValidationError:
         pass
-    reply_only = logic.step_schema(s.toolset, allow_tools=False)
+    reply_only = AgentStep(s, allow_tools=False).schema()
     try:
         jsonschema.validate({"tool_calls": [{"name": "get_customer", "arguments": {"customer_id": 3}}],
                              "reply": "x"}, reply_only)
@@ -50,6 +51,6 @@ def test_repeating_a_call_that_already_succeeded_this_turn_becomes_the_reply():
 
 def test_request_messages_carry_the_tool_catalogue_but_the_state_does_not():
     s = state([task([("get_customer", {"customer_id": 1})])])
-    msgs = logic.request_messages(s)
+    msgs = AgentStep(s, allow_tools=True).messages()
     assert "get_customer(customer_id: integer)" in msgs[0]["content"]
     assert "get_customer" not in s.messages[0].content

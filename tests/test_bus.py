@@ -8,7 +8,7 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from shared.runtime.bus import Outgoing, Route, Service, ensure_topics
+from shared.runtime.bus import Outgoing, Service, Stage, consumes, ensure_topics
 from shared.runtime.config import Settings
 from shared.contracts import DeadLetter, Topics, TrajectoryState
 from shared.runtime.errors import PermanentError, TransientError
@@ -48,7 +48,15 @@ def test_retries_dead_letters_and_duplicates(kafka_bootstrap, postgres_dsn):
         state.step += 1
         return [Outgoing(Topics.TURNS_AGENT, state.trajectory_id, state)]
 
-    service = Service("bus-test", [Route(Topics.TURNS_USER, TrajectoryState, handler, trajectory_info)], settings)
+    class BusTest(Stage):
+        name = "bus-test"
+        produces = (Topics.TURNS_AGENT,)
+
+        @consumes(Topics.TURNS_USER, TrajectoryState, trajectory_info)
+        def handle(self, state: TrajectoryState):
+            return handler(state)
+
+    service = Service(BusTest(settings))
     thread = threading.Thread(target=service.run, daemon=True)
     thread.start()
 
@@ -75,7 +83,7 @@ def test_retries_dead_letters_and_duplicates(kafka_bootstrap, postgres_dsn):
 
     # Everything was committed: a new instance of the service finds nothing left to do.
     calls.clear()
-    again = Service("bus-test", [Route(Topics.TURNS_USER, TrajectoryState, handler, trajectory_info)], settings)
+    again = Service(BusTest(settings))
     thread = threading.Thread(target=again.run, daemon=True)
     thread.start()
     time.sleep(8)

@@ -6,11 +6,19 @@ from kafka import TopicPartition
 from kafka.errors import KafkaConnectionError
 
 from shared.runtime import bus
-from shared.runtime.bus import FatalBusError, OffsetTracker, Outgoing, Service
+from shared.runtime.bus import FatalBusError, OffsetTracker, Outgoing, Service, Stage
 from shared.runtime.config import Settings
 from shared.contracts import Topics, TrajectoryState
+from shared.runtime.errors import PermanentError
 
 TP = TopicPartition("tf.turns.user", 3)
+
+
+class NothingConsumed(Stage):
+    """Only the bookkeeping is under test: no handler runs."""
+
+    name = "user-sim"
+    produces = (Topics.TURNS_AGENT,)
 
 
 class FlakyTransactionalProducer:
@@ -49,7 +57,7 @@ def service(monkeypatch):
     monkeypatch.setattr(bus, "ProcessedLedger", lambda _dsn: None)
     settings = Settings()
     settings.kafka.transactions = True
-    s = Service("user-sim", [], settings)
+    s = Service(NothingConsumed(settings))
     s._assigned = {TP}
     s._group_metadata = object()
     return s
@@ -99,3 +107,9 @@ def test_a_lost_partition_is_forgotten_without_a_commit(service):
     listener = bus._RevocationListener(service, consumer=None)
     listener.on_partitions_lost({TP})
     assert service._tracker.in_flight() == 0 and service.producer.committed_offsets == []
+
+
+def test_a_stage_produces_only_the_topics_it_declares(service):
+    service._check_produces(out("t-1"))  # turns.agent is declared
+    with pytest.raises(PermanentError, match="does not produce"):
+        service._check_produces([Outgoing(Topics.ACCEPTED, "t-1", TrajectoryState(trajectory_id="t-1"))])

@@ -13,11 +13,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.agent.service import Agent
+from services.schema_predictor.service import SchemaPredictor
+from services.sql_executor.service import SqlExecutor
+from services.task_generator.service import TaskGenerator
+from services.tool_synth.service import ToolSynth
+from services.user_sim.service import UserSimulator
+from services.validator.service import Validator
 from shared.ops import cluster
 from shared.runtime.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "turnforge"
+STAGES = (ToolSynth, SchemaPredictor, TaskGenerator, UserSimulator, Agent, SqlExecutor, Validator)
 
 
 @lru_cache(maxsize=1)
@@ -171,15 +179,10 @@ def test_gpu_model_servers_with_tensor_parallelism():
     assert llm["roles"]["agent"]["base_url"] == "http://tf-turnforge-vllm-main:8000/v1"
 
 
-def test_the_charts_topic_table_matches_the_services_routes():
+def test_the_charts_topic_table_matches_the_services_stages():
     """The chart, `cluster status` and the services must agree on who consumes which topic."""
     helpers = (CHART / "templates" / "_helpers.tpl").read_text()
     table = re.search(r'define "turnforge.serviceTopics" -}}\n(.*?)\n{{- end', helpers, re.S).group(1)
     assert {k: tuple(v) for k, v in yaml.safe_load(table).items()} == cluster.SERVICE_TOPICS
-    from shared.contracts import Topics
-
-    for source in (ROOT / "services").glob("*/service.py"):
-        text = source.read_text()
-        name = re.search(r'run_service\("([a-z-]+)"', text).group(1)
-        routed = tuple(getattr(Topics, t) for t in re.findall(r"Route\(Topics\.([A-Z_]+)", text))
-        assert routed == cluster.SERVICE_TOPICS[name], name
+    consumed = {stage.name: tuple(topic for topic, *_ in stage.consumed()) for stage in STAGES}
+    assert consumed == cluster.SERVICE_TOPICS

@@ -15,8 +15,9 @@ from shared.contracts import (DeadLetter, Difficulty, EffectKind, SqlBinding, Su
                               Toolset)
 from shared.data.demo_databases import build_demo
 from shared.env.sandbox import SandboxManager, scratch_owner
-from shared.runtime.config import Settings
 from shared.env.tool_execution import execute_sql_tool
+from shared.lifecycle.janitor import SandboxJanitor
+from shared.lifecycle.registry import TrajectoryRegistry
 from tests.factories import state, task
 
 GET = Tool(name="get_customer", description="Look up a customer.",
@@ -102,14 +103,12 @@ def test_simulated_tools_use_the_time_the_user_stated_else_a_fixed_random_one():
 @pytest.mark.integration
 def test_a_failed_seed_takes_its_scratch_copies_with_it(postgres_dsn):
     """task-generator can die between creating a golden-action scratch copy and dropping it; no trajectory of
-    that seed ever ends, so the seed's dead letter is what tells sql-executor to drop the copy."""
-
-    settings = Settings()
-    settings.postgres.dsn = postgres_dsn
-    executor = SqlExecutor(settings)
-    executor.sandboxes.register_domain(build_demo("telecom"))
+    that seed ever ends, so the seed's dead letter is what tells the janitor to drop the copy."""
+    sandboxes = SandboxManager(postgres_dsn)
+    janitor = SandboxJanitor(sandboxes, TrajectoryRegistry(postgres_dsn))
+    sandboxes.register_domain(build_demo("telecom"))
     for owner in (scratch_owner("seed-a-t0003"), scratch_owner("seed-b-t0000"), "seed-a-t0001"):
-        executor.sandboxes.create(owner, "telecom")
-    assert executor.drop_after_dead_letter(DeadLetter(seed_id="seed-a", reason="InternalError_: boom")) == []
+        sandboxes.create(owner, "telecom")
+    janitor.after_dead_letter(DeadLetter(seed_id="seed-a", reason="InternalError_: boom"))
     # Only seed-a's scratch copy goes; another seed's copy and a live trajectory's sandbox stay.
-    assert executor.sandboxes.live_sandboxes() == ["golden:seed-b-t0000", "seed-a-t0001"]
+    assert sandboxes.live_sandboxes() == ["golden:seed-b-t0000", "seed-a-t0001"]

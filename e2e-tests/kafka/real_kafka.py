@@ -20,6 +20,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from shared.runtime import readiness
+
 KAFKA_VERSION = os.environ.get("TURNFORGE_KAFKA_VERSION", "3.9.1")
 SCALA_VERSION = "2.13"
 SLF4J_VERSION = "1.7.36"
@@ -158,28 +163,22 @@ class KafkaBroker:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self._java("kafka.Kafka", str(props)), stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        self._wait_ready(started + timeout_s)
+        readiness.wait_ready("Kafka", self._serves, timeout_s - (time.monotonic() - started), interval_s=0.3,
+                             alive=lambda: self.process.poll() is None,
+                             detail=lambda: f"; see {self.log_path}:\n{self._tail()}")
         self.start_s = time.monotonic() - started
         return self
 
-    def _wait_ready(self, deadline: float) -> None:
-        from kafka import KafkaAdminClient
-        from kafka.errors import KafkaError
-
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Kafka exited during start-up; see {self.log_path}:\n{self._tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Kafka did not become ready; see {self.log_path}:\n{self._tail()}")
-            if _accepts(self.port):
-                try:
-                    admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
-                    admin.list_topics()
-                    admin.close()
-                    return
-                except (KafkaError, OSError):
-                    pass
-            time.sleep(0.3)
+    def _serves(self) -> bool:
+        if not _accepts(self.port):
+            return False
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+            admin.list_topics()
+            admin.close()
+            return True
+        except (KafkaError, OSError):
+            return False
 
     def _tail(self, lines: int = 30) -> str:
         try:

@@ -1,3 +1,4 @@
-from services.agent.service import main
+from services.agent.service import Agent
+from shared.runtime.bus import run_stage
 
-main()
+run_stage(Agent)

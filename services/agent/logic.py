@@ -1,60 +1,15 @@
-"""agent's pure logic: the step schema the model answers in, and turning its answer into OpenAI tool calls.
-
-The model answers one JSON object per step: tool calls (each constrained to one tool's own argument schema) or a
-reply. Any server with JSON-schema decoding serves it the same way (vLLM, llama.cpp, OpenAI), and the dataset still
-records standard OpenAI `tool_calls`.
-"""
+"""agent's pure logic: the step bound, and turning the model's step into OpenAI tool calls or a reply."""
 from __future__ import annotations
 
 import json
 
-from shared.contracts import ChatMessage, FunctionCall, ToolCall, ToolCallRequest, Toolset, TrajectoryState
-from shared.env.tool_spec import tool_parameters
-from shared.env.trajectory import last_user_index, openai_messages
-
-MAX_CALLS_PER_STEP = 3
-REPLY = {"type": "string", "minLength": 1, "maxLength": 800}
+from shared.contracts import ChatMessage, FunctionCall, ToolCall, ToolCallRequest, TrajectoryState
+from shared.env.trajectory import last_user_index
 
 
-def step_schema(toolset: Toolset, allow_tools: bool) -> dict:
-    if not allow_tools:  # no tool_calls field at all: llama.cpp's grammar does not enforce maxItems 0
-        return {"type": "object", "properties": {"reply": REPLY}, "required": ["reply"], "additionalProperties": False}
-    options = [
-        {"type": "object",
-         "properties": {"name": {"const": t.name}, "arguments": tool_parameters(t)},
-         "required": ["name", "arguments"]}
-        for t in toolset.tools
-    ]
-    return {
-        "type": "object",
-        "properties": {
-            "tool_calls": {"type": "array", "maxItems": MAX_CALLS_PER_STEP, "items": {"anyOf": options}},
-            "reply": REPLY,
-        },
-        "required": ["tool_calls", "reply"],
-    }
-
-
-def tool_catalogue(toolset: Toolset) -> str:
-    """The tools as the model reads them: structured output carries names and argument types, not meaning."""
-    lines = []
-    for t in toolset.tools:
-        params = tool_parameters(t).get("properties", {})
-        signature = ", ".join(f"{name}: {spec.get('type', 'any')}" for name, spec in params.items())
-        lines.append(f"- {t.name}({signature}): {t.description}")
-    return ("Answer with JSON: to use tools, list them in tool_calls; to answer the user, leave tool_calls empty "
-            "and write the reply.\nTools:\n" + "\n".join(lines))
-
-
-def request_messages(state: TrajectoryState) -> list[dict]:
-    """The conversation as sent to the model: the stored system prompt plus the tool catalogue."""
-    messages = openai_messages(state)
-    catalogue = tool_catalogue(state.toolset)
-    if messages and messages[0]["role"] == "system":
-        messages[0] = {"role": "system", "content": messages[0]["content"] + "\n\n" + catalogue}
-    else:
-        messages.insert(0, {"role": "system", "content": catalogue})
-    return messages
+def may_call_tools(state: TrajectoryState) -> bool:
+    """Past the step bound the agent must answer with what it has."""
+    return state.counters.agent_steps_this_turn < max(state.settings.max_agent_steps_per_turn, 1)
 
 
 def calls_this_turn(state: TrajectoryState) -> set[tuple[str, str]]:

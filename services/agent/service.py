@@ -1,41 +1,31 @@
 """agent: answers the user, calling tools over several steps within one turn, with a bound on steps."""
 from __future__ import annotations
 
-from services.agent.logic import apply_decision, request_messages, step_schema
-from shared.runtime.bus import Outgoing, Route, run_service
-from shared.runtime.config import Settings, get_settings
+from services.agent.logic import apply_decision, may_call_tools
+from services.agent.step import AgentStep
 from shared.contracts import Topics, TrajectoryState
-from shared.runtime.llm import LLMClients
 from shared.env.trajectory import advance, record_usage, trajectory_info
+from shared.runtime.bus import Outgoing, Stage, consumes
+from shared.runtime.config import Settings
+from shared.runtime.llm import LLMClients
 
 
-# Tool calls want precision more than variety; the user simulator supplies the variety.
-AGENT_TEMPERATURE = 0.2
+class Agent(Stage):
+    name = "agent"
+    produces = (Topics.TOOL_CALLS, Topics.TURNS_USER)
 
-
-class Agent:
     def __init__(self, settings: Settings):
-        self.settings = settings
+        super().__init__(settings)
         self.llm = LLMClients(settings.llm)
 
+    def close(self) -> None:
+        self.llm.close()
+
+    @consumes(Topics.TURNS_AGENT, TrajectoryState, trajectory_info)
     def handle(self, state: TrajectoryState) -> list[Outgoing]:
-        # Past the step bound the agent must answer with what it has.
-        allow_tools = state.counters.agent_steps_this_turn < max(state.settings.max_agent_steps_per_turn, 1)
         llm = self.llm.for_role("agent", state.settings.models)
-        result = llm.chat(request_messages(state), schema=step_schema(state.toolset, allow_tools),
-                          schema_name="agent_step", temperature=AGENT_TEMPERATURE)
-        record_usage(state, result)
+        step = AgentStep(state, allow_tools=may_call_tools(state)).ask(llm)
+        record_usage(state, step.chat)
         state.counters.agent_steps_this_turn += 1
-        if apply_decision(state, result.data):
-            return [Outgoing(Topics.TOOL_CALLS, state.trajectory_id, advance(state))]
-        return [Outgoing(Topics.TURNS_USER, state.trajectory_id, advance(state))]
-
-
-def routes(settings: Settings) -> list[Route]:
-    agent = Agent(settings)
-    return [Route(Topics.TURNS_AGENT, TrajectoryState, agent.handle, trajectory_info)]
-
-
-def main() -> None:
-    settings = get_settings()
-    run_service("agent", routes(settings), settings)
+        next_topic = Topics.TOOL_CALLS if apply_decision(state, step.value) else Topics.TURNS_USER
+        return [Outgoing(next_topic, state.trajectory_id, advance(state))]

@@ -1,3 +1,4 @@
-from services.schema_predictor.service import main
+from services.schema_predictor.service import SchemaPredictor
+from shared.runtime.bus import run_stage
 
-main()
+run_stage(SchemaPredictor)

@@ -7,15 +7,14 @@ it already decided; the mechanical consistency pass then repairs whatever it sti
 from __future__ import annotations
 
 import json
-import logging
 
 from opentelemetry import trace
 from psycopg import sql as pgsql
 
 from shared.toolgen.type_repair import enforce_type_consistency, field_entity, sql_field_entity
 from shared.toolgen.output_prediction import PredictionLog, predict_output_schemas
-from shared.runtime.bus import Outgoing, Route, run_service
-from shared.runtime.config import Settings, get_settings
+from shared.runtime.bus import Outgoing, Stage, consumes
+from shared.runtime.config import Settings
 from shared.contracts import SeedToolset, ToolRejection, Topics
 from shared.runtime.llm import LLMClients
 from shared.env.output_schema import json_schema_for_result
@@ -24,13 +23,18 @@ from shared.env.sql_guard import check_statement, to_driver_sql
 from shared.env.tool_spec import tool_parameters
 from shared.env.trajectory import seed_toolset_info
 
-log = logging.getLogger("turnforge.schema_predictor")
+class SchemaPredictor(Stage):
+    name = "schema-predictor"
+    produces = (Topics.TOOLSETS_READY,)
 
-class SchemaPredictor:
     def __init__(self, settings: Settings):
-        self.settings = settings
+        super().__init__(settings)
         self.llm = LLMClients(settings.llm)
         self.sandboxes = SandboxManager(settings.postgres.dsn)
+
+    def close(self) -> None:
+        self.sandboxes.close()
+        self.llm.close()
 
     def result_columns(self, domain: str, statement: str, sample_arguments: dict) -> list[tuple[str, str]]:
         """Execute in the domain schema inside a transaction that is always rolled back."""
@@ -45,6 +49,7 @@ class SchemaPredictor:
                 "SELECT oid, typname FROM pg_type WHERE oid = ANY(%s)", (oids,)).fetchall()}
             return [(d.name, names.get(d.type_code, "text")) for d in cur.description or []]
 
+    @consumes(Topics.TOOLSETS_SYNTHESIZED, SeedToolset, seed_toolset_info)
     def handle(self, prepared: SeedToolset) -> list[Outgoing]:
         toolset = prepared.toolset
         schemas: list[dict | None] = []
@@ -59,10 +64,10 @@ class SchemaPredictor:
             else:
                 schemas.append(None)
         simulated = [t for t, s in zip(toolset.tools, schemas) if s is None]
-        log = PredictionLog()
+        prediction_log = PredictionLog()
         if simulated:
             llm = self.llm.for_role("schema_predictor", prepared.seed.settings.models)
-            predicted = iter(predict_output_schemas(llm, prepared.seed.domain, simulated, log))
+            predicted = iter(predict_output_schemas(llm, prepared.seed.domain, simulated, prediction_log))
             schemas = [s if s is not None else next(predicted) for s in schemas]
         columns_of = {t.name: (dict(t.sql.parameter_columns), dict(t.sql.result_columns))
                       for t in toolset.tools if t.HasField("sql")}
@@ -74,20 +79,11 @@ class SchemaPredictor:
             tool.output_schema_json = json.dumps(output)
         for c in conflicts:
             toolset.rejected.append(ToolRejection(tool_name=c.tool, reason="type conflict repaired: " + c.describe()))
-        for name in log.failed:
+        for name in prediction_log.failed:
             toolset.rejected.append(ToolRejection(tool_name=name, reason="output schema not predicted: no usable "
                                                                           "model answer; empty record schema used"))
         span = trace.get_current_span()
         span.set_attribute("turnforge.schema.conflicts_repaired", len(conflicts))
-        span.set_attribute("turnforge.schema.shapes_repaired", len(log.shape_repaired))
+        span.set_attribute("turnforge.schema.shapes_repaired", len(prediction_log.shape_repaired))
         return [Outgoing(Topics.TOOLSETS_READY, prepared.seed.seed_id, prepared)]
 
-
-def routes(settings: Settings) -> list[Route]:
-    predictor = SchemaPredictor(settings)
-    return [Route(Topics.TOOLSETS_SYNTHESIZED, SeedToolset, predictor.handle, seed_toolset_info)]
-
-
-def main() -> None:
-    settings = get_settings()
-    run_service("schema-predictor", routes(settings), settings)

@@ -1,3 +1,4 @@
-from services.sql_executor.service import main
+from services.sql_executor.service import SqlExecutor
+from shared.runtime.bus import run_stage
 
-main()
+run_stage(SqlExecutor)

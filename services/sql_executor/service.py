@@ -1,44 +1,71 @@
-"""sql-executor: runs the agent's tool calls in the trajectory's sandbox, and owns the sandbox lifecycle.
+"""sql-executor: runs the agent's tool calls in the trajectory's sandbox, and hosts the trajectory lifecycle.
 
 SQL tools run under the sandbox's own role with bound parameters and a statement timeout. Tools without a database
-are answered by a model constrained to the tool's output schema. Sandboxes are created on first use and dropped
-when the trajectory ends: accepted, rejected or dead-lettered.
+are answered by a model constrained to the tool's output schema. Sandboxes are created on first use; the janitor
+drops them when the trajectory ends: accepted, rejected or dead-lettered.
 
-It also sweeps, on a timer: a trajectory past its deadline is dead-lettered as stuck (with the last step any service
-finished for it), and a sandbox whose trajectory ended but which a late duplicate re-created is dropped.
+On a timer it runs the deadline sweeper (a trajectory past its deadline is dead-lettered as stuck) and the
+janitor's sweep (a sandbox whose trajectory ended but which a late duplicate re-created is dropped).
 """
 from __future__ import annotations
 
-import logging
-import time
-
-from opentelemetry import trace
 
 from services.sql_executor.simulate import simulate_tool
-from shared.runtime.bus import MessageInfo, Outgoing, Periodic, Route, run_service
-from shared.runtime.config import Settings, get_settings
-from shared.contracts import ChatMessage, DeadLetter, Topics, TrajectoryState, Verdict
-from shared.runtime.llm import LLMClients
-from shared.env.sandbox import SandboxManager, scratch_owner
+from shared.contracts import ChatMessage, DeadLetter, ToolCallRequest, ToolCallResult, Topics, TrajectoryState, Verdict
+from shared.env.sandbox import SandboxManager
 from shared.env.tool_execution import execute_sql_tool, tool_error
+from shared.env.trajectory import advance, executes_sql, record_usage, tool_by_name, trajectory_info
+from shared.lifecycle.janitor import SandboxJanitor
 from shared.lifecycle.registry import TrajectoryRegistry
-from shared.env.trajectory import advance, executes_sql, record_usage, tool_by_name, trajectory_id_prefix, trajectory_info
+from shared.lifecycle.sweeper import DeadlineSweeper
+from shared.runtime.bus import MessageInfo, Outgoing, Periodic, Stage, consumes
+from shared.runtime.config import Settings
+from shared.runtime.llm import LLMClients
+from shared.runtime.tracing import tracer
 
-log = logging.getLogger("turnforge.sql_executor")
+
+def verdict_info(v: Verdict) -> MessageInfo:
+    return MessageInfo(entity=v.trajectory_id, step=v.trajectory.step, seed_id=v.trajectory.seed_id,
+                       trajectory_id=v.trajectory_id)
 
 
-class SqlExecutor:
+def dead_letter_info(d: DeadLetter) -> MessageInfo:
+    return MessageInfo(entity=f"{d.source_topic}/{d.partition}/{d.offset}", seed_id=d.seed_id,
+                       trajectory_id=d.trajectory_id)
+
+
+class SqlExecutor(Stage):
+    name = "sql-executor"
+    produces = (Topics.TURNS_AGENT, Topics.DEAD_LETTER)  # dead letters: the sweeper's, for stuck trajectories
+
     def __init__(self, settings: Settings):
-        self.settings = settings
+        super().__init__(settings)
         self.llm = LLMClients(settings.llm)
         self.sandboxes = SandboxManager(settings.postgres.dsn)
         self.registry = TrajectoryRegistry(settings.postgres.dsn)
+        self.janitor = SandboxJanitor(self.sandboxes, self.registry)
+        self.sweeper = DeadlineSweeper(self.registry, self.name,
+                                       plan_max_age_s=settings.service.trajectory_deadline_s)
 
-    def run_call(self, state: TrajectoryState, request, allowed_tables: list[str]):
+    def close(self) -> None:
+        self.registry.close()
+        self.sandboxes.close()
+        self.llm.close()
+
+    def timers(self) -> list[Periodic]:
+        return [Periodic("deadline-sweep", self.settings.service.sweep_interval_s, self.sweep,
+                         after=self.sweeper.letters_out)]
+
+    def sweep(self) -> list[Outgoing]:
+        letters = self.sweeper.sweep()
+        self.janitor.sweep()
+        return letters
+
+    def run_call(self, state: TrajectoryState, request: ToolCallRequest, allowed_tables: list[str]) -> ToolCallResult:
         tool = tool_by_name(state.toolset, request.tool_name)
         if tool is None:
             return tool_error(request.call_id, request.tool_name, "unknown_tool", f"no tool named {request.tool_name}")
-        with trace.get_tracer("turnforge").start_as_current_span(f"tool {tool.name}") as span:
+        with tracer().start_as_current_span(f"tool {tool.name}") as span:
             if executes_sql(state) and tool.HasField("sql"):
                 # Keyed by the event that carries the call: a redelivered event finds the outcome instead of
                 # writing again.
@@ -57,6 +84,7 @@ class SqlExecutor:
                 span.set_attribute("db.statement", result.sql_shape)
         return result
 
+    @consumes(Topics.TOOL_CALLS, TrajectoryState, trajectory_info)
     def handle_calls(self, state: TrajectoryState) -> list[Outgoing]:
         allowed: list[str] = []
         if executes_sql(state):
@@ -73,77 +101,13 @@ class SqlExecutor:
         del state.pending_calls[:]
         return [Outgoing(Topics.TURNS_AGENT, state.trajectory_id, advance(state))]
 
+    @consumes(Topics.ACCEPTED, Verdict, verdict_info)
+    @consumes(Topics.REJECTED, Verdict, verdict_info)
     def drop_after_verdict(self, verdict: Verdict) -> list[Outgoing]:
-        self.sandboxes.drop(verdict.trajectory_id)
+        self.janitor.after_verdict(verdict.trajectory_id)
         return []
 
+    @consumes(Topics.DEAD_LETTER, DeadLetter, dead_letter_info)
     def drop_after_dead_letter(self, letter: DeadLetter) -> list[Outgoing]:
-        if not letter.trajectory_id:
-            # A seed that failed as a whole may have died between creating a scratch copy and dropping it; no
-            # trajectory of it will ever end, so the janitor would never find that copy.
-            if letter.seed_id:
-                for owner in self.sandboxes.owners_starting_with(scratch_owner(trajectory_id_prefix(letter.seed_id))):
-                    log.info("drops scratch sandbox %s of failed seed %s", owner, letter.seed_id)
-                    self.sandboxes.drop(owner)
-            return []
-        self.registry.mark_dead_lettered(letter.trajectory_id)
-        try:
-            self.sandboxes.drop(letter.trajectory_id)
-        except Exception as e:  # noqa: BLE001 - dead-lettering a dead letter would loop; log and move on
-            log.warning("could not drop the sandbox of dead-lettered %s: %s", letter.trajectory_id, e)
+        self.janitor.after_dead_letter(letter)
         return []
-
-
-    def sweep(self) -> list[Outgoing]:
-        """Dead letters for trajectories past their deadline; drops sandboxes of trajectories that ended."""
-        self.sandboxes.ensure_registry()
-        now = time.time()
-        overdue = self.registry.claim_overdue(now)
-        letters = []
-        for t in overdue:
-            where = (f"{t.last_service} finished step {t.last_step} ({t.last_topic}) last" if t.last_service
-                     else "no service finished a step of it")
-            reason = f"deadline passed {now - t.deadline:.0f}s ago: trajectory stuck; {where}"
-            log.warning("dead-letters stuck trajectory %s: %s", t.trajectory_id, reason)
-            letters.append(Outgoing(Topics.DEAD_LETTER, t.trajectory_id, DeadLetter(
-                service="sql-executor", source_topic="deadline-sweep", key=t.trajectory_id.encode(),
-                error_type="DeadlineExceeded", reason=reason, seed_id=t.seed_id, trajectory_id=t.trajectory_id,
-                attempts=0, failed_at=now)))
-        for owner in self.registry.resolved_with_sandbox():
-            log.info("drops the sandbox left behind by %s", owner)
-            self.sandboxes.drop(owner)
-        self.registry.forget_planned(max_age_s=self.settings.service.trajectory_deadline_s)
-        return letters
-
-    def letters_out(self, outputs: list[Outgoing]) -> None:
-        self.registry.letters_sent([o.key for o in outputs])
-
-
-def _verdict_info(v: Verdict) -> MessageInfo:
-    return MessageInfo(entity=v.trajectory_id, step=v.trajectory.step, seed_id=v.trajectory.seed_id,
-                       trajectory_id=v.trajectory_id)
-
-
-def _dead_letter_info(d: DeadLetter) -> MessageInfo:
-    return MessageInfo(entity=f"{d.source_topic}/{d.partition}/{d.offset}", seed_id=d.seed_id,
-                       trajectory_id=d.trajectory_id)
-
-
-def routes(settings: Settings, executor: "SqlExecutor | None" = None) -> list[Route]:
-    executor = executor or SqlExecutor(settings)
-    return [
-        Route(Topics.TOOL_CALLS, TrajectoryState, executor.handle_calls, trajectory_info),
-        Route(Topics.ACCEPTED, Verdict, executor.drop_after_verdict, _verdict_info),
-        Route(Topics.REJECTED, Verdict, executor.drop_after_verdict, _verdict_info),
-        Route(Topics.DEAD_LETTER, DeadLetter, executor.drop_after_dead_letter, _dead_letter_info),
-    ]
-
-
-def sweeper(executor: SqlExecutor, settings: Settings) -> Periodic:
-    return Periodic("deadline-sweep", settings.service.sweep_interval_s, executor.sweep, after=executor.letters_out)
-
-
-def main() -> None:
-    settings = get_settings()
-    executor = SqlExecutor(settings)
-    run_service("sql-executor", routes(settings, executor), settings, [sweeper(executor, settings)])

@@ -10,9 +10,9 @@ import json
 import random
 import re
 
-from shared.contracts import ToolCallResult, TrajectoryState
-from shared.runtime.llm import LLMClient
+from shared.contracts import Tool, ToolCallRequest, ToolCallResult, TrajectoryState
 from shared.env.tool_execution import parse_arguments
+from shared.runtime.llm import ChatResult, LLMClient, ModelCall
 
 SIMULATOR_SYSTEM = (
     "You are the backend of the tool '{name}' ({description}). Given the call's arguments, return the tool's "
@@ -39,18 +39,36 @@ def reference_time(state: TrajectoryState) -> str:
     return base.isoformat(timespec="minutes")
 
 
-def simulate_tool(llm: LLMClient, state: TrajectoryState, tool, request):
+class ToolSimulation(ModelCall[dict]):
+    """The answer is the tool's result, constrained to the tool's output schema."""
+
+    name = "tool_output"
+
+    def __init__(self, state: TrajectoryState, tool: Tool, arguments: dict):
+        self.state = state
+        self.tool = tool
+        self.arguments = arguments
+
+    def messages(self) -> list[dict]:
+        earlier = [m.content for m in self.state.messages if m.role == "tool"][-3:]
+        system = SIMULATOR_SYSTEM.format(name=self.tool.name, description=self.tool.description,
+                                         now=reference_time(self.state))
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"Earlier results: {earlier}\nArguments: {json.dumps(self.arguments)}"},
+        ]
+
+    def schema(self) -> dict:
+        return json.loads(self.tool.output_schema_json or '{"type": "object"}')
+
+
+def simulate_tool(llm: LLMClient, state: TrajectoryState, tool: Tool,
+                  request: ToolCallRequest) -> tuple[ToolCallResult, ChatResult | None]:
+    """The call's result, and the model's usage when the model was asked (arguments that do not parse are not)."""
     arguments, error = parse_arguments(request.call_id, tool, request.arguments_json)
     if error is not None:
         return error, None
-    schema = json.loads(tool.output_schema_json or '{"type": "object"}')
-    earlier = [m.content for m in state.messages if m.role == "tool"][-3:]
-    messages = [
-        {"role": "system", "content": SIMULATOR_SYSTEM.format(name=tool.name, description=tool.description,
-                                                             now=reference_time(state))},
-        {"role": "user", "content": f"Earlier results: {earlier}\nArguments: {json.dumps(arguments)}"},
-    ]
-    chat = llm.chat(messages, schema=schema, schema_name="tool_output")
+    answer = ToolSimulation(state, tool, arguments).ask(llm)
     result = ToolCallResult(call_id=request.call_id, tool_name=tool.name, ok=True,
-                            content_json=json.dumps(chat.data), source="simulated")
-    return result, chat
+                            content_json=json.dumps(answer.value), source="simulated")
+    return result, answer.chat

@@ -1,3 +1,4 @@
-from services.task_generator.service import main
+from services.task_generator.service import TaskGenerator
+from shared.runtime.bus import run_stage
 
-main()
+run_stage(TaskGenerator)

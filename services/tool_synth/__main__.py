@@ -1,3 +1,4 @@
-from services.tool_synth.service import main
+from services.tool_synth.service import ToolSynth
+from shared.runtime.bus import run_stage
 
-main()
+run_stage(ToolSynth)

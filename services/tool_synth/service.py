@@ -8,8 +8,8 @@ from opentelemetry import trace
 from shared.toolgen.toolset import toolset_from_seed_tools, toolset_from_verifications, validate_seed
 from shared.toolgen.preparation import prepare_database_tools
 from shared.toolgen.seed_expansion import expand_seed_tools
-from shared.runtime.bus import Outgoing, Route, run_service
-from shared.runtime.config import Settings, get_settings
+from shared.runtime.bus import Outgoing, Stage, consumes
+from shared.runtime.config import Settings
 from shared.contracts import SeedEvent, SeedToolset, ToolRejection, ToolSynthesizer, Topics
 from shared.runtime.llm import LLMClients
 from shared.env.sandbox import SandboxManager, domain_schema_name
@@ -22,11 +22,20 @@ SYNTHESIZER_OF = {ToolSynthesizer.TOOL_SYNTHESIZER_UNSPECIFIED: "template",
                   ToolSynthesizer.TOOL_SYNTHESIZER_BOTH: "both"}
 
 
-class ToolSynth:
+class ToolSynth(Stage):
+    name = "tool-synth"
+    produces = (Topics.TOOLSETS_SYNTHESIZED,)
+
     def __init__(self, settings: Settings):
+        super().__init__(settings)
         self.sandboxes = SandboxManager(settings.postgres.dsn)
         self.llm = LLMClients(settings.llm)
 
+    def close(self) -> None:
+        self.sandboxes.close()
+        self.llm.close()
+
+    @consumes(Topics.SEEDS, SeedEvent, seed_info)
     def handle(self, seed: SeedEvent) -> list[Outgoing]:
         validate_seed(seed)
         span = trace.get_current_span()
@@ -59,12 +68,3 @@ class ToolSynth:
             span.set_attribute("turnforge.tools.kept", len(toolset.tools))
         return [Outgoing(Topics.TOOLSETS_SYNTHESIZED, seed.seed_id, SeedToolset(seed=seed, toolset=toolset))]
 
-
-def routes(settings: Settings) -> list[Route]:
-    synth = ToolSynth(settings)
-    return [Route(Topics.SEEDS, SeedEvent, synth.handle, seed_info)]
-
-
-def main() -> None:
-    settings = get_settings()
-    run_service("tool-synth", routes(settings), settings)

@@ -1,3 +1,4 @@
-from services.user_sim.service import main
+from services.user_sim.service import UserSimulator
+from shared.runtime.bus import run_stage
 
-main()
+run_stage(UserSimulator)

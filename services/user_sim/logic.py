@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.contracts import PipelineMode, Subtask, Task, TrajectoryState, UserPersona
+from shared.contracts import ChatMessage, PipelineMode, Subtask, Task, TrajectoryState, TrajectoryStatus, UserPersona
 from shared.env.tool_spec import mutates
 from shared.env.trajectory import tool_by_name
 
@@ -136,3 +136,20 @@ def ensure_values_mentioned(message: str, values: dict[str, Any], requests: list
     if not missing:
         return message
     return f"{message.rstrip()} To be clear: {'; '.join(r.rstrip('.') for r in requests)}."
+
+
+def finish(state: TrajectoryState, move: Move) -> None:
+    """The conversation ends: every subtask is done, or the turns ran out."""
+    state.status = (TrajectoryStatus.TRAJECTORY_STATUS_USER_DONE if move.kind == "done"
+                    else TrajectoryStatus.TRAJECTORY_STATUS_OUT_OF_TURNS)
+    state.current_task = max(len(state.tasks) - 1, 0)
+
+
+def say(state: TrajectoryState, move: Move, worded: str) -> None:
+    """Append the user's message for `move`: the model's wording, with the values it must carry restated if it
+    dropped them."""
+    requests = [state.tasks[ti].subtasks[si].description for ti, si in move.subtasks]
+    state.messages.append(ChatMessage(role="user", content=ensure_values_mentioned(
+        worded, required_values(state, move), requests)))
+    state.counters.user_turns += 1
+    state.counters.agent_steps_this_turn = 0

@@ -5,11 +5,11 @@ the reason, it is never patched.
 """
 from __future__ import annotations
 
-import json
 import re
 
 from shared.contracts import TrajectoryState
 from shared.env.grounding import repeats, words
+from shared.env.tool_spec import tool_parameters
 
 # Words about the simulation itself, which a real customer never writes.
 META = re.compile(
@@ -64,7 +64,7 @@ def _names_fields(text: str, state: TrajectoryState) -> bool:
     """A snake_case field name of any offered tool (a column, as the tools call it) in the message."""
     fields = set()
     for tool in state.toolset.tools:
-        fields |= {name.lower() for name in json.loads(tool.parameters_json or "{}").get("properties", {})
+        fields |= {name.lower() for name in tool_parameters(tool).get("properties", {})
                    if "_" in name}
     said = set(re.findall(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b", text.lower()))
     return bool(fields & said)

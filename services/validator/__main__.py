@@ -1,3 +1,4 @@
-from services.validator.service import main
+from services.validator.service import Validator
+from shared.runtime.bus import run_stage
 
-main()
+run_stage(Validator)

@@ -1,9 +1,10 @@
 """The rubric judge (the paper's policy): each rubric item gets a category; only a failed Critical item rejects."""
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
 from shared.contracts import RubricCategory, RubricJudgement, TrajectoryState
+from shared.runtime.llm import ModelCall
 
 CATEGORIES = {"Critical": RubricCategory.RUBRIC_CATEGORY_CRITICAL,
               "Structural": RubricCategory.RUBRIC_CATEGORY_STRUCTURAL,
@@ -89,5 +90,27 @@ def critical_failures(judgements: list[RubricJudgement]) -> list[str]:
     return [j.item for j in judgements if j.category == RubricCategory.RUBRIC_CATEGORY_CRITICAL and not j.satisfied]
 
 
-def summary(answer: dict) -> str:
-    return json.dumps(answer)[:200]
+@dataclass
+class Judgment:
+    rubric: list[RubricJudgement]  # the model's category and verdict per item, in the items' order
+    judgment: str  # "valid" | "invalid"
+    reasoning: str
+
+
+class Judge(ModelCall[Judgment]):
+    name = "judge_verdict"
+    temperature = 0.0
+
+    def __init__(self, state: TrajectoryState, items: list[str]):
+        self.state = state
+        self.items = items
+
+    def messages(self) -> list[dict]:
+        return [{"role": "system", "content": JUDGE_SYSTEM},
+                {"role": "user", "content": judge_request(self.state, self.items)}]
+
+    def schema(self) -> dict:
+        return judge_schema(len(self.items))
+
+    def parse(self, data: dict) -> Judgment:
+        return Judgment(to_judgements(self.items, data), data["judgment"], data["reasoning"])

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
+import runpy
 import sys
 import time
 from pathlib import Path
@@ -80,7 +80,8 @@ def cmd_service(args) -> int:
         return 2
     if args.config:  # services read their settings themselves, from the environment
         os.environ["TURNFORGE_CONFIG"] = os.path.abspath(args.config)
-    importlib.import_module(f"services.{args.name}.service").main()
+    # By name: the library never imports a service's code, it runs the service's __main__ like `python -m`.
+    runpy.run_module(f"services.{args.name}", run_name="__main__", alter_sys=True)
     return 0
 
 

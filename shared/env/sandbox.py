@@ -111,6 +111,9 @@ class SandboxManager:
     def connection(self) -> psycopg.Connection:
         return self._db.get()
 
+    def close(self) -> None:
+        self._db.close()
+
     def ensure_registry(self) -> None:
         """Create the registry tables and the outcome function once per manager.
 

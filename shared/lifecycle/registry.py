@@ -2,7 +2,7 @@
 
 Kafka carries each trajectory's events; this table is what lets the system notice one that stopped moving. The
 task generator registers every trajectory (with its deadline) before its first event leaves; the validator claims
-the outcome "verdict" before it sends one; a dead letter records "dead-lettered"; the sweeper in sql-executor claims
+the outcome "verdict" before it sends one; a dead letter records "dead-lettered"; the deadline sweeper claims
 "stuck" for trajectories past their deadline and dead-letters them with the reason. The first claim wins, so a
 trajectory ends exactly one way even when a late verdict races the sweeper.
 """
@@ -52,6 +52,9 @@ class TrajectoryRegistry:
                     conn.execute(ddl)
             self._ready = True
         return conn
+
+    def close(self) -> None:
+        self._db.close()
 
     def register(self, rows: list[tuple[str, str, float]]) -> None:
         """(trajectory_id, seed_id, deadline) for trajectories about to start; a repeat changes nothing."""

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from shared.runtime import readiness
 
 
 def binary() -> str:
@@ -27,7 +28,7 @@ def command(port: int) -> list[str]:
 def start(port: int, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "ab")
     proc = subprocess.Popen(command(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_ready(port)
+    readiness.wait_ready(f"broker on port {port}", lambda: accepts(port), 30, interval_s=0.1)
     return proc
 
 
@@ -37,11 +38,3 @@ def accepts(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def wait_ready(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not accepts(port):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"broker on port {port} did not start")
-        time.sleep(0.1)

@@ -10,10 +10,11 @@ import os
 import pwd
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import psycopg
+
+from shared.runtime import readiness
 
 SYSTEM_USER = "turnforge-pg"
 
@@ -81,7 +82,7 @@ def start(data_dir: Path, port: int, *, database: str = "turnforge") -> str:
                    f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         _run_as(user, [str(bins / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log"),
                        "-o", options, "-w", "-t", "60", "start"])
-    _wait_ready(port)
+    readiness.wait_ready(f"PostgreSQL on port {port}", lambda: _accepts(port), 60)
     return create_database(dsn_for(port), database)
 
 
@@ -107,11 +108,3 @@ def _accepts(port: int) -> bool:
             return True
     except psycopg.OperationalError:
         return False
-
-
-def _wait_ready(port: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not _accepts(port):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"PostgreSQL on port {port} did not become ready")
-        time.sleep(0.2)

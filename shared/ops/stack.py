@@ -24,11 +24,14 @@ from urllib.parse import urlparse
 
 import psycopg
 import yaml
+from kafka.errors import KafkaError
 
 from shared.contracts import flow
 from shared.data.demo_databases import DEMO_DOMAINS, build_demo
 from shared.env.sandbox import SandboxManager
 from shared.ops import local_broker, local_postgres
+from shared.runtime import readiness
+from shared.runtime.bus import ensure_topics
 from shared.runtime.config import Settings
 
 log = logging.getLogger("turnforge.stack")
@@ -150,15 +153,12 @@ def _wait_exit(pidfile: Path, timeout_s: float) -> bool:
 
 
 def _wait_ready(settings: Settings, name: str, ready: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        if not is_running(pid_path(settings, name)):
-            raise StackError(f"{name} exited during start-up; last lines of {log_path(settings, name)}:\n"
-                             f"{_tail(log_path(settings, name))}")
-        if time.monotonic() > deadline:
-            raise StackError(f"{name} did not become ready within {timeout_s:.0f}s; last lines of "
-                             f"{log_path(settings, name)}:\n{_tail(log_path(settings, name))}")
-        time.sleep(0.2)
+    log = log_path(settings, name)
+    try:
+        readiness.wait_ready(name, ready, timeout_s, alive=lambda: is_running(pid_path(settings, name)),
+                             detail=lambda: f"; last lines of {log}:\n{_tail(log)}")
+    except readiness.NotReady as e:
+        raise StackError(str(e)) from e
 
 
 # -- endpoints from the settings ---------------------------------------------------------------------------------
@@ -290,10 +290,6 @@ def start_model(settings: Settings) -> None:
 
 
 def ensure_topics_ready(settings: Settings, timeout_s: float = 30) -> None:
-    from kafka.errors import KafkaError
-
-    from shared.runtime.bus import ensure_topics
-
     # A freshly started broker accepts connections a little before it serves metadata.
     deadline = time.monotonic() + timeout_s
     while True:

@@ -26,8 +26,9 @@ import time
 import traceback
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar
 
 import psycopg
 from google.protobuf.message import DecodeError, Message
@@ -38,7 +39,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from opentelemetry import trace
 
 from shared.runtime import llm, tracing
-from shared.runtime.config import Settings
+from shared.runtime.config import Settings, get_settings
 from shared.contracts import DeadLetter, Topics
 from shared.runtime.db import ConnectionPerThread
 from shared.runtime.errors import PermanentError, TransientError
@@ -68,10 +69,26 @@ class MessageInfo:
 
 @dataclass
 class Route:
+    """One input of a running stage: `topic`'s messages, decoded as `message_type`, go to `handler`."""
+
     topic: str
     message_type: type[Message]
     handler: Callable[[Message], list[Outgoing]]
     describe: Callable[[Message], MessageInfo]
+
+
+# A reason is cut here so one dead letter stays a small message, whatever the error text.
+MAX_REASON_CHARS = 4000
+
+
+def dead_letter(*, service: str, source_topic: str, key: bytes, error_type: str, reason: str, seed_id: str = "",
+                trajectory_id: str = "", attempts: int = 0, partition: int = 0, offset: int = 0,
+                payload: bytes = b"") -> Outgoing:
+    """The dead letter for work that failed for good, addressed to the dead-letter topic under the work's key."""
+    letter = DeadLetter(service=service, source_topic=source_topic, partition=partition, offset=offset, key=key,
+                        payload=payload, error_type=error_type, reason=reason[:MAX_REASON_CHARS], seed_id=seed_id,
+                        trajectory_id=trajectory_id, attempts=attempts, failed_at=time.time())
+    return Outgoing(Topics.DEAD_LETTER, key.decode(errors="replace"), letter)
 
 
 class ProcessedLedger:
@@ -189,7 +206,7 @@ def transactional_id(settings: Settings, service: str) -> str:
 
 @dataclass
 class Periodic:
-    """Work a service does on a timer besides its routes (e.g. dead-lettering trajectories past their deadline)."""
+    """Work a stage does on a timer besides its inputs (e.g. dead-lettering trajectories past their deadline)."""
 
     name: str
     interval_s: float
@@ -197,14 +214,56 @@ class Periodic:
     after: Callable[[list[Outgoing]], None] | None = None  # called once the outputs are acknowledged
 
 
-class Service:
-    """Runs routes (topic -> handler) for one service until stopped."""
+def consumes(topic: str, message_type: type[Message], describe: Callable[[Message], MessageInfo]):
+    """Declare a Stage method the handler of `topic`'s messages; stacked, one handler takes several topics."""
 
-    def __init__(self, name: str, routes: list[Route], settings: Settings, periodic: list[Periodic] | None = None):
-        self.name = name
-        self.periodic = periodic or []
+    def declare(handler):
+        handler.consumed_topics = ((topic, message_type, describe),) + getattr(handler, "consumed_topics", ())
+        return handler
+
+    return declare
+
+
+class Stage:
+    """One service's part of the pipeline: the topics it consumes (its `@consumes` handlers), the topics it may
+    produce, the clients it holds (opened from the settings, closed by `close`) and its timers."""
+
+    name: ClassVar[str]
+    produces: ClassVar[tuple[str, ...]] = ()  # besides dead letters, which the bus writes for every stage
+
+    def __init__(self, settings: Settings):
         self.settings = settings
-        self.routes = {settings.topic(r.topic): r for r in routes}
+
+    @classmethod
+    def consumed(cls) -> list[tuple[str, type[Message], Callable[[Message], MessageInfo], str]]:
+        """(topic, message type, describe, handler's name) in the order the handlers are declared."""
+        declared = {}
+        for klass in reversed(cls.__mro__):
+            declared.update(vars(klass))
+        return [(topic, message_type, describe, attr) for attr, member in declared.items()
+                for topic, message_type, describe in getattr(member, "consumed_topics", ())]
+
+    def inputs(self) -> list[Route]:
+        return [Route(topic, message_type, getattr(self, attr), describe)
+                for topic, message_type, describe, attr in self.consumed()]
+
+    def timers(self) -> list[Periodic]:
+        return []
+
+    def close(self) -> None:
+        """Release what the stage opened (database connections, model clients)."""
+
+
+class Service:
+    """Runs one stage (its handlers and timers) on the bus until stopped."""
+
+    def __init__(self, stage: Stage):
+        name, settings = stage.name, stage.settings
+        self.stage = stage
+        self.name = name
+        self.periodic = stage.timers()
+        self.settings = settings
+        self.routes = {settings.topic(r.topic): r for r in stage.inputs()}
         self.concurrency = settings.service.concurrency
         self._stop = threading.Event()
         self._fatal: Exception | None = None
@@ -229,8 +288,6 @@ class Service:
 
     def _heartbeat(self) -> None:
         """Touch service.heartbeat_file every few seconds while the consume loop turns (Kubernetes' liveness probe)."""
-        from pathlib import Path
-
         path, now = self.settings.service.heartbeat_file, time.monotonic()
         if path and now - getattr(self, "_last_beat", float("-inf")) >= 5:
             self._last_beat = now
@@ -308,6 +365,7 @@ class Service:
         while not self._stop.wait(task.interval_s) and self._fatal is None:
             try:
                 outputs = task.run()
+                self._check_produces(outputs)
                 if outputs:
                     self._produce(outputs)
                     if task.after:
@@ -386,6 +444,7 @@ class Service:
                     if info.deadline and time.time() > info.deadline:
                         raise PermanentError(f"deadline passed {time.time() - info.deadline:.0f}s ago: trajectory stuck")
                     outputs, attempts = self._handle_with_retries(route, message, info)
+                    self._check_produces(outputs)
                     self._produce(outputs, done=(tp, record.offset))
                     self._ledger_mark(record.topic, info)
             except FatalBusError as e:
@@ -409,6 +468,11 @@ class Service:
             return self.ledger.seen(self.name, topic, info)
         except (TransientError, psycopg.OperationalError, psycopg.InterfaceError):
             return False  # handling twice is safe; the next service's ledger catches the duplicate
+
+    def _check_produces(self, outputs: list[Outgoing]) -> None:
+        undeclared = sorted({o.topic for o in outputs} - set(self.stage.produces))
+        if undeclared:
+            raise PermanentError(f"{self.name} does not produce {', '.join(undeclared)}")
 
     def _ledger_mark(self, topic: str, info: MessageInfo) -> None:
         try:
@@ -495,13 +559,11 @@ class Service:
         elif not isinstance(error, (PermanentError, TransientError)):
             log.error("%s: unexpected error\n%s", self.name, traceback.format_exc())
         log.warning("%s dead-letters %s: %s", self.name, info.entity, reason)
-        letter = DeadLetter(
-            service=self.name, source_topic=record.topic, partition=record.partition, offset=record.offset,
-            key=record.key or b"", payload=record.value or b"", error_type=type(error).__name__, reason=reason[:4000],
-            seed_id=info.seed_id, trajectory_id=info.trajectory_id, attempts=attempts, failed_at=time.time(),
-        )
-        key = (record.key or b"").decode(errors="replace")
-        self._produce([Outgoing(Topics.DEAD_LETTER, key, letter)], done=done)
+        letter = dead_letter(service=self.name, source_topic=record.topic, key=record.key or b"",
+                             error_type=type(error).__name__, reason=reason, seed_id=info.seed_id,
+                             trajectory_id=info.trajectory_id, attempts=attempts, partition=record.partition,
+                             offset=record.offset, payload=record.value or b"")
+        self._produce([letter], done=done)
         self.dead_letters += 1
 
 
@@ -532,12 +594,18 @@ class _RevocationListener(ConsumerRebalanceListener):
         pass
 
 
-def run_service(name: str, routes: list[Route], settings: Settings, periodic: list[Periodic] | None = None) -> None:
-    """Entry point used by every service's __main__."""
+def run_stage(stage_class: type[Stage]) -> None:
+    """Entry point of every service's __main__: settings from the environment, logging, tracing, then the bus."""
+    settings = get_settings()
+    name = stage_class.name
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
     for noisy in ("kafka", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     tracing.init_tracing(name, settings.tracing.otlp_endpoint)
-    service = Service(name, routes, settings, periodic)
-    service.install_signal_handlers()
-    service.run()
+    stage = stage_class(settings)
+    try:
+        service = Service(stage)
+        service.install_signal_handlers()
+        service.run()
+    finally:
+        stage.close()

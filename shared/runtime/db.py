@@ -12,6 +12,8 @@ class ConnectionPerThread:
     def __init__(self, dsn: str):
         self.dsn = dsn
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[psycopg.Connection] = []  # every thread's, so close() reaches them all
 
     def get(self) -> psycopg.Connection:
         conn = getattr(self._local, "conn", None)
@@ -21,9 +23,13 @@ class ConnectionPerThread:
             except psycopg.OperationalError as e:
                 raise TransientError(f"cannot reach PostgreSQL: {e}") from e
             self._local.conn = conn
+            with self._lock:
+                self._opened = [c for c in self._opened if not c.closed] + [conn]
         return conn
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close every thread's connection: for shutdown, once no thread uses them any more."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
             conn.close()

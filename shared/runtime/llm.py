@@ -102,6 +102,9 @@ class LLMClient:
         self._client = openai.OpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key,
                                      timeout=self.endpoint.timeout_s, max_retries=0)
 
+    def close(self) -> None:
+        self._client.close()
+
     def chat(
         self,
         messages: list[dict],
@@ -233,6 +236,13 @@ class LLMClients:
             if key not in self._clients:
                 self._clients[key] = LLMClient(self.config, *key)
             return self._clients[key]
+
+    def close(self) -> None:
+        """Close every client's HTTP connection pool."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
 
 
 def parse_json_answer(content: str, schema: dict) -> Any:

@@ -1,0 +1,38 @@
+"""Golden actions executed in a sandbox through the same code the live tool calls take: the database state hash
+where they end becomes the trajectory's golden state."""
+from __future__ import annotations
+
+from shared.contracts import GoldenAction, SeedToolset, Task
+from shared.env.dbschema import DatabaseSchema
+from shared.env.sandbox import SandboxManager
+from shared.env.tool_execution import execute_sql_tool
+from shared.env.trajectory import tool_by_name
+from shared.lifecycle.janitor import SandboxJanitor
+from shared.runtime.errors import PermanentError
+
+
+class GoldenState:
+    def __init__(self, sandboxes: SandboxManager, janitor: SandboxJanitor, statement_timeout_ms: int):
+        self.sandboxes = sandboxes
+        self.janitor = janitor
+        self.statement_timeout_ms = statement_timeout_ms
+
+    def run_actions(self, sandbox_owner: str, prepared: SeedToolset, db_schema: DatabaseSchema,
+                    actions: list[GoldenAction]) -> str:
+        """Execute tool calls in `sandbox_owner`'s sandbox (created if needed); returns its state hash."""
+        sandbox = self.sandboxes.create(sandbox_owner, prepared.toolset.domain_database)
+        for i, action in enumerate(actions):
+            tool = tool_by_name(prepared.toolset, action.tool_name)
+            result = execute_sql_tool(self.sandboxes, sandbox, db_schema.table_names, tool, f"setup{i}",
+                                      action.arguments_json, timeout_ms=self.statement_timeout_ms,
+                                      idempotency_key=f"setup{i}")  # a redelivered seed must not apply it twice
+            if not result.ok:
+                raise PermanentError(f"action {action.tool_name}({action.arguments_json}) failed: {result.error}")
+        return self.sandboxes.schema_state_hash(sandbox, db_schema)
+
+    def hash_after(self, trajectory_id: str, prepared: SeedToolset, db_schema: DatabaseSchema,
+                   tasks: list[Task]) -> str:
+        """The start state's setup, then every golden action, in a scratch sandbox: the hash of where it ends."""
+        actions = list(prepared.seed.start_state.setup_actions) + [a for t in tasks for a in t.golden_actions]
+        with self.janitor.scratch(trajectory_id) as scratch:
+            return self.run_actions(scratch, prepared, db_schema, actions)

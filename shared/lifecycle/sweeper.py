@@ -1,0 +1,43 @@
+"""The pipeline-wide deadline: a trajectory that stopped moving is dead-lettered as stuck, exactly once.
+
+The registry's first-claim-wins outcome makes the sweep safe to run from several processes and against a verdict
+racing it; the letter is marked sent only once the broker has it, so a crash in between sends it again.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from shared.lifecycle.registry import TrajectoryRegistry
+from shared.runtime.bus import Outgoing, dead_letter
+
+log = logging.getLogger("turnforge.sweeper")
+
+SWEEP_SOURCE = "deadline-sweep"  # a dead letter's source_topic when no message failed, the deadline did
+
+
+class DeadlineSweeper:
+    def __init__(self, registry: TrajectoryRegistry, service: str, plan_max_age_s: float):
+        self.registry = registry
+        self.service = service  # who sends the letters
+        self.plan_max_age_s = plan_max_age_s
+
+    def sweep(self) -> list[Outgoing]:
+        """Dead letters for trajectories past their deadline, naming the last step any service finished; plans
+        no seed retry will need any more are forgotten."""
+        now = time.time()
+        letters = []
+        for t in self.registry.claim_overdue(now):
+            where = (f"{t.last_service} finished step {t.last_step} ({t.last_topic}) last" if t.last_service
+                     else "no service finished a step of it")
+            reason = f"deadline passed {now - t.deadline:.0f}s ago: trajectory stuck; {where}"
+            log.warning("dead-letters stuck trajectory %s: %s", t.trajectory_id, reason)
+            letters.append(dead_letter(service=self.service, source_topic=SWEEP_SOURCE, key=t.trajectory_id.encode(),
+                                       error_type="DeadlineExceeded", reason=reason, seed_id=t.seed_id,
+                                       trajectory_id=t.trajectory_id))
+        self.registry.forget_planned(max_age_s=self.plan_max_age_s)
+        return letters
+
+    def letters_out(self, letters: list[Outgoing]) -> None:
+        """The broker has the letters: a later sweep must not send them again."""
+        self.registry.letters_sent([o.key for o in letters])

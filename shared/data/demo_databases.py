@@ -188,7 +188,7 @@ class Builder:
 
     def result(self) -> DomainData:
         schema = DatabaseSchema(name=self.domain, description=self.description, tables=self.tables,
-                                provenance=Provenance(generator="TurnForge demo database generator"))
+                                provenance=Provenance(generator="TurnForge's demo database generator"))
         return DomainData(db_schema=schema, rows=self.rows)
 
     # ---- references

@@ -151,7 +151,6 @@ def test_report_from_synthetic_verdicts():
 
 
 def test_write_outputs(tmp_path):
-    pytest.importorskip("shared.dataset")
     t = _finished_tracker()
     paths = write_outputs(t, RunConfig(), "run", 1.0, tmp_path)
     lines = paths["dataset_path"].read_text().splitlines()

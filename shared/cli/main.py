@@ -125,7 +125,7 @@ def cmd_stats(args) -> int:
 
 def cmd_export(args) -> int:
     records = stats.load_records(args.datasets)
-    path = dataset.export(records, args.format, Path(args.out))
+    path = dataset.export(records, args.format, Path(args.out), rejections=dataset.load_rejections(args.datasets))
     print(f"{len(records)} trajectories -> {path}")
     return 0
 

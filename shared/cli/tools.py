@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.data.import_db import domain_name_for
+from shared.data.synthetic_rows import DEFAULT_ROWS_PER_TABLE
 from shared.ops import stack
 from shared.ops.tools import database_toolset, import_db, seed_toolset
 from shared.runtime.config import Settings, load_settings
@@ -23,7 +24,8 @@ from shared.runtime.config import Settings, load_settings
 
 def cmd_import_db(args, settings: Settings) -> int:
     name = args.name or domain_name_for(args.source)
-    report = import_db(settings, args.source, name, pg_schema=args.schema)
+    report = import_db(settings, args.source, name, pg_schema=args.schema, dialect=args.dialect,
+                       synthetic_rows=args.synthetic_rows, seed=args.seed, license=args.license)
     print(f"domain {report.domain}: {report.tables} tables, {report.rows} rows, {report.foreign_keys} foreign keys "
           f"(from {report.source})")
     for note in report.notes:
@@ -68,10 +70,20 @@ def _print_summary(result: dict) -> None:
 def add_parsers(sub, common) -> None:
     """Register `import-db` and `tools` on the turnforge command's subparsers."""
     p = sub.add_parser("import-db", parents=[common],
-                       help="load a SQLite file or a PostgreSQL schema as a domain database")
-    p.add_argument("source", metavar="PATH_OR_DSN", help="a SQLite file, or a PostgreSQL DSN (postgresql://...)")
+                       help="load a SQLite file, a DDL file or a PostgreSQL schema as a domain database")
+    p.add_argument("source", metavar="PATH_OR_DSN",
+                   help="a SQLite file, a .sql DDL file (CREATE TABLE statements), or a PostgreSQL DSN "
+                        "(postgresql://...)")
     p.add_argument("--name", help="domain name (default: the file's stem or the database name)")
     p.add_argument("--schema", default="public", help="PostgreSQL source schema (default: public)")
+    p.add_argument("--dialect", default="sqlite",
+                   help="SQL dialect of a DDL file, as sqlglot names it (default: sqlite)")
+    p.add_argument("--synthetic-rows", type=int, default=DEFAULT_ROWS_PER_TABLE,
+                   help=f"rows generated for each table the source leaves empty (default {DEFAULT_ROWS_PER_TABLE}; "
+                        "0: leave them empty)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the synthetic rows")
+    p.add_argument("--license", default="", help="the source's licence, for the dataset card (default: unknown; "
+                                                 "Spider's is recognised)")
     p.set_defaults(func=lambda a: _with_settings(cmd_import_db, a))
     p = sub.add_parser("tools", parents=[common],
                        help="prepare a toolset from a database or seed tools and print it with its measures")

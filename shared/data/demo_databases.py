@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Callable
 
-from shared.env.dbschema import Column, DatabaseSchema, DomainData, ForeignKey, Table
+from shared.env.dbschema import Column, DatabaseSchema, DomainData, ForeignKey, Provenance, Table
 
 DEMO_DOMAINS: tuple[str, ...] = ("telecom", "banking", "healthcare", "retail", "logistics", "education")
 
@@ -187,7 +187,8 @@ class Builder:
             rec[column] = row[idx] = sums.get(rec[key], Decimal("0.00"))
 
     def result(self) -> DomainData:
-        schema = DatabaseSchema(name=self.domain, description=self.description, tables=self.tables)
+        schema = DatabaseSchema(name=self.domain, description=self.description, tables=self.tables,
+                                provenance=Provenance(generator="TurnForge's demo database generator"))
         return DomainData(db_schema=schema, rows=self.rows)
 
     # ---- references

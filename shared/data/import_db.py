@@ -1,4 +1,4 @@
-"""import-db: a SQLite file or a PostgreSQL schema becomes a domain database (schema `domain_<name>`).
+"""import-db: a SQLite file, a PostgreSQL schema or a DDL file becomes a domain database (schema `domain_<name>`).
 
 The source's tables, primary keys and foreign keys are kept; names are folded to lower-case snake case so that the
 SQL a model writes (unquoted, case-folded by PostgreSQL) names them as they are stored. Column types are mapped to
@@ -6,6 +6,12 @@ the small set the domain schemas use, and every value is checked against its typ
 do not fit its declared type (a "null" text in a REAL column, a date that is not a date) is made text instead of
 failing the load. Keys that the data does not honour (duplicate primary keys, references to missing rows, foreign
 keys in a cycle) are dropped. Every such change is recorded in `ImportReport.notes`.
+
+A DDL file (.sql: CREATE TABLE statements, optionally INSERT ... VALUES) is parsed with sqlglot in the dialect it
+was written for and read like any other source; the tables are then created in PostgreSQL from the schema model.
+Tables the source leaves empty are filled with synthetic rows (shared.data.synthetic_rows), so that tools can be
+verified on them; the filled tables are recorded in the report and in the domain's provenance, which the dataset
+card reads.
 """
 from __future__ import annotations
 
@@ -18,13 +24,17 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import psycopg
+import sqlglot
 from psycopg import sql as pgsql
+from sqlglot import exp
 
-from shared.env.dbschema import Column, DatabaseSchema, DomainData, ForeignKey, Table
+from shared.data.synthetic_rows import DEFAULT_ROWS_PER_TABLE, fill_empty_tables
+from shared.env.dbschema import Column, DatabaseSchema, DomainData, ForeignKey, Provenance, Table
 
 INT32_MAX = 2**31 - 1
 NULL_WORDS = {"", "null", "none", "n/a", "na"}  # text that means "no value" in a non-text column
 TRUE_WORDS = {"1", "t", "true", "y", "yes"}
+DDL_SUFFIXES = (".sql", ".ddl")
 FALSE_WORDS = {"0", "f", "false", "n", "no"}
 
 
@@ -37,6 +47,7 @@ class ImportReport:
     foreign_keys: int = 0
     notes: list[str] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # source name -> stored name (tables and table.column)
+    synthetic_rows: dict[str, int] = field(default_factory=dict)  # table the source left empty -> rows generated
 
 
 @dataclass
@@ -53,6 +64,7 @@ class _RawTable:
     primary_key: list[str]
     foreign_keys: list[tuple[list[str], str, list[str]]]  # (columns, ref table, ref columns; empty = its key)
     rows: list[list[Any]]
+    unique_keys: list[list[str]] = field(default_factory=list)  # UNIQUE column sets besides the primary key
 
 
 # --- entry points ---------------------------------------------------------------------------------
@@ -62,32 +74,54 @@ def is_postgres_dsn(source: str) -> bool:
     return source.startswith(("postgresql://", "postgres://")) or "host=" in source or "dbname=" in source
 
 
-def read_source(source: str, name: str, *, pg_schema: str = "public") -> tuple[DomainData, ImportReport]:
-    """Read a SQLite path or a PostgreSQL DSN into a DomainData (nothing is written)."""
+def read_source(source: str, name: str, *, pg_schema: str = "public", dialect: str = "sqlite",
+                synthetic_rows: int = DEFAULT_ROWS_PER_TABLE, seed: int = 0,
+                license: str = "") -> tuple[DomainData, ImportReport]:
+    """Read a SQLite path, a DDL file or a PostgreSQL DSN into a DomainData (nothing is written).
+
+    Empty tables get `synthetic_rows` generated rows each (0: left empty); `dialect` is the DDL file's SQL dialect;
+    `license` is the source's licence as the dataset card should state it (empty: unknown, or recognised)."""
     if is_postgres_dsn(source):
         raw = _read_postgres(source, pg_schema)
         shown = f"{_without_password(source)} schema {pg_schema}"
     else:
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"no SQLite file at {source}")
-        raw = _read_sqlite(path)
+            raise FileNotFoundError(f"no SQLite or DDL file at {source}")
+        raw = _read_ddl(path, dialect) if path.suffix.lower() in DDL_SUFFIXES else _read_sqlite(path)
         shown = str(path)
-    return build_domain(name, raw, shown)
+    data, report = build_domain(name, raw, shown)
+    report.synthetic_rows = fill_empty_tables(data, rows_per_table=synthetic_rows, seed=seed)
+    for table, count in report.synthetic_rows.items():
+        report.notes.append(f"{table}: empty in the source; filled with {count} synthetic rows (Faker, seed {seed})")
+    report.rows = sum(len(r) for r in data.rows.values())
+    data.db_schema.provenance = Provenance(source=shown, license=license or known_license(source),
+                                           synthetic_rows=report.synthetic_rows)
+    return data, report
 
 
-def import_database(dsn: str, source: str, name: str, *, pg_schema: str = "public",
-                    replace: bool = True) -> ImportReport:
+def import_database(dsn: str, source: str, name: str, *, pg_schema: str = "public", replace: bool = True,
+                    dialect: str = "sqlite", synthetic_rows: int = DEFAULT_ROWS_PER_TABLE, seed: int = 0,
+                    license: str = "") -> ImportReport:
     """Load the source into the PostgreSQL at `dsn` as domain `name` (registered like the demo domains)."""
     from shared.env.sandbox import SandboxManager
 
-    data, report = read_source(source, name, pg_schema=pg_schema)
+    data, report = read_source(source, name, pg_schema=pg_schema, dialect=dialect, synthetic_rows=synthetic_rows,
+                               seed=seed, license=license)
     SandboxManager(dsn).register_domain(data, replace=replace)
     return report
 
 
+def known_license(source: str) -> str:
+    """The licence of a source recognised by its place: Spider's databases sit in `spider/<db>/`."""
+    parts = Path(source).parts
+    if not is_postgres_dsn(source) and len(parts) >= 3 and parts[-3].lower() == "spider":
+        return "CC BY-SA 4.0 (Spider, Yu et al. 2018)"
+    return ""
+
+
 def domain_name_for(source: str) -> str:
-    """A default domain name: the SQLite file's stem, or the PostgreSQL database name."""
+    """A default domain name: the file's stem, or the PostgreSQL database name."""
     if is_postgres_dsn(source):
         tail = source.rsplit("/", 1)[-1].split("?")[0]
         return normalise_name(tail or "imported")
@@ -115,10 +149,21 @@ def _read_sqlite(path: Path) -> list[_RawTable]:
                 if r[4] is not None:
                     refcols.append(r[4])
             rows = [list(r) for r in conn.execute(f"SELECT * FROM {_sqlite_quote(t)}")]
-            tables.append(_RawTable(t, columns, pk, list(fks.values()), rows))
+            tables.append(_RawTable(t, columns, pk, list(fks.values()), rows, _sqlite_unique_keys(conn, t)))
         return tables
     finally:
         conn.close()
+
+
+def _sqlite_unique_keys(conn: sqlite3.Connection, table: str) -> list[list[str]]:
+    """Column sets of the table's UNIQUE constraints (index origin 'u'; 'pk' is the primary key, 'c' an index)."""
+    keys = []
+    for index in conn.execute(f"PRAGMA index_list({_sqlite_quote(table)})").fetchall():
+        _, index_name, unique, origin = index[:4]
+        if unique and origin == "u":
+            info = conn.execute(f"PRAGMA index_info({_sqlite_quote(index_name)})").fetchall()
+            keys.append([r[2] for r in sorted(info)])
+    return keys
 
 
 def _sqlite_quote(name: str) -> str:
@@ -143,6 +188,10 @@ def _read_postgres(dsn: str, schema: str) -> list[_RawTable]:
                    CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
                    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
                    WHERE c.contype = 'p' AND c.conrelid = to_regclass(%s) ORDER BY k.ord""", (qualified,))]
+            uniques = [list(r[0]) for r in conn.execute(
+                """SELECT (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY
+                           AS k(attnum, ord) JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum)
+                   FROM pg_constraint c WHERE c.contype = 'u' AND c.conrelid = to_regclass(%s)""", (qualified,))]
             fks = []
             for cols_, ref, refcols in conn.execute(
                 """SELECT (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY
@@ -157,8 +206,98 @@ def _read_postgres(dsn: str, schema: str) -> list[_RawTable]:
                 pgsql.SQL(", ").join(pgsql.Identifier(c[0]) for c in cols),
                 pgsql.Identifier(schema), pgsql.Identifier(t))
             rows = [list(r) for r in conn.execute(select)]
-            tables.append(_RawTable(t, [_RawColumn(c[0], c[1], c[2]) for c in cols], pk, fks, rows))
+            tables.append(_RawTable(t, [_RawColumn(c[0], c[1], c[2]) for c in cols], pk, fks, rows, uniques))
         return tables
+
+
+def _read_ddl(path: Path, dialect: str) -> list[_RawTable]:
+    """CREATE TABLE statements (and the rows of INSERT ... VALUES statements, if any) of a DDL file.
+
+    Column types are written out in PostgreSQL's spelling and then mapped like the other sources' declared types."""
+    statements = [s for s in sqlglot.parse(path.read_text(errors="replace"), read=dialect) if s is not None]
+    tables = [_ddl_table(s) for s in statements if isinstance(s, exp.Create) and s.kind == "TABLE"]
+    by_lower = {t.name.lower(): t for t in tables}
+    for insert in (s for s in statements if isinstance(s, exp.Insert)):
+        _add_inserted_rows(insert, by_lower)
+    return tables
+
+
+def _ddl_table(create: exp.Create) -> _RawTable:
+    schema = create.this
+    if not isinstance(schema, exp.Schema):
+        raise ValueError(f"CREATE TABLE {create.this.sql()} has no column list (CREATE TABLE ... AS is not read)")
+    table = _RawTable(schema.this.name, [], [], [], [])
+    for part in schema.expressions:
+        if isinstance(part, exp.ColumnDef):
+            _add_ddl_column(table, part)
+        else:
+            _add_ddl_table_constraint(table, part.expressions[0] if isinstance(part, exp.Constraint) else part)
+    return table
+
+
+def _add_ddl_column(table: _RawTable, column: exp.ColumnDef) -> None:
+    kinds = [c.kind for c in column.constraints]
+    declared = column.args["kind"].sql("postgres") if column.args.get("kind") else ""
+    primary = any(isinstance(k, exp.PrimaryKeyColumnConstraint) for k in kinds)
+    not_null = primary or any(isinstance(k, exp.NotNullColumnConstraint) and not k.args.get("allow_null")
+                              for k in kinds)
+    table.columns.append(_RawColumn(column.name, declared, not_null))
+    if primary:
+        table.primary_key = [column.name]
+    if any(isinstance(k, exp.UniqueColumnConstraint) for k in kinds):
+        table.unique_keys.append([column.name])
+    for reference in (k for k in kinds if isinstance(k, exp.Reference)):
+        table.foreign_keys.append(([column.name], *_referenced(reference)))
+
+
+def _add_ddl_table_constraint(table: _RawTable, constraint: exp.Expression) -> None:
+    if isinstance(constraint, exp.PrimaryKey):
+        table.primary_key = [c.name for c in constraint.expressions]
+    elif isinstance(constraint, exp.UniqueColumnConstraint) and isinstance(constraint.this, exp.Schema):
+        table.unique_keys.append([c.name for c in constraint.this.expressions])
+    elif isinstance(constraint, exp.ForeignKey):
+        columns = [c.name for c in constraint.expressions]
+        table.foreign_keys.append((columns, *_referenced(constraint.args["reference"])))
+
+
+def _referenced(reference: exp.Reference) -> tuple[str, list[str]]:
+    """(table, columns) a REFERENCES clause names; no columns means the table's primary key."""
+    target = reference.this
+    if isinstance(target, exp.Schema):
+        return target.this.name, [c.name for c in target.expressions]
+    return target.name, []
+
+
+def _add_inserted_rows(insert: exp.Insert, tables: dict[str, _RawTable]) -> None:
+    target = insert.this
+    table = tables.get((target.this if isinstance(target, exp.Schema) else target).name.lower())
+    if table is None or not isinstance(insert.expression, exp.Values):
+        raise ValueError(f"cannot load {insert.sql()[:80]}: only INSERT ... VALUES into a table the file creates")
+    named = [c.name.lower() for c in target.expressions] if isinstance(target, exp.Schema) else None
+    order = [c.name.lower() for c in table.columns]
+    for values in insert.expression.expressions:
+        literals = [_literal(v) for v in values.expressions]
+        if named is None:
+            table.rows.append(literals)
+        else:
+            given = dict(zip(named, literals))
+            table.rows.append([given.get(c) for c in order])
+
+
+def _literal(value: exp.Expression) -> Any:
+    """A VALUES entry as a Python value; expressions other than constants are not evaluated."""
+    if isinstance(value, exp.Null):
+        return None
+    if isinstance(value, exp.Boolean):
+        return value.this
+    if isinstance(value, exp.Neg) and isinstance(value.this, exp.Literal) and not value.this.is_string:
+        return -_literal(value.this)
+    if isinstance(value, exp.Literal):
+        if value.is_string:
+            return value.this
+        number = Decimal(value.this)
+        return int(number) if number == number.to_integral_value() and "." not in value.this else number
+    raise ValueError(f"cannot load the value {value.sql()}: only constants are read from INSERT statements")
 
 
 def _without_password(dsn: str) -> str:
@@ -321,9 +460,12 @@ def build_domain(name: str, raw_tables: list[_RawTable], source: str) -> tuple[D
             if col_map[rc.name] != rc.name:
                 report.renamed[f"{raw.name}.{rc.name}"] = f"{tname}.{col_map[rc.name]}"
         table_rows = [list(r) for r in zip(*converted_columns)] if raw.rows else []
-        pk = [col_map[c] for c in raw.primary_key if c in col_map]
-        table = Table(name=tname, columns=columns, primary_key=pk)
+        stored = col_maps[raw.name.lower()]
+        pk = [stored[c.lower()] for c in raw.primary_key if c.lower() in stored]
+        uniques = [[stored[c.lower()] for c in key] for key in raw.unique_keys if all(c.lower() in stored for c in key)]
+        table = Table(name=tname, columns=columns, primary_key=pk, unique_keys=uniques)
         _check_primary_key(table, table_rows, report)
+        _check_unique_keys(table, table_rows, report)
         tables[tname] = table
         rows[tname] = table_rows
     for raw in raw_tables:
@@ -353,6 +495,20 @@ def _check_primary_key(table: Table, rows: list[list[Any]], report: ImportReport
         return
     for k in table.primary_key:
         table.column(k).nullable = False
+
+
+def _check_unique_keys(table: Table, rows: list[list[Any]], report: ImportReport) -> None:
+    """Keep the UNIQUE column sets the rows honour (rows may repeat a key that holds NULL, as in PostgreSQL)."""
+    kept = []
+    for key in table.unique_keys:
+        if sorted(key) == sorted(table.primary_key) or any(sorted(key) == sorted(k) for k in kept):
+            continue
+        values = [k for k in zip(*(_column_values(table, rows, c) for c in key)) if None not in k]
+        if len(set(values)) == len(values):
+            kept.append(key)
+        else:
+            report.notes.append(f"{table.name}: unique ({', '.join(key)}) dropped: the rows repeat it")
+    table.unique_keys = kept
 
 
 def _resolve_foreign_key(table, mine, cols, ref, refcols, by_lower, table_names, col_maps, tables, report):

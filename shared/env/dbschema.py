@@ -78,11 +78,22 @@ class Table(BaseModel):
         return None
 
 
+class Provenance(BaseModel):
+    """Where a domain database came from, stored with it so that a dataset card can name its sources."""
+
+    source: str = ""  # the imported file or DSN (password hidden); empty for a generated database
+    license: str = ""  # empty: unknown
+    generator: str = ""  # what generated the database, when nothing was imported
+    # Tables the source left empty, filled at import with this many synthetic rows (shared.data.synthetic_rows).
+    synthetic_rows: dict[str, int] = Field(default_factory=dict)
+
+
 class DatabaseSchema(BaseModel):
     name: str
     description: str = ""
     # Ordered so that every table comes after the tables its foreign keys reference.
     tables: list[Table]
+    provenance: Provenance = Field(default_factory=Provenance)
 
     def table(self, name: str) -> Table:
         for t in self.tables:

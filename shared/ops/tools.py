@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from shared.data.import_db import domain_name_for, import_database, is_postgres_dsn
+from shared.data.synthetic_rows import DEFAULT_ROWS_PER_TABLE
 from shared.data.seed_tools import load_seed_responses, load_seed_tools
 from shared.env.sandbox import SandboxManager, UnknownDomain, domain_schema_name
 from shared.env.sql_guard import check_statement
@@ -22,19 +23,21 @@ from shared.toolgen.seed_expansion import Expansion, expand_seed_tools, purpose_
 from shared.toolgen.type_repair import enforce_type_consistency, name_clashes, sql_field_entity
 
 
-def import_db(settings: Settings, source: str, name: str, *, pg_schema: str = "public"):
+def import_db(settings: Settings, source: str, name: str, *, pg_schema: str = "public", dialect: str = "sqlite",
+              synthetic_rows: int = DEFAULT_ROWS_PER_TABLE, seed: int = 0, license: str = ""):
     with stack.postgres_available(settings):
-        return import_database(settings.postgres.dsn, source, name, pg_schema=pg_schema, replace=True)
+        return import_database(settings.postgres.dsn, source, name, pg_schema=pg_schema, replace=True,
+                               dialect=dialect, synthetic_rows=synthetic_rows, seed=seed, license=license)
 
 
 def _domain_for_db(settings: Settings, db: str, name: str | None, pg_schema: str) -> tuple[str, dict | None]:
-    """A registered domain name is used as it is; a SQLite path or a DSN is imported first."""
+    """A registered domain name is used as it is; a SQLite or DDL file or a DSN is imported first."""
 
     if is_postgres_dsn(db) or Path(db).is_file():
         domain = name or domain_name_for(db)
         report = import_database(settings.postgres.dsn, db, domain, pg_schema=pg_schema)
         return domain, {"tables": report.tables, "rows": report.rows, "foreign_keys": report.foreign_keys,
-                        "notes": report.notes}
+                        "synthetic_rows": report.synthetic_rows, "notes": report.notes}
     return db, None
 
 

@@ -1,22 +1,50 @@
 """Dataset records and exports.
 
-The native record is one accepted trajectory as an OpenAI chat fine-tuning line (messages + tools + metadata).
-Exports: ShareGPT (the human/gpt/function_call/observation convention of LLaMA-Factory and others) and a Hugging
-Face `datasets` folder of parquet files (`datasets.load_dataset("parquet", data_dir=...)` or `load_dataset(folder)`).
+The native record is one accepted trajectory as an OpenAI chat fine-tuning line (messages + tools + metadata; the
+metadata names the model of each role and, when known, the domain database's provenance: its source, licence and
+the tables whose rows are synthetic). Exports: ShareGPT (the human/gpt/function_call/observation convention of
+LLaMA-Factory, with a `tools` column) and a Hugging Face `datasets` folder of parquet files
+(`datasets.load_dataset(folder)`) with a dataset card.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import yaml
 from google.protobuf.json_format import MessageToDict
 
 from shared.contracts import Difficulty, PipelineMode, TrajectoryState
+from shared.env.sandbox import SandboxManager, UnknownDomain
 from shared.env.trajectory import openai_messages, openai_tools
+from shared.runtime.errors import TransientError
+from shared.run import stats
+
+logger = logging.getLogger(__name__)
 
 
-def to_openai_record(state: TrajectoryState) -> dict[str, Any]:
+def database_provenance(dsn: str, domains: list[str]) -> dict[str, dict]:
+    """The registered provenance of each domain database, for the records' metadata. Unknown domains are left out,
+    and so is everything when the registry cannot be read: the dataset is written regardless."""
+    manager = SandboxManager(dsn)
+    found = {}
+    try:
+        for domain in domains:
+            with contextlib.suppress(UnknownDomain):
+                found[domain] = manager.domain_schema(domain).provenance.model_dump()
+    except (TransientError, psycopg.Error) as e:  # unreachable, or no domain ever registered
+        logger.warning("database provenance not recorded in the dataset: %s", e)
+    return found
+
+
+def to_openai_record(state: TrajectoryState, databases: dict[str, dict] | None = None) -> dict[str, Any]:
+    """The record of an accepted trajectory; `databases` (domain database -> provenance) adds its database's."""
+    database = (databases or {}).get(state.toolset.domain_database or state.domain)
     return {
         "id": state.trajectory_id,
         "messages": openai_messages(state),
@@ -34,27 +62,75 @@ def to_openai_record(state: TrajectoryState) -> dict[str, Any]:
             "counters": MessageToDict(state.counters, preserving_proto_field_name=True),
             "tool_sources": sorted({r.source for r in state.tool_results if r.ok}),
             "trace_id": state.trace_id,
+            "models": dict(sorted(state.settings.models.items())),
+            **({"database": database} if database is not None else {}),
         },
     }
 
 
-SHAREGPT_ROLES = {"user": "human", "assistant": "gpt", "tool": "observation"}
+# LLaMA-Factory's sharegpt format: after the system prompt, turns alternate between the user side (human or
+# observation, at positions 0, 2, 4...) and the assistant side (gpt or function_call, at 1, 3, 5...), and a
+# sample ends on the assistant side; a sample that breaks this is skipped in training.
+USER_SIDE = ("human", "observation")
 
 
 def to_sharegpt(record: dict[str, Any]) -> dict[str, Any]:
-    conversations = []
-    system = ""
-    for m in record["messages"]:
-        if m["role"] == "system":
-            system = m["content"]
-        elif m.get("tool_calls"):
-            calls = [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"] or "{}")}
-                     for c in m["tool_calls"]]
-            conversations.append({"from": "function_call", "value": json.dumps(calls if len(calls) > 1 else calls[0])})
-        else:
-            conversations.append({"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]})
+    """One record in ShareGPT form. Parallel tool calls are one function_call turn (a JSON list) and their results
+    one observation turn (a JSON list, in call order); consecutive user or assistant texts are joined. What the
+    format cannot hold is left out: the text of an assistant message that also calls tools, an assistant text
+    directly before a tool call (its narration), a greeting before the first user turn, and trailing user-side
+    turns (a closing user message)."""
+    system = "\n\n".join(m["content"] for m in record["messages"] if m["role"] == "system" and m.get("content"))
+    turns = _alternating([_turn(m) for m in record["messages"] if m["role"] != "system"])
     return {"id": record["id"], "system": system, "tools": json.dumps([t["function"] for t in record["tools"]]),
-            "conversations": conversations}
+            "conversations": [{"from": kind, "value": _turn_value(kind, parts)} for kind, parts in turns]}
+
+
+def _turn(message: dict[str, Any]) -> tuple[str, list[Any]]:
+    """(ShareGPT role, its parts): texts, calls or tool results, joined when turns merge."""
+    if message.get("tool_calls"):
+        return "function_call", [{"name": c["function"]["name"],
+                                  "arguments": json.loads(c["function"]["arguments"] or "{}")}
+                                 for c in message["tool_calls"]]
+    if message["role"] == "tool":
+        return "observation", [message.get("content") or ""]
+    return {"user": "human", "assistant": "gpt"}[message["role"]], [message.get("content") or ""]
+
+
+def _alternating(turns: list[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:
+    out: list[tuple[str, list[Any]]] = []
+    for kind, parts in turns:
+        if not out:
+            if kind in USER_SIDE:
+                out.append((kind, parts))
+            continue
+        last_kind, last_parts = out[-1]
+        if (last_kind in USER_SIDE) != (kind in USER_SIDE):
+            out.append((kind, parts))
+        elif last_kind == kind:
+            out[-1] = (kind, last_parts + parts)
+        elif (last_kind, kind) == ("gpt", "function_call"):
+            out[-1] = (kind, parts)
+        else:  # a tool result the agent never answered before the user spoke: the rest cannot alternate
+            break
+    while out and out[-1][0] in USER_SIDE:
+        out.pop()
+    return out
+
+
+def _turn_value(kind: str, parts: list[Any]) -> str:
+    if kind == "function_call":
+        return json.dumps(parts[0] if len(parts) == 1 else parts, ensure_ascii=False)
+    if kind == "observation" and len(parts) > 1:
+        return json.dumps([_json_or_text(p) for p in parts], ensure_ascii=False)
+    return "\n\n".join(parts)
+
+
+def _json_or_text(content: str) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content
 
 
 def _hf_schema():
@@ -69,8 +145,9 @@ def _hf_schema():
                       ("metadata", pa.string())])
 
 
-def write_hf_folder(records: list[dict[str, Any]], folder: Path) -> Path:
-    """A `datasets`-loadable folder: data/train-00000-of-00001.parquet plus a short dataset card."""
+def write_hf_folder(records: list[dict[str, Any]], folder: Path,
+                    rejections: list[dict[str, Any]] | None = None) -> Path:
+    """A `datasets`-loadable folder: data/train-00000-of-00001.parquet plus its dataset card (README.md)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -82,14 +159,162 @@ def write_hf_folder(records: list[dict[str, Any]], folder: Path) -> Path:
     data.mkdir(parents=True, exist_ok=True)
     path = data / "train-00000-of-00001.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=_hf_schema()), path)
-    (folder / "README.md").write_text(
-        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*.parquet\n---\n"
-        f"# TurnForge dataset\n\n{len(rows)} multi-turn tool-use trajectories in OpenAI chat format. `tools` and "
-        "`metadata` are JSON text.\n")
+    (folder / "README.md").write_text(dataset_card(records, rejections))
     return path
 
 
-def export(records: list[dict[str, Any]], fmt: str, out: Path) -> Path:
+# --- the dataset card -------------------------------------------------------------------------------------------
+
+UNKNOWN_LICENSE = "unknown"
+
+
+def dataset_card(records: list[dict[str, Any]], rejections: list[dict[str, Any]] | None = None) -> str:
+    """README.md of the Hugging Face folder: YAML front matter as the Hub reads it, then what the data is, how dense
+    it is (the paper's Table 1), what generated it and where its databases come from."""
+    databases = _databases(records)
+    front = {
+        "license": _card_license(databases.values()),
+        "task_categories": ["text-generation"],
+        "language": ["en"],
+        "tags": ["tool-use", "function-calling", "multi-turn", "synthetic"],
+        "size_categories": [_size_category(len(records))],
+        "pretty_name": "TurnForge multi-turn tool-use dialogues",
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+    }
+    sections = [
+        "# TurnForge multi-turn tool-use dialogues",
+        f"{len(records)} multi-turn tool-use trajectories generated by TurnForge and accepted by its validator, in "
+        "OpenAI chat format: `messages` (with `tool_calls`), `tools` (JSON text: the offered function specs) and "
+        "`metadata` (JSON text: pipeline mode, tasks, models, database provenance).",
+        _domains_section(records, databases),
+        _density_section(records),
+        _models_section(records),
+        _validation_section(len(records), rejections),
+        _sources_section(databases),
+    ]
+    return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + "\n\n".join(sections) + "\n"
+
+
+def _databases(records: list[dict[str, Any]]) -> dict[str, dict | None]:
+    """Domain -> its database's provenance as the records carry it (None: not recorded)."""
+    found: dict[str, dict | None] = {}
+    for r in records:
+        meta = r.get("metadata", {})
+        if found.get(meta.get("domain", "")) is None:
+            found[meta.get("domain", "")] = meta.get("database")
+    return dict(sorted(found.items()))
+
+
+def _license_of(provenance: dict | None) -> str | None:
+    """The Hub's licence id of a database; None for one TurnForge generated (no third-party terms)."""
+    if provenance is None:
+        return UNKNOWN_LICENSE
+    if provenance.get("generator") and not provenance.get("source"):
+        return None
+    text = provenance.get("license", "")
+    if not text:
+        return UNKNOWN_LICENSE
+    return text.split(" (")[0].strip().lower().replace(" ", "-")  # "CC BY-SA 4.0 (Spider, ...)" -> cc-by-sa-4.0
+
+
+def _card_license(provenances) -> str:
+    """One licence when every third-party source shares it; unknown if any is unknown; else other (see the card)."""
+    ids = {_license_of(p) for p in provenances} - {None}
+    if UNKNOWN_LICENSE in ids:
+        return UNKNOWN_LICENSE
+    return ids.pop() if len(ids) == 1 else "other"
+
+
+def _size_category(n: int) -> str:
+    for bound, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < bound:
+            return name
+    return "n>1M"
+
+
+def _domains_section(records: list[dict[str, Any]], databases: dict[str, dict | None]) -> str:
+    counts = Counter(r.get("metadata", {}).get("domain", "") for r in records)
+    lines = ["## Domains", "", "| domain | samples | database |", "|---|---:|---|"]
+    for domain, provenance in databases.items():
+        lines.append(f"| {domain} | {counts[domain]} | {_source_text(provenance)} |")
+    return "\n".join(lines)
+
+
+def _density_section(records: list[dict[str, Any]]) -> str:
+    lines = ["## Density (the paper's Table 1)", "",
+             "A turn is any message but the system prompt; a step is one tool-use iteration for one user request; "
+             "a task is one goal of the session.", "",
+             "| pipeline mode | samples | steps mean | steps max | turns mean | turns max | tasks mean | tasks max |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode, f in stats.dataset_stats(records).items():
+        lines.append(f"| {mode} | {f['samples']} | {f['steps_mean']:.2f} | {f['steps_max']} | {f['turns_mean']:.2f} "
+                     f"| {f['turns_max']} | {f['tasks_mean']:.2f} | {f['tasks_max']} |")
+    return "\n".join(lines)
+
+
+def _models_section(records: list[dict[str, Any]]) -> str:
+    by_role: dict[str, Counter] = defaultdict(Counter)
+    for r in records:
+        for role, model in r.get("metadata", {}).get("models", {}).items():
+            by_role[role][model] += 1
+    if not by_role:
+        return "## Models\n\nThe records do not name their models."
+    lines = ["## Models", "", "| role | model (samples) |", "|---|---|"]
+    for role, models in sorted(by_role.items()):
+        lines.append(f"| {role} | {', '.join(f'{m} ({n})' for m, n in models.most_common())} |")
+    return "\n".join(lines)
+
+
+def _validation_section(accepted: int, rejections: list[dict[str, Any]] | None) -> str:
+    text = "## Validation\n\nEvery sample passed TurnForge's validator."
+    if rejections is None:
+        return text + " The rejected trajectories were not given to the export."
+    text += f" Rejected: {len(rejections)} of {accepted + len(rejections)} trajectories."
+    reasons = Counter(reason for r in rejections for reason in _rejection_reasons(r))
+    if reasons:
+        text += "\n\n| rejection reason | trajectories |\n|---|---:|\n" + "\n".join(
+            f"| {reason} | {n} |" for reason, n in reasons.most_common())
+    return text
+
+
+def _rejection_reasons(rejection: dict[str, Any]) -> set[str]:
+    """The kinds of reason of one rejection ("final_state: hash differs" -> final_state); its failed checks when
+    it gives no reason, as the run report counts them."""
+    reasons = {reason.split(":", 1)[0] for reason in rejection.get("reasons", [])}
+    return reasons or {f"check failed: {c['name']}" for c in rejection.get("checks", []) if not c.get("passed")}
+
+
+def _sources_section(databases: dict[str, dict | None]) -> str:
+    lines = ["## Sources and licences", ""]
+    for domain, provenance in databases.items():
+        licence = _license_of(provenance)
+        stated = (provenance or {}).get("license") or "unknown"
+        lines.append(f"- **{domain}**: {_source_text(provenance)}; licence: "
+                     + ("none beyond TurnForge's (generated data)" if licence is None else stated) + ".")
+        synthetic = (provenance or {}).get("synthetic_rows") or {}
+        if synthetic:
+            lines.append("  Synthetic rows (the source left these tables empty; generated with Faker at import): "
+                         + ", ".join(f"{t} ({n})" for t, n in synthetic.items()) + ".")
+    return "\n".join(lines)
+
+
+def _source_text(provenance: dict | None) -> str:
+    if provenance is None:
+        return "not recorded"
+    if provenance.get("source"):
+        return f"imported from `{Path(provenance['source']).name}`"
+    return f"generated by {provenance.get('generator') or 'TurnForge'}"
+
+
+def load_rejections(dataset_paths: list[str | Path]) -> list[dict[str, Any]] | None:
+    """The rejected.jsonl a run writes beside each dataset.jsonl; None when none of them has one."""
+    found = [Path(p).with_name("rejected.jsonl") for p in dataset_paths]
+    found = [p for p in found if p.is_file()]
+    return stats.load_records(found) if found else None
+
+
+def export(records: list[dict[str, Any]], fmt: str, out: Path,
+           rejections: list[dict[str, Any]] | None = None) -> Path:
     if fmt == "openai":
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
@@ -99,5 +324,5 @@ def export(records: list[dict[str, Any]], fmt: str, out: Path) -> Path:
         out.write_text("".join(json.dumps(to_sharegpt(r), ensure_ascii=False) + "\n" for r in records))
         return out
     if fmt == "hf":
-        return write_hf_folder(records, out)
+        return write_hf_folder(records, out, rejections)
     raise ValueError(f"unknown export format {fmt!r}: openai, sharegpt or hf")

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared.runtime.config import ROLES, Settings, get_settings
 from shared.run import stats
-from shared.run.dataset import to_openai_record
+from shared.run.dataset import database_provenance, to_openai_record
 from shared.runtime.bus import ensure_topics, make_producer
 from shared.data.seed_tools import load_seed_tools
 from shared.env.trajectory import openai_messages
@@ -340,7 +340,8 @@ def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None,
 
     wall_s = time.time() - started
     out = Path(run_config.output_dir)
-    paths = write_outputs(tracker, run_config, run_id, wall_s, out, timed_out=timed_out)
+    databases = {} if run_config.seed_tools else database_provenance(settings.postgres.dsn, run_config.domains)
+    paths = write_outputs(tracker, run_config, run_id, wall_s, out, timed_out=timed_out, databases=databases)
     c = tracker.counts()
     return RunResult(run_id=run_id, seeded=c["seeded"], accepted=c[ACCEPTED], rejected=c[REJECTED],
                      dead_lettered=c[DEAD_LETTERED], missing=c["missing"], malformed=c["malformed"], wall_s=wall_s,
@@ -355,11 +356,12 @@ def _progress_text(tracker: RunTracker) -> str:
 
 # -- outputs -----------------------------------------------------------------------------------------------------
 def write_outputs(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_s: float, out: Path, *,
-                  timed_out: bool = False) -> dict[str, Path]:
+                  timed_out: bool = False, databases: dict[str, dict] | None = None) -> dict[str, Path]:
+    """`databases`: each domain database's provenance, copied into the records for the dataset card."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"dataset_path": out / "dataset.jsonl", "rejected_path": out / "rejected.jsonl",
              "report_path": out / "report.md"}
-    records = [to_openai_record(r.verdict.trajectory) for r in tracker.of(ACCEPTED)]
+    records = [to_openai_record(r.verdict.trajectory, databases) for r in tracker.of(ACCEPTED)]
     with open(paths["dataset_path"], "w") as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")

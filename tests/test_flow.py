@@ -68,3 +68,16 @@ def test_the_charts_topic_job_creates_the_flow_topics_and_services_consume_their
     consumed = {d["metadata"]["labels"]["turnforge.io/service"]: d["metadata"]["annotations"]["turnforge.io/topics"]
                 for d in of_kind(docs, "Deployment") if "turnforge.io/service" in d["metadata"]["labels"]}
     assert consumed == {service: ",".join(flow.consumed_by(service)) for service in flow.SERVICES}
+
+
+def test_every_stage_consumes_what_the_flow_table_says_and_produces_from_it():
+    """The services' handlers (`@consumes`) against the one table; what a stage may produce is read from it."""
+    from tests.test_chart import STAGES
+
+    assert sorted(stage.name for stage in STAGES) == sorted(flow.SERVICES)
+    for stage in STAGES:
+        consumed = tuple(topic for topic, *_ in stage.consumed())
+        assert consumed == flow.consumed_by(stage.name), stage.name
+        messages = {topic: message for topic, message, *_ in stage.consumed()}
+        assert all(messages[t.name] is t.message for t in flow.FLOW if t.name in messages), stage.name
+        assert stage.produces == flow.produced_by(stage.name), stage.name

@@ -12,7 +12,6 @@ from shared.runtime.llm import LLMClients
 
 class Agent(Stage):
     name = "agent"
-    produces = (Topics.TOOL_CALLS, Topics.TURNS_USER)
 
     def __init__(self, settings: Settings):
         super().__init__(settings)

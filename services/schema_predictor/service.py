@@ -25,7 +25,6 @@ from shared.env.trajectory import seed_toolset_info
 
 class SchemaPredictor(Stage):
     name = "schema-predictor"
-    produces = (Topics.TOOLSETS_READY,)
 
     def __init__(self, settings: Settings):
         super().__init__(settings)

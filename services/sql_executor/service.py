@@ -36,7 +36,6 @@ def dead_letter_info(d: DeadLetter) -> MessageInfo:
 
 class SqlExecutor(Stage):
     name = "sql-executor"
-    produces = (Topics.TURNS_AGENT, Topics.DEAD_LETTER)  # dead letters: the sweeper's, for stuck trajectories
 
     def __init__(self, settings: Settings):
         super().__init__(settings)

@@ -26,7 +26,6 @@ from shared.runtime.llm import LLMClient, LLMClients, ModelCall
 
 class TaskGenerator(Stage):
     name = "task-generator"
-    produces = (Topics.TURNS_USER, Topics.DEAD_LETTER)  # dead letters: one per trajectory that cannot be planned
 
     def __init__(self, settings: Settings):
         super().__init__(settings)

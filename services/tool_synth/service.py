@@ -24,7 +24,6 @@ SYNTHESIZER_OF = {ToolSynthesizer.TOOL_SYNTHESIZER_UNSPECIFIED: "template",
 
 class ToolSynth(Stage):
     name = "tool-synth"
-    produces = (Topics.TOOLSETS_SYNTHESIZED,)
 
     def __init__(self, settings: Settings):
         super().__init__(settings)

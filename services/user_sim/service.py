@@ -12,7 +12,6 @@ from shared.runtime.llm import LLMClients
 
 class UserSimulator(Stage):
     name = "user-sim"
-    produces = (Topics.TRAJECTORIES_COMPLETE, Topics.TURNS_AGENT)
 
     def __init__(self, settings: Settings):
         super().__init__(settings)

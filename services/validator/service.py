@@ -24,7 +24,6 @@ from shared.runtime.llm import LLMClients
 
 class Validator(Stage):
     name = "validator"
-    produces = (Topics.ACCEPTED, Topics.REJECTED)
 
     def __init__(self, settings: Settings):
         super().__init__(settings)

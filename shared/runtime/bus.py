@@ -40,6 +40,7 @@ from opentelemetry import trace
 
 from shared.runtime import llm, tracing
 from shared.runtime.config import Settings, get_settings
+from shared.contracts import flow
 from shared.contracts import DeadLetter, Topics
 from shared.runtime.db import ConnectionPerThread
 from shared.runtime.errors import PermanentError, TransientError
@@ -229,7 +230,13 @@ class Stage:
     produce, the clients it holds (opened from the settings, closed by `close`) and its timers."""
 
     name: ClassVar[str]
-    produces: ClassVar[tuple[str, ...]] = ()  # besides dead letters, which the bus writes for every stage
+    # Topics it may produce: the flow table's for its name, unless a stage outside the table (a test's) says.
+    produces: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "produces" not in vars(cls) and cls.__dict__.get("name"):
+            cls.produces = flow.produced_by(cls.name)
 
     def __init__(self, settings: Settings):
         self.settings = settings

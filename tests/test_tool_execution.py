@@ -10,10 +10,10 @@ import pytest
 from services.sql_executor.service import SqlExecutor
 from services.sql_executor.simulate import reference_time
 from services.task_generator import logic as task_logic
-from services.user_sim import logic as user_logic
 from shared.contracts import (DeadLetter, Difficulty, EffectKind, SqlBinding, Subtask, Task, Tool, ToolEffect,
-                              Toolset)
+                              Toolset, TrajectoryState)
 from shared.data.demo_databases import build_demo
+from shared.env import outcomes
 from shared.env.sandbox import SandboxManager, scratch_owner
 from shared.env.tool_execution import execute_sql_tool
 from shared.lifecycle.janitor import SandboxJanitor
@@ -89,7 +89,8 @@ def test_a_golden_argument_from_a_timestamp_column_matches_the_call_the_agent_bu
                                   json.dumps(agent_arguments), timeout_ms=2000)
     assert {"customer_id": row["customer_id"]} in json.loads(agent_call.content_json)
     task = Task(golden_actions=[golden], subtasks=[Subtask(golden_action=0)])
-    assert user_logic.subtask_done(task, task.subtasks[0], [(joined_then.name, agent_arguments)])
+    call = outcomes.CallOutcome(0, joined_then.name, agent_arguments, json.loads(agent_call.content_json))
+    assert outcomes.subtask_done(TrajectoryState(), task, task.subtasks[0], [call])
 
 
 def test_simulated_tools_use_the_time_the_user_stated_else_a_fixed_random_one():

@@ -2,6 +2,7 @@
 import json
 
 from services.user_sim import logic
+from shared.env import outcomes
 from shared.contracts import PipelineMode
 from tests.factories import add_call, state, task
 
@@ -71,10 +72,10 @@ def test_failed_tool_call_does_not_satisfy():
 
 
 def test_argument_match_tolerates_number_formatting_and_extra_arguments():
-    assert logic.arguments_match({"customer_id": 7}, {"customer_id": 7.0, "limit": 5})
-    assert logic.arguments_match({"status": "Suspended"}, {"status": "suspended"})
-    assert not logic.arguments_match({"customer_id": 7}, {"customer_id": 8})
-    assert not logic.arguments_match({"customer_id": 7}, {})
+    assert outcomes.arguments_match({"customer_id": 7}, {"customer_id": 7.0, "limit": 5})
+    assert outcomes.arguments_match({"status": "Suspended"}, {"status": "suspended"})
+    assert not outcomes.arguments_match({"customer_id": 7}, {"customer_id": 8})
+    assert not outcomes.arguments_match({"customer_id": 7}, {})
 
 
 def test_task_oriented_baseline_states_everything_at_once():

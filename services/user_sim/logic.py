@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.contracts import ChatMessage, PipelineMode, Subtask, Task, TrajectoryState, TrajectoryStatus, UserPersona
+from shared.env import outcomes
 from shared.env.tool_spec import mutates
 from shared.env.trajectory import tool_by_name
 
@@ -22,44 +23,13 @@ class Move:
     subtasks: list[tuple[int, int]] = field(default_factory=list)  # (task index, subtask index)
 
 
-def _normalise(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip().lower()
-
-
-def arguments_match(golden: dict, actual: dict) -> bool:
-    """The call carries every golden argument with an equal value (extra optional arguments are fine)."""
-    return all(k in actual and _normalise(actual[k]) == _normalise(v) for k, v in golden.items())
-
-
-def successful_calls(state: TrajectoryState) -> list[tuple[str, dict]]:
-    """(tool name, arguments) of every call whose result came back ok."""
-    arguments_by_id = {}
-    for m in state.messages:
-        for c in m.tool_calls:
-            try:
-                arguments_by_id[c.id] = json.loads(c.function.arguments or "{}")
-            except json.JSONDecodeError:
-                arguments_by_id[c.id] = {}
-    return [(r.tool_name, arguments_by_id.get(r.call_id, {})) for r in state.tool_results if r.ok]
-
-
-def subtask_done(task: Task, subtask: Subtask, calls: list[tuple[str, dict]]) -> bool:
-    if subtask.golden_action < 0:
-        return False
-    golden = task.golden_actions[subtask.golden_action]
-    args = json.loads(golden.arguments_json or "{}")
-    return any(name == golden.tool_name and arguments_match(args, actual) for name, actual in calls)
-
-
 def mark_satisfied(state: TrajectoryState) -> int:
     """Mark revealed subtasks the agent has accomplished; returns how many became satisfied now."""
-    calls = successful_calls(state)
+    calls = outcomes.successful_calls(state)
     newly = 0
     for task in state.tasks:
         for subtask in task.subtasks:
-            if subtask.revealed and not subtask.satisfied and subtask_done(task, subtask, calls):
+            if subtask.revealed and not subtask.satisfied and outcomes.subtask_done(state, task, subtask, calls):
                 subtask.satisfied = True
                 newly += 1
     return newly
@@ -127,7 +97,8 @@ def required_values(state: TrajectoryState, move: Move) -> dict[str, Any]:
 
 def _mentions(message: str, value: Any) -> bool:
     """The value appears as a whole word ("4" is not mentioned by "2024")."""
-    return re.search(rf"(?<![\w.]){re.escape(_normalise(value))}(?![\w])", message.lower()) is not None
+    text = str(int(value) if isinstance(value, float) and value.is_integer() else value).strip().lower()
+    return re.search(rf"(?<![\w.]){re.escape(text)}(?![\w])", message.lower()) is not None
 
 
 def ensure_values_mentioned(message: str, values: dict[str, Any], requests: list[str]) -> str:

@@ -30,6 +30,7 @@ from sqlglot import exp
 
 from shared.data.synthetic_rows import DEFAULT_ROWS_PER_TABLE, fill_empty_tables
 from shared.env.dbschema import Column, DatabaseSchema, DomainData, ForeignKey, Provenance, Table
+from shared.env.sandbox import SandboxManager
 
 INT32_MAX = 2**31 - 1
 NULL_WORDS = {"", "null", "none", "n/a", "na"}  # text that means "no value" in a non-text column
@@ -104,8 +105,6 @@ def import_database(dsn: str, source: str, name: str, *, pg_schema: str = "publi
                     dialect: str = "sqlite", synthetic_rows: int = DEFAULT_ROWS_PER_TABLE, seed: int = 0,
                     license: str = "") -> ImportReport:
     """Load the source into the PostgreSQL at `dsn` as domain `name` (registered like the demo domains)."""
-    from shared.env.sandbox import SandboxManager
-
     data, report = read_source(source, name, pg_schema=pg_schema, dialect=dialect, synthetic_rows=synthetic_rows,
                                seed=seed, license=license)
     SandboxManager(dsn).register_domain(data, replace=replace)

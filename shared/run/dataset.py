@@ -134,7 +134,7 @@ def _json_or_text(content: str) -> Any:
 
 
 def _hf_schema():
-    import pyarrow as pa
+    import pyarrow as pa  # pyarrow is slow to import and only the Hugging Face export needs it
 
     call = pa.struct([("id", pa.string()), ("type", pa.string()),
                       ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())]))])
@@ -148,7 +148,7 @@ def _hf_schema():
 def write_hf_folder(records: list[dict[str, Any]], folder: Path,
                     rejections: list[dict[str, Any]] | None = None) -> Path:
     """A `datasets`-loadable folder: data/train-00000-of-00001.parquet plus its dataset card (README.md)."""
-    import pyarrow as pa
+    import pyarrow as pa  # see _hf_schema
     import pyarrow.parquet as pq
 
     rows = [{"id": r["id"],

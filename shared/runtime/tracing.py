@@ -17,6 +17,7 @@ def init_tracing(service_name: str, otlp_endpoint: str = "") -> None:
         return
     provider = TracerProvider(resource=Resource.create({"service.name": f"turnforge-{service_name}"}))
     if otlp_endpoint:
+        # Only a process that exports spans pays for the exporter's import (protobuf and HTTP client code).
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))

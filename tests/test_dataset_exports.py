@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from shared.run import dataset
-from shared.contracts import FunctionCall, GenerationSettings, PipelineMode, ToolCall
+from shared.contracts import FunctionCall, GenerationSettings, PipelineMode, ToolCall, Verdict
 from shared.env.dbschema import Provenance
 from tests.factories import add_call, state, task
 
@@ -16,7 +16,7 @@ def record():
     add_call(s, "get_customer", {"customer_id": 1})
     s.messages.add(role="assistant", content="Customer 1 is Ana.")
     s.started_at, s.finished_at = 100.0, 112.5
-    return dataset.to_openai_record(s)
+    return dataset.to_openai_record(Verdict(trajectory=s))
 
 
 def test_openai_record_carries_tools_calls_and_metadata():
@@ -131,7 +131,7 @@ def card_records() -> list[dict]:
     long.messages.add(role="assistant", content="Bye.")
     databases = {"telecom": Provenance(generator="TurnForge's demo database generator").model_dump(),
                  "car_1": SPIDER_CAR}
-    return [dataset.to_openai_record(s, databases) for s in (short, long)]
+    return [dataset.to_openai_record(Verdict(trajectory=s), databases) for s in (short, long)]
 
 
 def read_card(folder) -> tuple[dict, str]:

@@ -9,16 +9,17 @@ import json
 import pytest
 
 from shared.cli.main import main
-from shared.contracts import (Difficulty, EffectKind, FunctionCall, GoldenAction, Rubric, SqlBinding, Subtask, Task,
-                              Tool, ToolCall, ToolEffect, Toolset, TrajectoryState)
+from shared.contracts import (Difficulty, EffectKind, FunctionCall, GoldenAction, Rubric, RubricCategory,
+                              RubricJudgement, SqlBinding, Subtask, Task, Tool, ToolCall, ToolEffect, Toolset,
+                              TrajectoryState)
 from shared.data.demo_databases import build_demo
 from shared.env.sandbox import SandboxManager, scratch_owner
 from shared.env.tool_execution import execute_sql_tool
-from shared.env.trajectory import tool_by_name
 from shared.ops.validate import validate_record
 from shared.run.dataset import to_openai_record
 from shared.validation.acceptance import verdict_for
 from shared.validation.checks import deterministic_checks
+from shared.validation.judge import Judgment
 
 pytestmark = pytest.mark.integration
 
@@ -250,6 +251,17 @@ def test_an_accepted_record_revalidates_and_every_corruption_is_rejected(telecom
             wrong[name] = result.reasons
     assert wrong == {}
     assert [o for o in telecom.live_sandboxes() if o.startswith("replay:")] == []
+
+
+def test_with_a_judge_an_unsatisfied_critical_item_rejects_the_record(telecom):
+    record = accepted_record(telecom)
+
+    def judge(state, items):
+        return Judgment([RubricJudgement(item=i, category=RubricCategory.RUBRIC_CATEGORY_CRITICAL,
+                                         satisfied=i != "customer 1 is suspended") for i in items], "valid", "")
+
+    result = validate_record(telecom, record, judge, timeout_ms=TIMEOUT_MS)
+    assert not result.accepted and result.reasons == ["judge: critical items unsatisfied: customer 1 is suspended"]
 
 
 def test_the_validate_command_prints_one_line_per_record_and_fails_on_any_rejection(telecom, postgres_dsn,

@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from shared.run import dataset
-from shared.contracts import FunctionCall, GenerationSettings, PipelineMode, ToolCall
+from shared.contracts import CheckResult, Difficulty, FunctionCall, GenerationSettings, PipelineMode, ToolCall, Verdict
 from shared.env.dbschema import Provenance
 from tests.factories import add_call, state, task
 
@@ -16,7 +16,7 @@ def record():
     add_call(s, "get_customer", {"customer_id": 1})
     s.messages.add(role="assistant", content="Customer 1 is Ana.")
     s.started_at, s.finished_at = 100.0, 112.5
-    return dataset.to_openai_record(s)
+    return dataset.to_openai_record(Verdict(trajectory=s))
 
 
 def test_openai_record_carries_tools_calls_and_metadata():
@@ -131,7 +131,7 @@ def card_records() -> list[dict]:
     long.messages.add(role="assistant", content="Bye.")
     databases = {"telecom": Provenance(generator="TurnForge's demo database generator").model_dump(),
                  "car_1": SPIDER_CAR}
-    return [dataset.to_openai_record(s, databases) for s in (short, long)]
+    return [dataset.to_openai_record(Verdict(trajectory=s), databases) for s in (short, long)]
 
 
 def read_card(folder) -> tuple[dict, str]:
@@ -181,3 +181,31 @@ def test_hf_card_licence_is_unknown_when_a_source_is_unlicensed(tmp_path):
     front, body = read_card(tmp_path / "hf")
     assert front["license"] == "unknown"
     assert "The rejected trajectories were not given to the export." in body
+
+
+def test_a_record_reads_back_into_the_trajectory_it_validates():
+    s = state([task([("get_customer", {"customer_id": 1}), ("update_customer_status",
+                                                               {"customer_id": 1, "status": "suspended"})])])
+    s.tasks[0].difficulty = Difficulty.DIFFICULTY_HARD
+    s.tasks[0].rubric.success_criteria.append("names the customer")
+    s.tasks[0].golden_actions[0].result_json = json.dumps({"customer_id": 1, "name": "Ana"})
+    s.tasks[0].subtasks[0].expected_values_json = json.dumps({"name": "Ana"})
+    s.golden_state_hash, s.is_task_complete, s.prefix_messages = "abc", True, 0
+    s.setup_actions.add(tool_name="update_customer_status", arguments_json=json.dumps({"customer_id": 2,
+                                                                                       "status": "closed"}))
+    s.setup_tools.add().CopyFrom(s.toolset.tools[1])
+    s.messages.add(role="user", content="customer 1 please")
+    add_call(s, "get_customer", {"customer_id": 1})
+    add_call(s, "get_customer", {"customer_id": 2}, ok=False, content={"error": "not_found"})
+    verdict = Verdict(trajectory=s, accepted=True, checks=[CheckResult(name="golden_state", passed=True)])
+    record = json.loads(json.dumps(dataset.to_openai_record(verdict)))
+    assert record["metadata"]["verdict"]["checks"] == [{"name": "golden_state", "passed": True, "detail": ""}]
+
+    back = dataset.trajectory_from_record(record)
+    assert list(back.tasks) == list(s.tasks)
+    assert list(back.toolset.tools) == list(s.toolset.tools) and back.toolset.domain_database == "telecom"
+    assert list(back.setup_actions) == list(s.setup_actions) and list(back.setup_tools) == list(s.setup_tools)
+    assert list(back.messages) == list(s.messages)
+    assert [(r.call_id, r.ok, r.content_json) for r in back.tool_results] == \
+        [(r.call_id, r.ok, r.content_json) for r in s.tool_results]
+    assert (back.golden_state_hash, back.is_task_complete, back.prefix_messages) == ("abc", True, 0)

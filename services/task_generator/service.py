@@ -103,6 +103,9 @@ class TaskGenerator(Stage):
             logic.check_start_state(start, prepared.toolset)
             state.messages.extend(start.prefix)  # generation continues an existing conversation
             state.prefix_messages = len(start.prefix)
+            state.setup_actions.extend(start.setup_actions)  # offline re-validation replays them first
+            setup_tools = {a.tool_name for a in start.setup_actions}
+            state.setup_tools.extend(t for t in prepared.toolset.tools if t.name in setup_tools)
             state.tasks.extend(self.plan_tasks(prepared, db_schema, rng, llm, state))
             state.toolset.CopyFrom(logic.offered_tools(prepared.toolset, list(state.tasks),
                                                        seed.settings.tools_per_trajectory, rng))

@@ -19,6 +19,7 @@ from rich.table import Table
 from shared.cli import tools as tools_cli
 from shared.contracts import SeedEvent
 from shared.ops import cluster, stack, trace_lookup
+from shared.ops.validate import validate_dataset
 from shared.ops.stack import StackError
 from shared.run import dataset, runner, stats
 from shared.runtime.config import ROLES, load_settings
@@ -130,6 +131,22 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    results = validate_dataset(load_settings(_config_path(args)), args.dataset, judge=args.judge)
+    if args.json:
+        for r in results:
+            print(json.dumps({"id": r.id, "accepted": r.accepted, "reasons": r.reasons}, ensure_ascii=False))
+    else:
+        for r in results:
+            print(f"{'accepted' if r.accepted else 'REJECTED'}  {r.id}")
+            for reason in r.reasons:
+                print(f"    {reason}")
+        accepted = sum(r.accepted for r in results)
+        print(f"{accepted} of {len(results)} records re-validate as accepted"
+              + ("" if args.judge else " (deterministic checks and replay; --judge adds the rubric judge)"))
+    return 0 if results and all(r.accepted for r in results) else 1
+
+
 def cmd_trace(args) -> int:
     settings = load_settings(_config_path(args))
     folders = [Path(d) for d in args.out] if args.out else [Path(runner_output_dir(_config_path(args)))]
@@ -209,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["openai", "sharegpt", "hf"], default="openai")
     p.add_argument("--out", required=True, help="a .jsonl file (openai, sharegpt) or a folder (hf)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("validate", parents=[common],
+                       help="re-validate dataset records offline: replay their calls in a fresh sandbox and run the "
+                            "validator's checks")
+    p.add_argument("dataset", help="a dataset.jsonl file")
+    p.add_argument("--judge", action="store_true", help="also ask the configured judge model about each rubric")
+    p.add_argument("--json", action="store_true", help='one line per record: {"id", "accepted", "reasons"}')
+    p.set_defaults(func=cmd_validate)
     p = sub.add_parser("trace", parents=[common], help="print a trajectory's trace id and its Jaeger address")
     p.add_argument("trajectory_id")
     p.add_argument("--out", action="append", help="a run's output folder (default: the config's output_dir)")

@@ -81,6 +81,11 @@ def _same_outcome(call: CallOutcome, golden: GoldenAction, toolset: Toolset) -> 
     return tool.effect.kind == golden_tool.effect.kind and tool.effect.table == golden_tool.effect.table
 
 
+def achieves(call: CallOutcome, golden: GoldenAction, toolset: Toolset) -> bool:
+    """The call is the golden call itself or has its outcome."""
+    return _is_golden_call(call, golden) or _same_outcome(call, golden, toolset)
+
+
 def delivered(state: TrajectoryState, after_index: int, expected: dict) -> bool:
     """Every expected value appears in an assistant message written after message `after_index`."""
     replies = [m.content for m in state.messages[after_index + 1:] if m.role == "assistant" and m.content]
@@ -99,7 +104,7 @@ def subtask_done(state: TrajectoryState, task: Task, subtask: Subtask,
     calls = successful_calls(state) if calls is None else calls
     expected = expected_values(subtask)
     for call in calls:
-        if _is_golden_call(call, golden) or _same_outcome(call, golden, state.toolset):
+        if achieves(call, golden, state.toolset):
             if not expected or delivered(state, call.message_index, expected):
                 return True
     return False
@@ -111,7 +116,6 @@ def undelivered(state: TrajectoryState, task: Task, subtask: Subtask) -> list[st
     if not expected or subtask.golden_action < 0:
         return []
     golden = task.golden_actions[subtask.golden_action]
-    fetched = [c for c in successful_calls(state)
-               if _is_golden_call(c, golden) or _same_outcome(c, golden, state.toolset)]
+    fetched = [c for c in successful_calls(state) if achieves(c, golden, state.toolset)]
     return [f"{field}={value}" for field, value in expected.items()
             if not any(delivered(state, c.message_index, {field: value}) for c in fetched)]

@@ -1,8 +1,9 @@
 """Dataset records and exports.
 
 The native record is one accepted trajectory as an OpenAI chat fine-tuning line (messages + tools + metadata; the
-metadata names the model of each role and, when known, the domain database's provenance: its source, licence and
-the tables whose rows are synthetic). Exports: ShareGPT (the human/gpt/function_call/observation convention of
+metadata holds the tasks with their golden actions, the verdict, what re-validating the record offline needs
+(`turnforge validate`), the model of each role and, when known, the domain database's provenance: its source,
+licence and the tables whose rows are synthetic). Exports: ShareGPT (the human/gpt/function_call/observation convention of
 LLaMA-Factory, with a `tools` column) and a Hugging Face `datasets` folder of parquet files
 (`datasets.load_dataset(folder)`) with a dataset card.
 """
@@ -19,9 +20,11 @@ import psycopg
 import yaml
 from google.protobuf.json_format import MessageToDict
 
-from shared.contracts import Difficulty, PipelineMode, TrajectoryState
+from shared.contracts import (ChatMessage, Difficulty, EffectKind, FunctionCall, GenerationSettings, GoldenAction,
+                              PipelineMode, Rubric, RubricCategory, SqlBinding, Subtask, Task, Tool, ToolCall,
+                              ToolCallResult, ToolEffect, ToolExecution, Toolset, TrajectoryState, Verdict)
 from shared.env.sandbox import SandboxManager, UnknownDomain
-from shared.env.trajectory import openai_messages, openai_tools
+from shared.env.trajectory import executes_sql, openai_messages, openai_tools
 from shared.runtime.errors import TransientError
 from shared.run import stats
 
@@ -42,8 +45,14 @@ def database_provenance(dsn: str, domains: list[str]) -> dict[str, dict]:
     return found
 
 
-def to_openai_record(state: TrajectoryState, databases: dict[str, dict] | None = None) -> dict[str, Any]:
-    """The record of an accepted trajectory; `databases` (domain database -> provenance) adds its database's."""
+def to_openai_record(verdict: Verdict, databases: dict[str, dict] | None = None) -> dict[str, Any]:
+    """The record of a judged trajectory: what a trainer reads (messages, the tools offered) and, in metadata,
+    everything else about it: its tasks with their golden actions and results, the verdict, and what offline
+    re-validation needs to replay it (trajectory_from_record reads it back). `databases` (domain database ->
+    provenance) adds its database's provenance.
+
+    Each call's recorded result is its tool message's content; metadata.tool_results says how each call ended."""
+    state = verdict.trajectory
     database = (databases or {}).get(state.toolset.domain_database or state.domain)
     return {
         "id": state.trajectory_id,
@@ -52,20 +61,157 @@ def to_openai_record(state: TrajectoryState, databases: dict[str, dict] | None =
         "metadata": {
             "seed_id": state.seed_id,
             "domain": state.domain,
-            "pipeline_mode": PipelineMode.Name(state.settings.pipeline_mode).removeprefix("PIPELINE_MODE_").lower(),
+            "domain_database": state.toolset.domain_database,
+            "pipeline_mode": _enum_name(PipelineMode, state.settings.pipeline_mode, "PIPELINE_MODE_"),
+            "tool_execution": "sql" if executes_sql(state) else "simulated",
             "latency_s": round(state.finished_at - state.started_at, 3) if state.finished_at else None,
-            "tasks": [
-                {"description": t.description, "difficulty": Difficulty.Name(t.difficulty).removeprefix("DIFFICULTY_").lower(),
-                 "changes_data": t.changes_data}
-                for t in state.tasks
-            ],
+            "tasks": [_task_record(t) for t in state.tasks],
+            "golden_state_hash": state.golden_state_hash,
+            "is_task_complete": state.is_task_complete,
+            "abandoned_reason": state.abandoned_reason,
+            "prefix_messages": state.prefix_messages,
+            "start_state": {"setup_actions": [_action_record(a) for a in state.setup_actions],
+                            "tools": openai_tools(Toolset(tools=state.setup_tools))},
+            "tool_bindings": {t.name: _binding_record(t) for t in [*state.toolset.tools, *state.setup_tools]},
+            "tool_results": [{"call_id": r.call_id, "tool": r.tool_name, "ok": r.ok, "source": r.source,
+                              "error": r.error} for r in state.tool_results],
+            "verdict": _verdict_record(verdict),
             "counters": MessageToDict(state.counters, preserving_proto_field_name=True),
+            "retries": dict(sorted(state.retries.items())),
             "tool_sources": sorted({r.source for r in state.tool_results if r.ok}),
             "trace_id": state.trace_id,
             "models": dict(sorted(state.settings.models.items())),
             **({"database": database} if database is not None else {}),
         },
     }
+
+
+def _enum_name(enum, value: int, prefix: str) -> str:
+    return enum.Name(value).removeprefix(prefix).lower()
+
+
+def _json_or_none(text: str) -> Any:
+    return json.loads(text) if text else None
+
+
+def _action_record(action: GoldenAction) -> dict[str, Any]:
+    return {"tool": action.tool_name, "arguments": json.loads(action.arguments_json or "{}"),
+            "result": _json_or_none(action.result_json)}
+
+
+def _task_record(task: Task) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "description": task.description,
+        "difficulty": _enum_name(Difficulty, task.difficulty, "DIFFICULTY_"),
+        "changes_data": task.changes_data,
+        "rubric": {"success_criteria": list(task.rubric.success_criteria),
+                   "expected_tool_use": list(task.rubric.expected_tool_use),
+                   "checkpoints": list(task.rubric.checkpoints)},
+        "golden_actions": [_action_record(a) for a in task.golden_actions],
+        "subtasks": [{"description": s.description, "golden_action": s.golden_action,
+                      "expected_values": json.loads(s.expected_values_json or "{}")} for s in task.subtasks],
+    }
+
+
+def _binding_record(tool: Tool) -> dict[str, Any]:
+    """What a tool does beyond its OpenAI spec: its SQL, its effect and its output schema."""
+    sql = tool.sql
+    return {
+        "sql": {"statement": sql.statement, "parameters": list(sql.parameters),
+                "parameter_columns": dict(sorted(sql.parameter_columns.items())),
+                "result_columns": dict(sorted(sql.result_columns.items()))} if tool.HasField("sql") else None,
+        "effect": {"kind": _enum_name(EffectKind, tool.effect.kind, "EFFECT_KIND_"),
+                   "single_row": tool.effect.single_row, "table": tool.effect.table},
+        "output_schema": _json_or_none(tool.output_schema_json),
+    }
+
+
+def _verdict_record(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "accepted": verdict.accepted,
+        "reasons": list(verdict.reasons),
+        "final_state_hash": verdict.final_state_hash,
+        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks],
+        "rubric": [{"item": j.item, "category": _enum_name(RubricCategory, j.category, "RUBRIC_CATEGORY_"),
+                    "satisfied": j.satisfied} for j in verdict.rubric],
+        "judge_decision": verdict.judge_decision,
+        "judge_label": verdict.judge_judgment,
+        "judge_reasoning": verdict.judge_reasoning,
+    }
+
+
+# -- reading a record back ----------------------------------------------------------------------------------------
+
+def trajectory_from_record(record: dict[str, Any]) -> TrajectoryState:
+    """The trajectory a record was written from, as far as validation needs it: conversation, toolset with its
+    bindings, tasks, start state, recorded results and the golden hash. Raises KeyError or ValueError on a record
+    that lacks them."""
+    meta = record["metadata"]
+    bindings = meta["tool_bindings"]
+    state = TrajectoryState(
+        trajectory_id=record["id"], seed_id=meta.get("seed_id", ""), domain=meta["domain"],
+        golden_state_hash=meta["golden_state_hash"], is_task_complete=meta["is_task_complete"],
+        abandoned_reason=meta.get("abandoned_reason", ""), prefix_messages=meta["prefix_messages"],
+        settings=GenerationSettings(
+            pipeline_mode=PipelineMode.Value("PIPELINE_MODE_" + meta["pipeline_mode"].upper()),
+            tool_execution=ToolExecution.Value("TOOL_EXECUTION_" + meta["tool_execution"].upper()),
+            models=meta.get("models", {})),
+        toolset=Toolset(domain=meta["domain"], domain_database=meta["domain_database"],
+                        tools=[_tool_from_record(t, bindings) for t in record["tools"]]),
+        messages=[_message_from_record(m) for m in record["messages"]],
+        tasks=[_task_from_record(t) for t in meta["tasks"]],
+        setup_actions=[_action_from_record(a) for a in meta["start_state"]["setup_actions"]],
+        setup_tools=[_tool_from_record(t, bindings) for t in meta["start_state"]["tools"]],
+    )
+    contents = {m.tool_call_id: m.content for m in state.messages if m.role == "tool"}
+    state.tool_results.extend(
+        ToolCallResult(call_id=r["call_id"], tool_name=r["tool"], ok=r["ok"], source=r["source"], error=r["error"],
+                       content_json=contents.get(r["call_id"], "")) for r in meta["tool_results"])
+    return state
+
+
+def _message_from_record(message: dict[str, Any]) -> ChatMessage:
+    return ChatMessage(role=message["role"], content=message.get("content") or "",
+                       tool_call_id=message.get("tool_call_id", ""), name=message.get("name", ""),
+                       tool_calls=[ToolCall(id=c["id"], type=c.get("type", "function"),
+                                            function=FunctionCall(name=c["function"]["name"],
+                                                                  arguments=c["function"]["arguments"]))
+                                   for c in message.get("tool_calls", [])])
+
+
+def _tool_from_record(spec: dict[str, Any], bindings: dict[str, dict]) -> Tool:
+    function = spec["function"]
+    binding = bindings[function["name"]]
+    tool = Tool(name=function["name"], description=function.get("description", ""),
+                parameters_json=json.dumps(function.get("parameters", {})),
+                output_schema_json=json.dumps(binding["output_schema"]) if binding["output_schema"] is not None
+                else "",
+                effect=ToolEffect(kind=EffectKind.Value("EFFECT_KIND_" + binding["effect"]["kind"].upper()),
+                                  single_row=binding["effect"]["single_row"], table=binding["effect"]["table"]))
+    if binding["sql"] is not None:
+        tool.sql.CopyFrom(SqlBinding(statement=binding["sql"]["statement"], parameters=binding["sql"]["parameters"],
+                                     parameter_columns=binding["sql"]["parameter_columns"],
+                                     result_columns=binding["sql"]["result_columns"]))
+    return tool
+
+
+def _action_from_record(action: dict[str, Any]) -> GoldenAction:
+    return GoldenAction(tool_name=action["tool"], arguments_json=json.dumps(action["arguments"]),
+                        result_json=json.dumps(action["result"]) if action.get("result") is not None else "")
+
+
+def _task_from_record(task: dict[str, Any]) -> Task:
+    rubric = task["rubric"]
+    return Task(task_id=task.get("task_id", ""), description=task["description"],
+                difficulty=Difficulty.Value("DIFFICULTY_" + task["difficulty"].upper()),
+                changes_data=task["changes_data"],
+                rubric=Rubric(success_criteria=rubric["success_criteria"],
+                              expected_tool_use=rubric["expected_tool_use"], checkpoints=rubric["checkpoints"]),
+                golden_actions=[_action_from_record(a) for a in task["golden_actions"]],
+                subtasks=[Subtask(description=s["description"], golden_action=s["golden_action"],
+                                  expected_values_json=json.dumps(s["expected_values"]) if s["expected_values"]
+                                  else "") for s in task["subtasks"]])
 
 
 # LLaMA-Factory's sharegpt format: after the system prompt, turns alternate between the user side (human or
@@ -185,7 +331,8 @@ def dataset_card(records: list[dict[str, Any]], rejections: list[dict[str, Any]]
         "# TurnForge multi-turn tool-use dialogues",
         f"{len(records)} multi-turn tool-use trajectories generated by TurnForge and accepted by its validator, in "
         "OpenAI chat format: `messages` (with `tool_calls`), `tools` (JSON text: the offered function specs) and "
-        "`metadata` (JSON text: pipeline mode, tasks, models, database provenance).",
+        "`metadata` (JSON text: pipeline mode, tasks with their golden actions, the verdict, models, database "
+        "provenance, and what `turnforge validate` needs to re-validate the record).",
         _domains_section(records, databases),
         _density_section(records),
         _models_section(records),

@@ -361,7 +361,7 @@ def write_outputs(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_
     out.mkdir(parents=True, exist_ok=True)
     paths = {"dataset_path": out / "dataset.jsonl", "rejected_path": out / "rejected.jsonl",
              "report_path": out / "report.md"}
-    records = [to_openai_record(r.verdict.trajectory, databases) for r in tracker.of(ACCEPTED)]
+    records = [to_openai_record(r.verdict, databases) for r in tracker.of(ACCEPTED)]
     with open(paths["dataset_path"], "w") as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -1,10 +1,18 @@
-"""The rubric judge (the paper's policy): each rubric item gets a category; only a failed Critical item rejects."""
+"""The rubric judge (the paper's policy): each rubric item gets a category, and the trajectory is invalid exactly when
+a Critical item is unsatisfied. That rule is applied here to the items; the model's own valid/invalid label and its
+reasoning are kept as record only.
+
+The judge sees facts, not conclusions: the goal, the rubric and the conversation with each call's result in brief.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from shared.contracts import RubricCategory, RubricJudgement, TrajectoryState
-from shared.runtime.llm import ModelCall
+from shared.env import outcomes
+from shared.env.trajectory import record_usage
+from shared.runtime.llm import LLMClient, ModelCall
 
 CATEGORIES = {"Critical": RubricCategory.RUBRIC_CATEGORY_CRITICAL,
               "Structural": RubricCategory.RUBRIC_CATEGORY_STRUCTURAL,
@@ -15,10 +23,14 @@ JUDGE_SYSTEM = (
     "You check whether an assistant achieved a user's goal, using the goal's rubric as guidance, not law. "
     "First give every rubric item a category: Critical (a requirement the goal itself states), Structural (tool "
     "order, dependencies, placeholders: equivalent sequences are fine), NonCritical (format or style the goal did "
-    "not ask for) or InvalidRubric (adds goals or cannot be verified). Then say whether each item was satisfied. "
+    "not ask for) or InvalidRubric (adds goals or cannot be verified). Then say whether each item was satisfied, "
+    "judging from the tool results and the assistant's words in the conversation. "
     "Claims must be backed by tool results; a tool error reported honestly with a sensible next step is fine. "
     "The judgment is invalid only if a Critical item failed; say which in the reasoning."
 )
+
+RESULT_BRIEF = 300  # characters of a tool result the judge reads inline
+TRANSCRIPT_LIMIT = 8000
 
 
 def judge_schema(n_items: int) -> dict:
@@ -38,7 +50,7 @@ def judge_schema(n_items: int) -> dict:
 
 
 def rubric_items(state: TrajectoryState) -> list[str]:
-    """The items the judge reads. Expected tool use is not among them: execution already settled it."""
+    """The items the judge reads. Expected tool use is not among them: execution settles it (tool_use_judgements)."""
     items = []
     for task in state.tasks:
         items += list(task.rubric.success_criteria) + list(task.rubric.checkpoints)
@@ -46,30 +58,32 @@ def rubric_items(state: TrajectoryState) -> list[str]:
 
 
 def tool_use_judgements(state: TrajectoryState) -> list[RubricJudgement]:
-    """Expected tool use is Structural, and whether it happened is a fact the simulator's state already holds."""
-    out = []
-    for task in state.tasks:
-        for pattern, sub in zip(task.rubric.expected_tool_use, task.subtasks):
-            out.append(RubricJudgement(item=pattern, category=RubricCategory.RUBRIC_CATEGORY_STRUCTURAL,
-                                       satisfied=sub.satisfied))
-    return out
+    """Expected tool use is Structural, and whether it happened is re-derived from the outcomes of the calls."""
+    calls = outcomes.successful_calls(state)
+    return [RubricJudgement(item=pattern, category=RubricCategory.RUBRIC_CATEGORY_STRUCTURAL,
+                            satisfied=outcomes.subtask_done(state, task, sub, calls))
+            for task in state.tasks for pattern, sub in zip(task.rubric.expected_tool_use, task.subtasks)]
 
 
-def execution_evidence(state: TrajectoryState) -> str:
-    done = [s.description for t in state.tasks for s in t.subtasks if s.satisfied]
-    errors = sum(1 for r in state.tool_results if not r.ok)
-    return ("Checked by execution: every subtask below was done by a successful tool call, and every number the "
-            f"assistant stated appears in a tool result.\n" + "\n".join(f"- {d}" for d in done)
-            + (f"\n{errors} tool call(s) returned an error." if errors else ""))
+def _brief(text: str) -> str:
+    return text if len(text) <= RESULT_BRIEF else text[:RESULT_BRIEF] + " …"
 
 
-def transcript(state: TrajectoryState, limit: int = 6000) -> str:
+def transcript(state: TrajectoryState, limit: int = TRANSCRIPT_LIMIT) -> str:
+    """The conversation after the system prompt: what each side said, which calls ran and what each returned."""
+    results = {r.call_id: r for r in state.tool_results}
     lines = []
     for m in state.messages[1:]:
-        if m.tool_calls:
-            lines.append("assistant calls: " + "; ".join(f"{c.function.name}({c.function.arguments})" for c in m.tool_calls))
-        elif m.content:
+        if m.role == "tool":
+            r = results.get(m.tool_call_id)
+            outcome = f"error: {r.error}" if r is not None and not r.ok else f"returned {_brief(m.content)}"
+            lines.append(f"tool {m.name or m.tool_call_id} {outcome}")
+            continue
+        if m.content:
             lines.append(f"{m.role}: {m.content}")
+        if m.tool_calls:
+            lines.append("assistant calls: " + "; ".join(f"{c.function.name}({c.function.arguments})"
+                                                         for c in m.tool_calls))
     text = "\n".join(lines)
     return text if len(text) <= limit else text[-limit:]
 
@@ -77,8 +91,7 @@ def transcript(state: TrajectoryState, limit: int = 6000) -> str:
 def judge_request(state: TrajectoryState, items: list[str]) -> str:
     goals = "\n".join(f"- {t.description}" for t in state.tasks)
     numbered = "\n".join(f"{i + 1}. {item}" for i, item in enumerate(items))
-    return (f"Goal:\n{goals}\n\nRubric items:\n{numbered}\n\n{execution_evidence(state)}\n\n"
-            f"Conversation:\n{transcript(state)}")
+    return f"Goal:\n{goals}\n\nRubric items:\n{numbered}\n\nConversation:\n{transcript(state)}"
 
 
 def to_judgements(items: list[str], answer: dict) -> list[RubricJudgement]:
@@ -93,8 +106,17 @@ def critical_failures(judgements: list[RubricJudgement]) -> list[str]:
 @dataclass
 class Judgment:
     rubric: list[RubricJudgement]  # the model's category and verdict per item, in the items' order
-    judgment: str  # "valid" | "invalid"
+    label: str  # the model's own "valid" | "invalid": a record, not the decision
     reasoning: str
+
+    @property
+    def critical_failures(self) -> list[str]:
+        return critical_failures(self.rubric)
+
+    @property
+    def decision(self) -> str:
+        """The policy's reading of the items: invalid exactly when a Critical item is unsatisfied."""
+        return "invalid" if self.critical_failures else "valid"
 
 
 class Judge(ModelCall[Judgment]):
@@ -114,3 +136,16 @@ class Judge(ModelCall[Judgment]):
 
     def parse(self, data: dict) -> Judgment:
         return Judgment(to_judgements(self.items, data), data["judgment"], data["reasoning"])
+
+
+# Asks the judge about a trajectory's rubric items (never empty).
+JudgeCall = Callable[[TrajectoryState, list[str]], Judgment]
+
+
+def model_judge(client_for: Callable[[TrajectoryState], LLMClient]) -> JudgeCall:
+    """A JudgeCall asking the model `client_for` picks for each trajectory, counting its usage on the trajectory."""
+    def ask(state: TrajectoryState, items: list[str]) -> Judgment:
+        answer = Judge(state, items).ask(client_for(state))
+        record_usage(state, answer.chat)
+        return answer.value
+    return ask

@@ -4,9 +4,12 @@ import json
 import jsonschema
 
 from services.user_sim import logic, message_check, user_turn
+from services.user_sim.service import UserSimulator
 from services.user_sim.user_turn import UserTurn
-from shared.contracts import ChatMessage, PipelineMode, TrajectoryStatus
+from shared.contracts import ChatMessage, PipelineMode, Topics, TrajectoryStatus
 from shared.env import outcomes
+from shared.runtime.config import Settings
+from shared.runtime.llm import ChatResult
 from tests.factories import add_call, state, task
 
 READS = [("get_customer", {"customer_id": i}) for i in (1, 2, 3, 4, 5)]
@@ -211,3 +214,43 @@ def test_a_user_turn_that_cannot_be_worded_abandons_the_trajectory():
     logic.abandon(s, reasons)
     assert s.abandoned_reason == "user turn could not be worded: field_names"
     assert not any(m.role == "user" for m in s.messages)  # nothing was sent, and nothing patched
+
+
+class ScriptedModel:
+    """Stands in for the user model's client: answers each request with the next scripted message."""
+
+    def __init__(self, *texts: str):
+        self.texts = list(texts)
+        self.requests = []
+
+    def chat(self, messages, *, schema, **_):
+        self.requests.append(messages)
+        complete = schema["properties"]["is_task_complete"]["const"]
+        return ChatResult(content="", data={"user_message": self.texts.pop(0), "is_task_complete": complete})
+
+
+def simulator(model: ScriptedModel) -> UserSimulator:
+    sim = UserSimulator(Settings())
+    sim.llm.for_role = lambda role, models: model
+    return sim
+
+
+def test_the_service_sends_the_closing_turn_with_the_finished_trajectory():
+    s = state([task(READS[:1])])
+    logic.apply_move(s, logic.next_move(s))
+    logic.say(s, "Hi, could you look up customer 1?")
+    add_call(s, "get_customer", {"customer_id": 1})
+    s.messages.append(ChatMessage(role="assistant", content="Customer 1 is Ana."))
+    [out] = simulator(ScriptedModel("Great, that's all I needed. Thanks!")).handle(s)
+    assert out.topic == Topics.TRAJECTORIES_COMPLETE
+    assert out.message.is_task_complete and out.message.messages[-1].content == "Great, that's all I needed. Thanks!"
+
+
+def test_the_service_abandons_a_turn_it_cannot_word():
+    s = state([task(READS[:1])])
+    model = ScriptedModel(*["Please run get_customer for customer 1."] * logic.MAX_WORDING_ATTEMPTS)
+    [out] = simulator(model).handle(s)
+    assert out.topic == Topics.TRAJECTORIES_COMPLETE
+    assert out.message.abandoned_reason == "user turn could not be worded: tool_text"
+    assert not out.message.is_task_complete and len(model.requests) == logic.MAX_WORDING_ATTEMPTS
+    assert "copied a tool's name" in model.requests[-1][0]["content"]  # the model was told what was wrong

@@ -1,8 +1,9 @@
 """A scripted OpenAI-compatible server: the deterministic test double for the model.
 
 It answers /v1/chat/completions by recognising which TurnForge step is asking (from the requested JSON schema) and
-playing a competent, predictable part: the user repeats the subtasks it was told to reveal, the agent calls the
-tools whose descriptions the user's words name with the values the user gave, and the judge finds everything fine.
+playing a competent, predictable part: the user asks for what its plan lists (naming each by the first words of its
+tool's description, with the values) and closes when told to, the agent calls the tools the user's words name with
+the values the user gave and then reports the results, and the judge finds everything fine.
 Faults can be scripted per step (`overrides`) to test dead-lettering and retries.
 
 Run standalone: python e2e-tests/fake_llm.py PORT
@@ -21,15 +22,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-PAIR = re.compile(r"(\w+) = ([^,()]+?)(?=,|\)|$)")
 
 
 def kind_of(schema: dict) -> str:
     props = set((schema or {}).get("properties", {}))
     if {"user_message", "is_task_complete"} <= props:
         return "user_turn"
-    if {"tool_calls", "reply"} <= props:
-        return "agent_step"
+    if props == {"reply"} or any("tool_calls" in branch.get("properties", {}) for branch in schema.get("anyOf", [])):
+        return "agent_step"  # calls or a reply; past the step bound, a reply only
     if {"items", "judgment"} <= props:
         return "judge_verdict"
     if {"description", "success_criteria"} <= props:
@@ -81,40 +81,88 @@ def _cast(value: str, spec: dict):
     return value
 
 
-def play_user(messages: list[dict]) -> dict:
-    instruction = messages[-1]["content"]
-    items = [line[2:] for line in instruction.splitlines() if line.startswith("- ")]
-    return {"user_message": "Hi, please help me: " + "; ".join(items), "is_task_complete": False}
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def phrase_of(description: str) -> str:
+    """How the fake user names what it wants: the first words of the tool's description, fewer than the user message
+    check would call pasted text, and how the fake agent recognises the tool."""
+    return " ".join(words(description)[:5])
+
+
+def play_user(messages: list[dict], schema: dict) -> dict:
+    """Words the plan in the system prompt as a person might: each request names what to do and gives its values,
+    which the fake agent reads back. Field names come spoken ("customer id 7"), as the plan gives them."""
+    if schema.get("properties", {}).get("is_task_complete", {}).get("const") is True:
+        return {"user_message": "That's everything sorted, thank you so much!", "is_task_complete": True}
+    system = messages[0]["content"]
+    plan = system[system.find("Plan for this message:"):] if "Plan for this message:" in system else ""
+    requests = []
+    for line in plan.splitlines():
+        if line.startswith("- "):
+            description, _, values = line[2:].rpartition(" (")
+            requests.append(f"could you {phrase_of(description)} please ({values.rstrip(')')})")
+    opening = "Hi there! " if "first message" in plan else "Thanks! " if "Start by thanking" in plan else ""
+    if "has not done" in plan:
+        opening = "That isn't done yet. "
+    return {"user_message": (opening + "; ".join(requests)) or "Hello, I need some help.", "is_task_complete": False}
+
+
+def tool_options(schema: dict) -> list[dict]:
+    for branch in schema.get("anyOf", []):
+        if "tool_calls" in branch.get("properties", {}):
+            return branch["properties"]["tool_calls"]["items"]["anyOf"]
+    return []
+
+
+def spoken_values(request: str, parameters: dict) -> dict:
+    """The values a request gives for the tool's parameters: "(customer id 7, status suspended)"."""
+    inside = request[request.rfind("(") + 1:].rstrip(")")
+    found = {}
+    for piece in inside.split(", "):
+        for name, spec in parameters.items():
+            spoken = name.replace("_", " ") + " "
+            if piece.startswith(spoken):
+                found[name] = _cast(piece[len(spoken):], spec)
+    return found
 
 
 def play_agent(messages: list[dict], schema: dict) -> dict:
     last = messages[-1]
-    options = schema["properties"]["tool_calls"].get("items", {}).get("anyOf", [])
+    options = tool_options(schema)
     if last["role"] == "tool" or not options:
         results = [m["content"] for m in messages if m["role"] == "tool"][-3:]
-        limit = schema["properties"]["reply"].get("maxLength", 800)
+        limit = (schema.get("properties") or schema["anyOf"][1]["properties"])["reply"].get("maxLength", 800)
         reply = "Here is what I found: " + " | ".join(results)
         if len(reply) > limit:  # cut between fields, never inside a value
             reply = reply[:reply.rfind(", ", 0, limit)]
-        return {"tool_calls": [], "reply": reply}
+        return {"reply": reply}
     catalogue = {}
     for line in messages[0]["content"].splitlines():
         m = re.match(r"- (\w+)\(.*?\): (.*)$", line)
         if m:
-            catalogue[m.group(1)] = m.group(2).rstrip(".")
+            catalogue[m.group(1)] = phrase_of(m.group(2))
     calls = []
-    # Each requested item names one tool (by its description) and carries that call's values.
-    for item in last["content"].split("; "):
-        for name, description in catalogue.items():
-            option = next((o for o in options if o["properties"]["name"].get("const") == name), None)
-            if option is None or description not in item:
+    # Each request names one tool (by the start of its description) and carries that call's values; of the tools
+    # it could name, the one whose parameters it fills best.
+    for request in last["content"].split("; "):
+        said = " ".join(words(request))
+        best = None
+        for option in options:
+            name = option["properties"]["name"].get("const")
+            if name not in catalogue or catalogue[name] not in said:
                 continue
-            values = dict(PAIR.findall(item[item.index(description):]))
-            props = option["properties"]["arguments"].get("properties", {})
-            calls.append({"name": name, "arguments": {p: _cast(values[p], spec) for p, spec in props.items()
-                                                      if p in values}})
-    limit = schema["properties"]["tool_calls"].get("maxItems", len(calls))
-    return {"tool_calls": calls[:limit], "reply": "Let me check that for you."}
+            parameters = option["properties"]["arguments"]
+            values = spoken_values(request, parameters.get("properties", {}))
+            if set(parameters.get("required", [])) <= set(values) and (best is None or len(values) > len(best[1])):
+                best = (name, values)
+        if best:
+            calls.append({"name": best[0], "arguments": best[1]})
+    if not calls:
+        return {"reply": "Could you tell me a bit more about what you need?"}
+    options_schema = next(b for b in schema["anyOf"] if "tool_calls" in b.get("properties", {}))
+    return {"tool_calls": calls[:options_schema["properties"]["tool_calls"].get("maxItems", len(calls))]}
 
 
 def play_judge(schema: dict) -> dict:
@@ -135,7 +183,7 @@ def answer(body: dict, overrides: dict[str, Callable[[dict], str]]) -> str:
         return overrides[kind](body)
     messages = body["messages"]
     if kind == "user_turn":
-        data = play_user(messages)
+        data = play_user(messages, schema)
     elif kind == "agent_step":
         data = play_agent(messages, schema)
     elif kind == "judge_verdict":

@@ -112,6 +112,7 @@ def test_rendered_config_is_what_the_services_read(defaults, tmp_path):
     url = f"http://{model_service['metadata']['name']}:{model_service['spec']['ports'][0]['port']}/v1"
     assert settings.llm.for_role("judge").base_url == url and settings.llm.default.base_url == url
     assert settings.llm.for_role("agent").structured_output == "json_schema"
+    assert settings.llm.for_role("agent").tool_calling == "native"
     assert settings.tracing.otlp_endpoint == "http://tf-turnforge-jaeger:4318/v1/traces"
     assert settings.service.heartbeat_file == "/tmp/turnforge/heartbeat"
     # Every TURNFORGE_ variable a pod gets names a real setting.

@@ -1,12 +1,26 @@
 """The user simulator's rules, as state: piecemeal reveals, no early end, no talking past the end."""
 import json
 
-from services.user_sim import logic
+import jsonschema
+
+from services.user_sim import logic, message_check, user_turn
+from services.user_sim.service import UserSimulator
+from services.user_sim.user_turn import UserTurn
+from shared.contracts import ChatMessage, PipelineMode, Topics, TrajectoryStatus
 from shared.env import outcomes
-from shared.contracts import PipelineMode
+from shared.runtime.config import Settings
+from shared.runtime.llm import ChatResult
 from tests.factories import add_call, state, task
 
 READS = [("get_customer", {"customer_id": i}) for i in (1, 2, 3, 4, 5)]
+
+
+def valid(instance, schema) -> bool:
+    try:
+        jsonschema.validate(instance, schema)
+    except jsonschema.ValidationError:
+        return False
+    return True
 
 
 def simulate(s, agent_does_work=True, max_turns=50):
@@ -15,7 +29,7 @@ def simulate(s, agent_does_work=True, max_turns=50):
     while turns < max_turns:
         logic.mark_satisfied(s)
         move = logic.next_move(s)
-        if move.kind in ("done", "out_of_turns"):
+        if move.kind in ("close", "out_of_turns"):
             return move.kind, reveals
         if move.kind == "reveal":
             reveals.append(len(move.subtasks))
@@ -34,7 +48,7 @@ def test_reveals_at_most_two_subtasks_per_turn_and_ends_only_when_all_done():
     s = state([task(READS[:3]), task([("update_customer_status", {"customer_id": 7, "status": "suspended"}),
                                       ("get_customer", {"customer_id": 7})])])
     outcome, reveals = simulate(s)
-    assert outcome == "done"
+    assert outcome == "close"
     assert reveals and max(reveals) <= 2
     assert sum(reveals) == 5
     assert all(sub.satisfied for t in s.tasks for sub in t.subtasks)
@@ -81,7 +95,7 @@ def test_argument_match_tolerates_number_formatting_and_extra_arguments():
 def test_task_oriented_baseline_states_everything_at_once():
     s = state([task(READS[:3]), task(READS[3:5])], mode=PipelineMode.PIPELINE_MODE_TASK_ORIENTED)
     outcome, reveals = simulate(s)
-    assert outcome == "done"
+    assert outcome == "close"
     assert reveals[0] == 5
 
 
@@ -92,21 +106,151 @@ def test_out_of_turns_when_the_agent_never_acts():
     assert s.counters.user_turns == 4
 
 
-def test_missing_values_are_added_to_the_message():
-    request = ["Look up one customer by id (customer_id = 17)"]
-    text = logic.ensure_values_mentioned("Can you check my account?", {"customer_id": 17}, request)
-    assert text.startswith("Can you check my account?") and "customer_id = 17" in text
-    assert logic.ensure_values_mentioned("Customer 17 please", {"customer_id": 17}, request) == "Customer 17 please"
-
-
-def test_a_value_inside_another_number_does_not_count_as_mentioned():
-    text = logic.ensure_values_mentioned("It was 2024-06-30.", {"plan_id": 4}, ["Look up plan (plan_id = 4)"])
-    assert "plan_id = 4" in text
-
-
 def test_expert_persona_states_each_whole_task_at_once():
     from shared.contracts import UserPersona
     s = state([task(READS[:3]), task(READS[3:5])])
     s.settings.user_persona = UserPersona.USER_PERSONA_EXPERT
     outcome, reveals = simulate(s)
-    assert outcome == "done" and reveals == [3, 2]
+    assert outcome == "close" and reveals == [3, 2]
+
+
+def test_the_first_turn_greets_and_asks_for_the_first_subtask():
+    s = state([task(READS[:1])])
+    move = logic.next_move(s)
+    logic.apply_move(s, move)
+    request = UserTurn(s, move).messages()
+    system = request[0]["content"]
+    assert "first message: greet" in system
+    assert "Look up" not in system and "get_customer (customer id 1)" in system  # field names as a person says them
+    assert request[1:] == [{"role": "user", "content": user_turn.ASSISTANT_OPENER}]
+
+
+def test_the_user_model_sees_the_conversation_role_flipped_without_tool_traffic():
+    s = state([task(READS[:2])])
+    s.messages.append(ChatMessage(role="user", content="Hi, can you look up customer 1?"))
+    add_call(s, "get_customer", {"customer_id": 1})
+    s.messages.append(ChatMessage(role="assistant", content="Customer 1 is Ana."))
+    flipped = user_turn.role_flipped(s)
+    assert flipped == [{"role": "assistant", "content": "Hi, can you look up customer 1?"},
+                       {"role": "user", "content": "Customer 1 is Ana."}]
+
+
+def test_a_question_about_an_open_request_is_answered_with_the_plan_details():
+    s = state([task([("update_customer_status", {"customer_id": 7, "status": "suspended"})])])
+    logic.apply_move(s, logic.next_move(s))
+    s.messages.append(ChatMessage(role="user", content="Please suspend customer 7."))
+    s.messages.append(ChatMessage(role="assistant", content="Shall I set customer 7 to suspended?"))
+    move = logic.next_move(s)
+    assert move.kind == "answer" and move.subtasks == [(0, 0)]
+    system = UserTurn(s, move).messages()[0]["content"]
+    assert "say yes, go ahead" in system and "customer id 7, status suspended" in system
+    # Without a question, an open request is followed up instead.
+    s.messages[-1].content = "I can help with many things."
+    assert logic.next_move(s).kind == "follow_up"
+
+
+def test_what_the_agent_just_did_is_acknowledged_before_the_next_request():
+    s = state([task(READS[:3])])
+    logic.apply_move(s, logic.next_move(s))
+    add_call(s, "get_customer", {"customer_id": 1})
+    add_call(s, "get_customer", {"customer_id": 2})
+    move = logic.next_move(s, newly_satisfied=logic.mark_satisfied(s))
+    assert move.kind == "reveal" and move.acknowledge and move.subtasks == [(0, 2)]
+    assert UserTurn(s, move).plan().startswith(user_turn.ACKNOWLEDGE)
+
+
+def test_the_closing_turn_is_recorded_and_marks_the_task_complete():
+    s = state([task(READS[:1])])
+    logic.apply_move(s, logic.next_move(s))
+    logic.say(s, "Hi, could you look up customer 1?")
+    add_call(s, "get_customer", {"customer_id": 1})
+    logic.mark_satisfied(s)
+    move = logic.next_move(s)
+    assert move.kind == "close"
+    schema = UserTurn(s, move).schema()
+    assert not valid({"user_message": "Thanks!", "is_task_complete": False}, schema)
+    text, reasons = logic.word(s, move, lambda note: "That's all sorted, thank you!")
+    logic.close(s, text)
+    assert reasons == [] and s.is_task_complete
+    assert s.status == TrajectoryStatus.TRAJECTORY_STATUS_USER_DONE
+    assert s.messages[-1].role == "user" and s.messages[-1].content == "That's all sorted, thank you!"
+
+
+def test_before_every_subtask_is_done_the_model_cannot_say_the_task_is_complete():
+    s = state([task(READS[:2])])
+    move = logic.next_move(s)
+    schema = UserTurn(s, move).schema()
+    assert not valid({"user_message": "All done, bye!", "is_task_complete": True}, schema)
+    assert valid({"user_message": "Hi, could you look up customer 1?", "is_task_complete": False}, schema)
+
+
+def test_a_message_failing_the_checks_is_asked_again_with_the_reason():
+    s = state([task(READS[:1])])
+    move = logic.next_move(s)
+    logic.apply_move(s, move)
+    drafts = iter(["Please run get_customer for customer 1.", "Hello! Could you look up customer 1 for me?"])
+    notes = []
+    text, reasons = logic.word(s, move, lambda note: notes.append(note) or next(drafts))
+    assert (text, reasons) == ("Hello! Could you look up customer 1 for me?", [])
+    assert notes[0] == "" and "copied a tool's name" in notes[1]
+    assert dict(s.retries) == {"user_sim/tool_text": 1}
+
+
+def test_a_request_without_the_values_the_agent_needs_is_asked_again():
+    s = state([task(READS[:1])])
+    move = logic.next_move(s)
+    assert message_check.problems("Hi, can you check my account?", s, logic.required_values(s, move)) == \
+        ["missing_values"]
+    assert message_check.problems("Hi, can you check customer 1?", s, logic.required_values(s, move)) == []
+
+
+def test_a_user_turn_that_cannot_be_worded_abandons_the_trajectory():
+    s = state([task(READS[:1])])
+    move = logic.next_move(s)
+    logic.apply_move(s, move)
+    text, reasons = logic.word(s, move, lambda note: "My customer_id is 1.")
+    assert reasons == ["field_names"]
+    assert dict(s.retries) == {"user_sim/field_names": logic.MAX_WORDING_ATTEMPTS - 1}
+    logic.abandon(s, reasons)
+    assert s.abandoned_reason == "user turn could not be worded: field_names"
+    assert not any(m.role == "user" for m in s.messages)  # nothing was sent, and nothing patched
+
+
+class ScriptedModel:
+    """Stands in for the user model's client: answers each request with the next scripted message."""
+
+    def __init__(self, *texts: str):
+        self.texts = list(texts)
+        self.requests = []
+
+    def chat(self, messages, *, schema, **_):
+        self.requests.append(messages)
+        complete = schema["properties"]["is_task_complete"]["const"]
+        return ChatResult(content="", data={"user_message": self.texts.pop(0), "is_task_complete": complete})
+
+
+def simulator(model: ScriptedModel) -> UserSimulator:
+    sim = UserSimulator(Settings())
+    sim.llm.for_role = lambda role, models: model
+    return sim
+
+
+def test_the_service_sends_the_closing_turn_with_the_finished_trajectory():
+    s = state([task(READS[:1])])
+    logic.apply_move(s, logic.next_move(s))
+    logic.say(s, "Hi, could you look up customer 1?")
+    add_call(s, "get_customer", {"customer_id": 1})
+    s.messages.append(ChatMessage(role="assistant", content="Customer 1 is Ana."))
+    [out] = simulator(ScriptedModel("Great, that's all I needed. Thanks!")).handle(s)
+    assert out.topic == Topics.TRAJECTORIES_COMPLETE
+    assert out.message.is_task_complete and out.message.messages[-1].content == "Great, that's all I needed. Thanks!"
+
+
+def test_the_service_abandons_a_turn_it_cannot_word():
+    s = state([task(READS[:1])])
+    model = ScriptedModel(*["Please run get_customer for customer 1."] * logic.MAX_WORDING_ATTEMPTS)
+    [out] = simulator(model).handle(s)
+    assert out.topic == Topics.TRAJECTORIES_COMPLETE
+    assert out.message.abandoned_reason == "user turn could not be worded: tool_text"
+    assert not out.message.is_task_complete and len(model.requests) == logic.MAX_WORDING_ATTEMPTS
+    assert "copied a tool's name" in model.requests[-1][0]["content"]  # the model was told what was wrong

@@ -1,8 +1,11 @@
-"""agent's pure logic: the step bound, and turning the model's step into OpenAI tool calls or a reply."""
+"""agent's pure logic: the step bound, reviewing a step before it is used, and turning it into OpenAI tool calls or a
+reply."""
 from __future__ import annotations
 
 import json
+from typing import Callable
 
+from services.agent import reply_guard
 from shared.contracts import ChatMessage, FunctionCall, ToolCall, ToolCallRequest, TrajectoryState
 from shared.env.trajectory import last_user_index
 
@@ -42,6 +45,49 @@ def new_calls(state: TrajectoryState, decision: dict) -> list[dict]:
             seen.add(key)
             out.append(call)
     return out
+
+
+# Asked-again steps per step: enough for a model to mend a reply it was told about, few enough to bound the cost.
+MAX_STEP_RETRIES = 2
+REPEATED_CALL = "repeated_call"
+CORRECTIONS = {
+    **reply_guard.CORRECTIONS,
+    REPEATED_CALL: "it asked again for calls whose results you already have; answer the user with those results",
+}
+
+# Asks the model for one step: (may it call tools, the note on a previous answer) -> the decision.
+AskStep = Callable[[bool, str], dict]
+
+
+def step_problems(state: TrajectoryState, decision: dict) -> list[str]:
+    """Why a step must not be used as it is: calls that all repeat answered ones, or a reply the guard refuses."""
+    if "tool_calls" in decision:
+        return [] if new_calls(state, decision) else [REPEATED_CALL]
+    return reply_guard.problems(decision["reply"], state)
+
+
+def correction(reasons: list[str]) -> str:
+    """The note sent with a step asked again (to the model only, never into the conversation)."""
+    return "Your previous answer to this step was not used: " + "; ".join(CORRECTIONS[r] for r in reasons) + "."
+
+
+def decide(state: TrajectoryState, ask: AskStep) -> dict:
+    """One step, asked again (boundedly) while it has problems, each retry counted per reason in state.retries.
+
+    After the bound the last answer goes out: the validator is the judge of record. A model that only repeats calls
+    loses the tools for its next answer, so the last answer is always usable."""
+    allow_tools = may_call_tools(state)
+    note = ""
+    for attempt in range(MAX_STEP_RETRIES + 1):
+        decision = ask(allow_tools, note)
+        reasons = step_problems(state, decision)
+        if not reasons or attempt == MAX_STEP_RETRIES:
+            break
+        for reason in reasons:
+            state.retries[f"agent/{reason}"] += 1
+        note = correction(reasons)
+        allow_tools = allow_tools and REPEATED_CALL not in reasons
+    return decision
 
 
 def apply_decision(state: TrajectoryState, decision: dict) -> bool:

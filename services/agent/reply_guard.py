@@ -22,6 +22,17 @@ CLAIMS_CHANGE = re.compile(
 )
 
 
+# What the model is told when its reply is sent back, per reason: what was wrong and what to do instead.
+CORRECTIONS = {
+    "pasted_tool_markup": "it pasted tool-call or tool-result markup; write plain sentences for the user",
+    "ungrounded_values": ("it stated numbers that no tool returned and the user did not give; call a tool to get "
+                          "them, or leave them out"),
+    "claims_unperformed_write": ("it said a change was made, but no tool has changed anything since the user's last "
+                                 "message; call the tool that makes the change, or say it is not done yet"),
+    "repeats_user": "it said the user's message back; answer it instead",
+}
+
+
 def problems(reply: str, state: TrajectoryState) -> list[str]:
     """Why `reply` must not reach the user; empty when it may."""
     found = []

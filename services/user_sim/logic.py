@@ -1,26 +1,39 @@
 """user-sim's pure logic: the simulator's rules kept as state, not only as prompt text.
 
-The plan is the tasks' subtasks. Each turn the simulator first marks what the agent's tool results satisfied, then
-decides the move: reveal the next one or two subtasks, follow up on revealed ones still open, or end. It ends only
-when every subtask of every task is satisfied, and it never talks on after that; the model only words the message.
+The plan is the tasks' subtasks. Each turn the simulator first marks what the agent's outcomes satisfied, then
+decides the move: reveal the next one or two subtasks, answer the agent's question about an open one, follow up on
+one left open, or close. It closes only when every subtask of every task is satisfied (the model cannot end it
+early), with one closing message, and never talks on after that; the model only words each message, and a wording
+that fails the message checks is asked for again, never patched.
 """
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
+from services.user_sim import message_check
 from shared.contracts import ChatMessage, PipelineMode, Subtask, Task, TrajectoryState, TrajectoryStatus, UserPersona
 from shared.env import outcomes
 from shared.env.tool_spec import mutates
 from shared.env.trajectory import tool_by_name
 
 
+# Attempts at wording one user message; one that still fails the checks ends the trajectory (it is never patched).
+MAX_WORDING_ATTEMPTS = 3
+
+
 @dataclass
 class Move:
-    kind: str  # "reveal" | "follow_up" | "done" | "out_of_turns"
+    """What the user does this turn; the model only words it."""
+
+    kind: str  # "reveal" | "follow_up" | "answer" | "close" | "out_of_turns"
     subtasks: list[tuple[int, int]] = field(default_factory=list)  # (task index, subtask index)
+    acknowledge: bool = False  # the agent just got something done: say so briefly before moving on
+
+
+# Asks the model to word a move: (the note on a previous wording, empty at first) -> the message's text.
+AskWording = Callable[[str], str]
 
 
 def mark_satisfied(state: TrajectoryState) -> int:
@@ -54,28 +67,46 @@ def only_reads(state: TrajectoryState, task: Task, subtask: Subtask) -> bool:
     return tool is not None and not mutates(tool)
 
 
-def next_move(state: TrajectoryState) -> Move:
+def agent_asked(state: TrajectoryState) -> bool:
+    """The agent's last reply asks the user something (a clarification, a confirmation)."""
+    for m in reversed(state.messages):
+        if m.role == "user":
+            return False
+        if m.role == "assistant" and m.content:
+            return "?" in m.content
+    return False
+
+
+def is_opening(state: TrajectoryState) -> bool:
+    """No user message yet: the next one opens the conversation."""
+    return not any(m.role == "user" for m in state.messages)
+
+
+def next_move(state: TrajectoryState, newly_satisfied: int = 0) -> Move:
+    """The policy. `newly_satisfied`: subtasks the agent completed since the user last spoke."""
     if all_satisfied(state):
-        return Move("done")
+        return Move("close", acknowledge=True)
     if state.counters.user_turns >= state.settings.max_user_turns:
         return Move("out_of_turns")
+    acknowledge = newly_satisfied > 0
     if state.settings.pipeline_mode == PipelineMode.PIPELINE_MODE_TASK_ORIENTED:
         unrevealed = [(ti, si) for ti, t in enumerate(state.tasks) for si, s in enumerate(t.subtasks) if not s.revealed]
         if unrevealed:
-            return Move("reveal", unrevealed)  # the baseline: the whole request at once
+            return Move("reveal", unrevealed, acknowledge)  # the baseline: the whole request at once
     ti = current_task(state)
     task = state.tasks[ti]
     open_revealed = [(ti, si) for si, s in enumerate(task.subtasks) if s.revealed and not s.satisfied]
     if open_revealed:
-        return Move("follow_up", open_revealed[:2])
+        # An open request the agent asks about is answered; one it left without asking is followed up.
+        return Move("answer" if agent_asked(state) else "follow_up", open_revealed[:2], acknowledge)
     unrevealed = [(ti, si) for si, s in enumerate(task.subtasks) if not s.revealed]
     if state.settings.user_persona == UserPersona.USER_PERSONA_EXPERT:
-        return Move("reveal", unrevealed)  # the expert states the whole task in one message
+        return Move("reveal", unrevealed, acknowledge)  # the expert states the whole task in one message
     # One subtask per turn, two when both only read (they combine naturally: "show me A and B").
     take = 1
     if len(unrevealed) >= 2 and all(only_reads(state, task, task.subtasks[si]) for _, si in unrevealed[:2]):
         take = 2
-    return Move("reveal", unrevealed[:take])
+    return Move("reveal", unrevealed[:take], acknowledge)
 
 
 def apply_move(state: TrajectoryState, move: Move) -> None:
@@ -84,43 +115,60 @@ def apply_move(state: TrajectoryState, move: Move) -> None:
     state.current_task = min(current_task(state), max(len(state.tasks) - 1, 0))
 
 
-def required_values(state: TrajectoryState, move: Move) -> dict[str, Any]:
-    """Concrete values the user must give for the agent to be able to act (ids, new values)."""
-    values: dict[str, Any] = {}
+def required_values(state: TrajectoryState, move: Move) -> list[Any]:
+    """Concrete values a request must carry for the agent to be able to act (ids, new values)."""
+    if move.kind != "reveal":
+        return []
+    values: list[Any] = []
     for ti, si in move.subtasks:
         task = state.tasks[ti]
         sub = task.subtasks[si]
         if sub.golden_action >= 0:
-            values.update(json.loads(task.golden_actions[sub.golden_action].arguments_json or "{}"))
+            arguments = json.loads(task.golden_actions[sub.golden_action].arguments_json or "{}")
+            # A flag is said in words ("switch it off"), not as true/false, so no check could find it.
+            values.extend(v for v in arguments.values() if v is not None and not isinstance(v, bool))
     return values
 
 
-def _mentions(message: str, value: Any) -> bool:
-    """The value appears as a whole word ("4" is not mentioned by "2024")."""
-    text = str(int(value) if isinstance(value, float) and value.is_integer() else value).strip().lower()
-    return re.search(rf"(?<![\w.]){re.escape(text)}(?![\w])", message.lower()) is not None
+def word(state: TrajectoryState, move: Move, ask: AskWording) -> tuple[str, list[str]]:
+    """The move's message and, when every attempt failed the checks, why the last one did (else []).
+
+    Each attempt after the first tells the model what was wrong; each is counted per reason in state.retries."""
+    must_mention = required_values(state, move)
+    note = ""
+    for attempt in range(MAX_WORDING_ATTEMPTS):
+        text = ask(note)
+        reasons = message_check.problems(text, state, must_mention)
+        if not reasons:
+            return text, []
+        if attempt + 1 < MAX_WORDING_ATTEMPTS:
+            for reason in reasons:
+                state.retries[f"user_sim/{reason}"] += 1
+            note = message_check.correction(reasons)
+    return text, reasons
 
 
-def ensure_values_mentioned(message: str, values: dict[str, Any], requests: list[str]) -> str:
-    """A weak model may drop the ids or the request itself; a person would state both, so restate them plainly."""
-    missing = [v for v in values.values() if not _mentions(message, v)]
-    if not missing:
-        return message
-    return f"{message.rstrip()} To be clear: {'; '.join(r.rstrip('.') for r in requests)}."
+def say(state: TrajectoryState, text: str) -> None:
+    """Append the user's message; the agent's step count starts again."""
+    state.messages.append(ChatMessage(role="user", content=text))
+    state.counters.user_turns += 1
+    state.counters.agent_steps_this_turn = 0
 
 
-def finish(state: TrajectoryState, move: Move) -> None:
-    """The conversation ends: every subtask is done, or the turns ran out."""
-    state.status = (TrajectoryStatus.TRAJECTORY_STATUS_USER_DONE if move.kind == "done"
-                    else TrajectoryStatus.TRAJECTORY_STATUS_OUT_OF_TURNS)
+def close(state: TrajectoryState, text: str) -> None:
+    """The closing turn: written only when the state says every subtask is done, and it ends the conversation."""
+    say(state, text)
+    state.is_task_complete = True
+    state.status = TrajectoryStatus.TRAJECTORY_STATUS_USER_DONE
     state.current_task = max(len(state.tasks) - 1, 0)
 
 
-def say(state: TrajectoryState, move: Move, worded: str) -> None:
-    """Append the user's message for `move`: the model's wording, with the values it must carry restated if it
-    dropped them."""
-    requests = [state.tasks[ti].subtasks[si].description for ti, si in move.subtasks]
-    state.messages.append(ChatMessage(role="user", content=ensure_values_mentioned(
-        worded, required_values(state, move), requests)))
-    state.counters.user_turns += 1
-    state.counters.agent_steps_this_turn = 0
+def out_of_turns(state: TrajectoryState) -> None:
+    """The turn budget ran out before every subtask was done: the conversation ends without a closing turn."""
+    state.status = TrajectoryStatus.TRAJECTORY_STATUS_OUT_OF_TURNS
+    state.current_task = max(len(state.tasks) - 1, 0)
+
+
+def abandon(state: TrajectoryState, reasons: list[str]) -> None:
+    """No acceptable wording: generation stops, and the validator rejects the trajectory with this reason."""
+    state.abandoned_reason = "user turn could not be worded: " + ", ".join(reasons)

@@ -6,9 +6,10 @@ the reason, it is never patched.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from shared.contracts import TrajectoryState
-from shared.env.grounding import repeats, words
+from shared.env.grounding import repeats, value_mentioned, words
 from shared.env.tool_spec import tool_parameters
 
 # Words about the simulation itself, which a real customer never writes.
@@ -25,8 +26,25 @@ CODE_ASSIGNMENT = re.compile(r"\b[a-z]+_[a-z_]+\s*(?:=|:)\s*\S", re.IGNORECASE)
 DESCRIPTION_RUN = 6  # this many words of a tool's description in a row is pasted text, not a coincidence
 
 
-def problems(text: str, state: TrajectoryState) -> list[str]:
-    """Why `text` cannot be sent as the user's next message; empty when it can."""
+# What the model is told when its message is asked for again, per reason.
+CORRECTIONS = {
+    "meta_text": "it talked about the conversation itself (tasks, tools, JSON, the assistant's role); speak only as "
+                 "the customer",
+    "echoes_assistant": "it repeated the assistant's words instead of answering them as the customer",
+    "tool_text": "it copied a tool's name or description; say what you want in your own everyday words",
+    "field_names": "it used database field names such as customer_id; say them as a person would, e.g. customer 7",
+    "missing_values": "it left out some of the ids or values listed for this message; include every one of them",
+}
+
+
+def correction(reasons: list[str]) -> str:
+    """The note sent with a message asked again (to the model only)."""
+    return "Your previous draft of this message was not sent: " + "; ".join(CORRECTIONS[r] for r in reasons) + "."
+
+
+def problems(text: str, state: TrajectoryState, must_mention: list[Any] = ()) -> list[str]:
+    """Why `text` cannot be sent as the user's next message; empty when it can. `must_mention`: values a request
+    has to carry for the agent to act on it (a person asking about customer 7 says 7)."""
     found = []
     if META.search(text):
         found.append("meta_text")
@@ -37,6 +55,8 @@ def problems(text: str, state: TrajectoryState) -> list[str]:
         found.append("tool_text")
     if CODE_ASSIGNMENT.search(text) or _names_fields(text, state):
         found.append("field_names")
+    if any(not value_mentioned(text, value) for value in must_mention):
+        found.append("missing_values")
     return found
 
 

@@ -1,4 +1,4 @@
-"""user-sim: plays the user. Reveals the plan piecemeal, reviews tool outcomes, ends only when all is done."""
+"""user-sim: plays the user. Reveals the plan piecemeal, reviews outcomes, closes only when all is done."""
 from __future__ import annotations
 
 from services.user_sim import logic
@@ -22,13 +22,27 @@ class UserSimulator(Stage):
 
     @consumes(Topics.TURNS_USER, TrajectoryState, trajectory_info)
     def handle(self, state: TrajectoryState) -> list[Outgoing]:
-        logic.mark_satisfied(state)
-        move = logic.next_move(state)
-        if move.kind in ("done", "out_of_turns"):
-            logic.finish(state, move)
-            return [Outgoing(Topics.TRAJECTORIES_COMPLETE, state.trajectory_id, advance(state))]
+        move = logic.next_move(state, newly_satisfied=logic.mark_satisfied(state))
+        if move.kind == "out_of_turns":
+            logic.out_of_turns(state)
+            return self._complete(state)
         logic.apply_move(state, move)
-        turn = UserTurn(state, move).ask(self.llm.for_role("user_sim", state.settings.models))
-        record_usage(state, turn.chat)
-        logic.say(state, move, turn.value)
+        llm = self.llm.for_role("user_sim", state.settings.models)
+
+        def ask(correction: str) -> str:
+            turn = UserTurn(state, move, correction).ask(llm)
+            record_usage(state, turn.chat)
+            return turn.value
+
+        text, reasons = logic.word(state, move, ask)
+        if reasons:
+            logic.abandon(state, reasons)
+            return self._complete(state)
+        if move.kind == "close":
+            logic.close(state, text)
+            return self._complete(state)
+        logic.say(state, text)
         return [Outgoing(Topics.TURNS_AGENT, state.trajectory_id, advance(state))]
+
+    def _complete(self, state: TrajectoryState) -> list[Outgoing]:
+        return [Outgoing(Topics.TRAJECTORIES_COMPLETE, state.trajectory_id, advance(state))]

@@ -1,63 +1,127 @@
-"""user-sim's model call: the user's next message, worded like a person with a goal, never like a test harness."""
+"""user-sim's model call: the user's next message, worded like a person with a goal, never like a test harness.
+
+The user model sees the conversation from the user's side (role-flipped: its own earlier messages as `assistant`,
+the agent's replies as `user`; tool calls and tool results are not the user's to see), the behaviour rules, its
+goal, and the plan for this message, which the policy (logic.py) chose.
+"""
 from __future__ import annotations
 
-from services.user_sim.logic import Move
+from services.user_sim.logic import Move, is_opening
 from shared.contracts import TrajectoryState
+from shared.env.grounding import spoken_names
 from shared.runtime.llm import ModelCall
 
-USER_SYSTEM = (
-    "You play a person who is using a {domain} company's assistant to get something done. Your overall goal: "
-    "{goal}\nWrite only your own next message, as that person: short, polite, natural, first person. "
-    "Never mention tasks, rubrics, datasets, simulations or that you are an AI."
-)
+USER_RULES = """\
+You are playing a customer of a {domain} business, chatting with the business's assistant to get something done. \
+All you know about your situation is written here; you know nothing else.
 
-REVEAL = "In this message, ask for the following (give the ids and values shown):\n{items}"
-FOLLOW_UP = ("The assistant has not done this yet:\n{items}\nPolitely point that out, or ask it to "
-             "confirm or try again, repeating the ids and values.")
+How you behave:
+1. Your first message says hello and asks for help with the first thing you need, the way a person starts a chat.
+2. Before you write, read what the assistant last said and react to it. If it reported a result, acknowledge it in \
+a few words. If it asked you a question or asked you to confirm something, answer that first.
+3. Ask only for what this message's plan below lists, one or two things at a time; keep the rest of your goal for \
+later messages. Put two requests together only when they go together naturally.
+4. Give only the ids, numbers and names written in your plan. If the assistant asks for something you do not have, \
+say you don't know it and ask it to look it up.
+5. When the assistant asks you to confirm a change you asked for, say yes and tell it to go ahead.
+6. Write like a real person: short, polite, first person, everyday words. Never mention tasks, tools, databases, \
+field names, JSON, or that this is a simulation.
+7. Say goodbye only in a closing message.
+
+Your overall goal: {goal}"""
+
+OPENING = "This is your first message: greet the assistant and ask for the following."
+REVEAL = "Now ask for the following."
+ACKNOWLEDGE = "Start by thanking the assistant briefly for what it just reported."
+FOLLOW_UP = ("The assistant has not done the following yet. Point that out politely, or ask it to try again, and "
+             "give the details again.")
+ANSWER = ("The assistant asked you something about the following. Answer its question using only these details; if "
+          "it asks you to confirm, say yes, go ahead.")
+CLOSE = ("Everything you needed is done. Write a short closing message: acknowledge that it is all sorted and thank "
+         "the assistant.")
+# The user model needs something to answer on its first message; this opener is never part of the conversation.
+ASSISTANT_OPENER = "Hello! How can I help you today?"
+
+PLAN_HEADER = "Plan for this message:"
+OUTPUT = ('Answer with JSON: {{"user_message": "your message", "is_task_complete": {complete}}}. '
+          "is_task_complete is true only on the closing message.")
 
 
-# The cap keeps a weak model from rambling; it is wide enough for the task-oriented baseline, whose user states a
-# whole task (several subtasks with their ids and values) in one message.
-USER_TURN_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "user_message": {"type": "string", "minLength": 2, "maxLength": 800},
-        "is_task_complete": {"type": "boolean"},
-    },
-    "required": ["user_message", "is_task_complete"],
-}
+def user_turn_schema(closing: bool) -> dict:
+    """is_task_complete is pinned by the policy: the model cannot end early, and the closing message says it ends.
+
+    The length cap keeps a weak model from rambling; it is wide enough for the task-oriented baseline, whose user
+    states a whole task (several subtasks with their ids and values) in one message."""
+    return {
+        "type": "object",
+        "properties": {
+            "user_message": {"type": "string", "minLength": 2, "maxLength": 800},
+            "is_task_complete": {"const": closing},
+        },
+        "required": ["user_message", "is_task_complete"],
+    }
 
 
-def last_assistant_text(state: TrajectoryState) -> str:
-    for m in reversed(state.messages):
-        if m.role == "assistant" and m.content:
-            return m.content
-    return ""
+def role_flipped(state: TrajectoryState) -> list[dict]:
+    """The conversation as the user lived it: its messages as `assistant`, the agent's words as `user`.
+
+    Tool traffic is left out, and consecutive texts of one side are joined, so roles alternate as chat templates
+    require."""
+    flipped: list[dict] = []
+    for m in state.messages:
+        if m.role == "user":
+            role = "assistant"
+        elif m.role == "assistant" and m.content:
+            role = "user"
+        else:
+            continue
+        if flipped and flipped[-1]["role"] == role:
+            flipped[-1]["content"] += "\n\n" + m.content
+        else:
+            flipped.append({"role": role, "content": m.content})
+    if not flipped:
+        flipped.append({"role": "user", "content": ASSISTANT_OPENER})
+    return flipped
 
 
 class UserTurn(ModelCall[str]):
-    """Words the move the policy chose; the answer is the message's text."""
+    """Words the move the policy chose; the answer is the message's text.
+
+    `correction` says why the previous draft of this same message was not sent."""
 
     name = "user_turn"
 
-    def __init__(self, state: TrajectoryState, move: Move):
+    def __init__(self, state: TrajectoryState, move: Move, correction: str = ""):
         self.state = state
         self.move = move
+        self.correction = correction
 
-    def instruction(self) -> str:
-        items = "\n".join(f"- {self.state.tasks[ti].subtasks[si].description}" for ti, si in self.move.subtasks)
-        return (REVEAL if self.move.kind == "reveal" else FOLLOW_UP).format(items=items)
+    def plan(self) -> str:
+        """What this message must do, with the details the user may give (field names as a person says them)."""
+        if self.move.kind == "close":
+            return CLOSE
+        if self.move.kind == "reveal":
+            lines = [OPENING if is_opening(self.state) else REVEAL]
+        else:
+            lines = [FOLLOW_UP if self.move.kind == "follow_up" else ANSWER]
+        if self.move.acknowledge:
+            lines.insert(0, ACKNOWLEDGE)
+        lines += [f"- {spoken_names(self.state.tasks[ti].subtasks[si].description)}" for ti, si in self.move.subtasks]
+        return "\n".join(lines)
+
+    def system_prompt(self) -> str:
+        goal = " ".join(t.description for t in self.state.tasks)
+        parts = [USER_RULES.format(domain=self.state.domain, goal=goal), f"{PLAN_HEADER}\n{self.plan()}"]
+        if self.correction:
+            parts.append(self.correction)
+        parts.append(OUTPUT.format(complete=str(self.move.kind == "close").lower()))
+        return "\n\n".join(parts)
 
     def messages(self) -> list[dict]:
-        goal = " ".join(t.description for t in self.state.tasks)
-        context = last_assistant_text(self.state)
-        prompt = (f"The assistant just said: {context}\n\n" if context else "") + self.instruction()
-        return [{"role": "system", "content": USER_SYSTEM.format(domain=self.state.domain, goal=goal)},
-                {"role": "user", "content": prompt}]
+        return [{"role": "system", "content": self.system_prompt()}, *role_flipped(self.state)]
 
     def schema(self) -> dict:
-        return USER_TURN_SCHEMA
+        return user_turn_schema(closing=self.move.kind == "close")
 
     def parse(self, data: dict) -> str:
-        # is_task_complete is not read: the state, not the model, decides when the conversation ends.
         return data["user_message"].strip()

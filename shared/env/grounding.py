@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
+FIELD_ASSIGNMENT = re.compile(r"\b(\w+)\s*=\s*")  # "customer_id = 7"
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\w|\.\d)")  # "3." at a sentence end is the number 3
 WORD = re.compile(r"[a-z0-9]+")
 
@@ -35,6 +36,12 @@ def unsupported_numbers(claim: str, sources: list[str]) -> list[str]:
     for source in sources:
         known |= numbers_in(source)
     return [n for n in dict.fromkeys(NUMBER.findall(claim or "")) if normalise_number(n) not in known]
+
+
+def spoken_names(text: str) -> str:
+    """Field names as a person says them: "customer_id = 7" reads "customer id 7"; values stay as they are (the
+    agent must pass "on_hold" as it is)."""
+    return FIELD_ASSIGNMENT.sub(lambda m: m.group(1).replace("_", " ") + " ", text or "")
 
 
 def words(text: str) -> list[str]:

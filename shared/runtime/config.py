@@ -47,6 +47,10 @@ class ModelEndpoint(BaseModel):
     # How the server takes a JSON Schema: "json_schema" (vLLM, OpenAI) or
     # "json_object_schema" (llama.cpp's {"type": "json_object", "schema": ...}).
     structured_output: Literal["json_schema", "json_object_schema"] = "json_object_schema"
+    # How the agent calls tools: "native" sends `tools=` and reads the server's `tool_calls` (vLLM started with a
+    # tool-call parser, OpenAI); "json_schema" asks for one JSON step under the structured output above (llama.cpp's
+    # server, which would return native calls as text). The dataset records OpenAI tool_calls either way.
+    tool_calling: Literal["native", "json_schema"] = "json_schema"
     timeout_s: float = 120.0
     max_tokens: int = 512
     temperature: float = 0.7

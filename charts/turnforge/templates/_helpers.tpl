@@ -76,6 +76,7 @@ default:
   base_url: http://{{ include "turnforge.modelServerName" (dict "root" $root "name" .Values.modelServers.defaultServer) }}:8000/v1
   model: {{ $default.model | quote }}
   structured_output: json_schema
+  tool_calling: native
   extra_body: {}
 roles:
 {{- range $name, $server := $servers }}
@@ -84,6 +85,7 @@ roles:
     base_url: http://{{ include "turnforge.modelServerName" (dict "root" $root "name" $name) }}:8000/v1
     model: {{ $server.model | quote }}
     structured_output: json_schema
+    tool_calling: native
     extra_body: {}
 {{- end }}
 {{- end }}
@@ -92,6 +94,7 @@ default:
   base_url: {{ required "externalModel.baseUrl is required when modelServers.enabled is false" .Values.externalModel.baseUrl | quote }}
   model: {{ required "externalModel.model is required when modelServers.enabled is false" .Values.externalModel.model | quote }}
   structured_output: {{ .Values.externalModel.structuredOutput }}
+  tool_calling: {{ .Values.externalModel.toolCalling }}
   extra_body: {}
 {{- end -}}
 {{- end -}}

@@ -49,6 +49,40 @@ def test_embedded_broker_must_be_local(tmp_path):
         stack.start_service(settings, "nope")
 
 
+def test_each_local_model_gets_a_server_of_its_own(tmp_path):
+    settings = _settings(tmp_path)
+    default_port = int(settings.llm.default.base_url.split(":")[2].split("/")[0])
+    settings.llm.default.model = "qwen2.5-coder-1.5b-instruct"
+    settings.llm.roles = {
+        "agent": ModelEndpoint(base_url=settings.llm.default.base_url, model="qwen2.5-coder-1.5b-instruct"),
+        "tool_simulator": ModelEndpoint(base_url="http://127.0.0.1:18999/v1", model="qwen2.5-coder-0.5b-instruct"),
+        "judge": ModelEndpoint(base_url="https://api.example.com/v1", model="gpt-4.1"),
+    }
+    assert stack.model_servers(settings) == [
+        stack.ModelServer("model", default_port, "qwen2.5-coder-1.5b-instruct"),
+        stack.ModelServer("model-18999", 18999, "qwen2.5-coder-0.5b-instruct"),
+    ]
+    # llama-cpp-python reloads on every switch between models, so one port serves one model
+    settings.llm.roles["user_sim"] = ModelEndpoint(base_url=settings.llm.default.base_url,
+                                                   model="qwen2.5-coder-0.5b-instruct")
+    with pytest.raises(stack.StackError, match="llm.roles.user_sim asks port"):
+        stack.model_servers(settings)
+
+
+def test_external_endpoints_start_no_model_and_unknown_local_ones_are_refused(tmp_path):
+    settings = _settings(tmp_path)
+    settings.llm.default.base_url = "https://api.example.com/v1"
+    assert stack.model_servers(settings) == []
+    stack.start_model(settings)  # nothing to start
+    assert not list(tmp_path.glob("state/pids/model*.pid"))
+    with pytest.raises(stack.StackError, match="no local model named 'gpt-4.1'"):
+        stack.gguf_path("gpt-4.1")
+    settings.llm.default.base_url = f"http://127.0.0.1:{free_port()}/v1"  # a vLLM server that is not up
+    settings.llm.default.model = "Qwen/Qwen3-30B-A3B-Instruct-2507"
+    with pytest.raises(stack.StackError, match="nothing answers at .* start that server first"):
+        stack.start_model(settings)
+
+
 @pytest.mark.integration
 def test_up_and_down(tmp_path):
     from kafka.admin import KafkaAdminClient

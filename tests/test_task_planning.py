@@ -335,3 +335,5 @@ def test_the_wording_check_finds_tool_names_identifiers_unknown_ids_and_missing_
     assert logic.wording_problems(["Please close my account."], [action], names) == \
         [f"subtask 1 leaves out the {value_param.replace('_', ' ')} closed"]
     assert "exactly one subtask" in logic.wording_problems([], [action], names)[0]
+    in_use = PlannedAction(update.tool, {"customer_id": 7, value_param: "in_use"})
+    assert logic.wording_problems(["Set customer 7 to in_use."], [in_use], names) == []  # a value, not a column

@@ -63,9 +63,10 @@ def wording_problems(subtasks: list[str], actions: list[PlannedAction], tool_nam
         named = [t for t in tool_names if t in text]
         if named:
             problems.append(f"subtask {i} names the tool {named[0]}; say what the person wants instead")
-        if SNAKE_CASE.search(text):
-            problems.append(f"subtask {i} uses the identifier {SNAKE_CASE.search(text).group(0)}; use plain words")
         given = {value_text(v) for v in action.given.values()}
+        identifier = SNAKE_CASE.search(_without(text, given))  # a value such as "in_use" is the person's to give
+        if identifier:
+            problems.append(f"subtask {i} uses the identifier {identifier.group(0)}; use plain words")
         for k in action.looked_up:
             value = action.arguments[k]
             if value_text(value) not in given and mentions(text, value):
@@ -75,6 +76,12 @@ def wording_problems(subtasks: list[str], actions: list[PlannedAction], tool_nam
             if not isinstance(v, bool) and not mentions(text, v):
                 problems.append(f"subtask {i} leaves out the {words(k)} {value_text(v)}")
     return problems
+
+
+def _without(text: str, values: set[str]) -> str:
+    for value in values:
+        text = re.sub(re.escape(value), " ", text, flags=re.IGNORECASE)
+    return text
 
 
 def expected_values(action: PlannedAction, content_json: str) -> dict | None:

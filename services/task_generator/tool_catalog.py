@@ -130,10 +130,12 @@ def is_person_known(column: str) -> bool:
 
 
 def identifying_field(fields: list[str], key_columns: list[str]) -> str | None:
-    """The result field that tells one row from another for a person: a name or title, else the key."""
+    """The result field that tells one row from another for a person: a name or title, something else a person
+    knows (a phone number), else the key."""
     for wanted in NAME_LIKE_WORDS:
         named = [f for f in fields if wanted in column_words(f)]
         if named:
             return named[0]
+    known = [f for f in fields if is_person_known(f) and f not in key_columns]
     keys = [f for f in fields if f in key_columns]
-    return keys[0] if keys else (fields[0] if fields else None)
+    return (known + keys + fields + [None])[0]

@@ -101,7 +101,9 @@ def plant_wrong_update(body: dict) -> str:
     decision = play_agent(body["messages"], schema)
     for call in list(decision["tool_calls"]):
         if call["name"].startswith("update_"):
-            wrong = {k: v + 1 if isinstance(v, int) else v for k, v in call["arguments"].items()}
+            # the neighbouring key, and a value no row has yet: the write surely changes something
+            wrong = {k: v + 1 if isinstance(v, int) else f"{v} (wrong)" if isinstance(v, str) else v
+                     for k, v in call["arguments"].items()}
             decision["tool_calls"].append({"name": call["name"], "arguments": wrong})
     return json.dumps(decision)
 

@@ -91,14 +91,16 @@ def difficulty_of(action_count: int, hops: int) -> int:
 # --- planning ---------------------------------------------------------------------------------------------------
 
 
-def plan_actions(kind: str, tree: EntityTree, g: Grounding, target: int) -> list[PlannedAction]:
-    """The task's golden actions in order; empty when the tree offers nothing of this kind."""
+def plan_actions(kind: str, tree: EntityTree, g: Grounding, target: int, chained: bool = True) -> list[PlannedAction]:
+    """The task's golden actions in order; empty when the tree offers nothing of this kind. `chained`: the agent
+    can take keys from earlier results (not so when a model invents the tools' answers)."""
     main = {"read": _read, "insert": _insert, "update": _update, "delete": _delete}[kind](tree, g, target)
     if not main:
         return []
     actions = _path_reads(tree, g, main, room=target - len(main)) + main
-    actions = _with_lookup(actions, g)
-    mark_looked_up(actions, g.db_schema)
+    if chained:
+        actions = _with_lookup(actions, g)
+        mark_looked_up(actions, g.db_schema)
     return actions
 
 

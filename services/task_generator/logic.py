@@ -116,14 +116,18 @@ def build_task(task_id: str, planned: PlannedTask, phrasing: dict) -> Task:
     return task
 
 
-def record_results(task: Task, planned: PlannedTask, results: list[str]) -> None:
-    """Each golden action's result as the scratch run returned it, and each read subtask's expected values."""
-    for golden, result in zip(task.golden_actions, results):
-        golden.result_json = result
-    for subtask in task.subtasks:
-        values = expected_values(planned.actions[subtask.golden_action], results[subtask.golden_action])
-        if values is not None:
-            subtask.expected_values_json = json.dumps(values)
+def record_results(tasks: list[Task], planned: list[PlannedTask], results: list[str]) -> None:
+    """Each golden action's result as the scratch run returned it (all tasks' actions, in order), and each read
+    subtask's expected values."""
+    remaining = iter(results)
+    for task, plan in zip(tasks, planned):
+        own = [next(remaining) for _ in task.golden_actions]
+        for golden, result in zip(task.golden_actions, own):
+            golden.result_json = result
+        for subtask in task.subtasks:
+            values = expected_values(plan.actions[subtask.golden_action], own[subtask.golden_action])
+            if values is not None:
+                subtask.expected_values_json = json.dumps(values)
 
 
 def agent_system_prompt(domain: str, db_description: str) -> str:

@@ -11,7 +11,7 @@ from services.task_generator import actions as golden
 from services.task_generator.actions import Grounding, PlannedAction
 from services.task_generator.entity_tree import EntityTree, RowSource, build_tree, row_key
 from services.task_generator.tool_catalog import ToolCatalog
-from shared.contracts import EFFECT_KIND_OF_NAME, Difficulty, EffectKind, SeedToolset, TaskLength, Tool
+from shared.contracts import EFFECT_KIND_OF_NAME, Difficulty, EffectKind, SeedToolset, TaskLength, Tool, ToolExecution
 from shared.env.dbschema import DatabaseSchema, Table
 from shared.env.tool_spec import mutates
 from shared.runtime.errors import PermanentError
@@ -88,7 +88,9 @@ def plan_task(prepared: SeedToolset, db_schema: DatabaseSchema, rows: RowSource,
         tree = _tree(rows, db_schema, catalog, kind, rng, edits, previous if attempt == 0 else None)
         if tree is None:
             continue
-        planned = golden.plan_actions(kind, tree, grounding, target)
+        # Simulated tools answer with invented rows: keys cannot be looked up in them, the user gives them.
+        chained = settings.tool_execution != ToolExecution.TOOL_EXECUTION_SIMULATED
+        planned = golden.plan_actions(kind, tree, grounding, target, chained)
         if planned:
             return PlannedTask(tree, kind, planned)
     raise PermanentError(f"could not ground a {kind} task in domain '{prepared.toolset.domain_database}' after "

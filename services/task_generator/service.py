@@ -117,10 +117,7 @@ class TaskGenerator(Stage):
                 # Always hashed, reads only too: an unasked-for write then differs from the start it should keep.
                 run = self.golden.run_tasks(trajectory_id, prepared, db_schema, list(state.tasks))
                 state.golden_state_hash = run.state_hash
-                offsets = 0
-                for task, plan in zip(state.tasks, planned):
-                    logic.record_results(task, plan, run.results[offsets:offsets + len(plan.actions)])
-                    offsets += len(plan.actions)
+                logic.record_results(list(state.tasks), planned, run.results)
             return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
 
     def plan_tasks(self, prepared: SeedToolset, db_schema: DatabaseSchema | None, rng: random.Random,

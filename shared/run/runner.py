@@ -44,13 +44,16 @@ class DifficultyMixConfig(BaseModel):
 
 
 class ActionMixConfig(BaseModel):
-    """Weights of the kinds of tasks; the defaults are DySQL-Bench's mix."""
+    """Weights of the kinds of tasks; a kind left out gets none."""
 
     model_config = ConfigDict(extra="forbid")
-    read: float = Field(0.3, ge=0)
-    insert: float = Field(0.1, ge=0)
-    update: float = Field(0.5, ge=0)
-    delete: float = Field(0.1, ge=0)
+    read: float = Field(0, ge=0)
+    insert: float = Field(0, ge=0)
+    update: float = Field(0, ge=0)
+    delete: float = Field(0, ge=0)
+
+
+DYSQL_ACTION_MIX = ActionMixConfig(read=0.3, insert=0.1, update=0.5, delete=0.1)  # DySQL-Bench's tasks
 
 
 class RunConfig(BaseModel):
@@ -142,7 +145,7 @@ def task_mix(run_config: RunConfig) -> ActionMix:
     """The configured weights; empty when only write_task_share is given (the task generator splits it)."""
     if run_config.write_task_share is not None:
         return ActionMix()
-    return ActionMix(**(run_config.action_mix or ActionMixConfig()).model_dump())
+    return ActionMix(**(run_config.action_mix or DYSQL_ACTION_MIX).model_dump())
 
 
 def build_seed_events(run_config: RunConfig, run_id: str, settings: Settings | None = None) -> list[SeedEvent]:
@@ -441,7 +444,7 @@ def _cell(text: Any, limit: int = 200) -> str:
 def _mix_words(cfg: RunConfig) -> str:
     if cfg.write_task_share is not None:
         return f"write-task share {cfg.write_task_share}"
-    mix = cfg.action_mix or ActionMixConfig()
+    mix = cfg.action_mix or DYSQL_ACTION_MIX
     return "task mix: " + ", ".join(f"{kind} {weight}" for kind, weight in mix.model_dump().items())
 
 

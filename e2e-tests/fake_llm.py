@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
+PAIR = re.compile(r"(\w[\w ]*?) = ([^,()]+?)(?=,|\)|$)")  # "last name = Ruiz": a parameter in words, its value
+MAX_CALLS_PER_TURN = 6
+STEP = re.compile(r"^\d+\. (.*?)(?: Looked up from .*?)?(?: The person wants to know: .*)?$")
 
 
 def kind_of(schema: dict) -> str:
@@ -34,6 +37,8 @@ def kind_of(schema: dict) -> str:
         return "judge_verdict"
     if {"description", "success_criteria"} <= props:
         return "task_spec"
+    if {"agrees", "problems"} <= props:
+        return "wording_check"
     if {"returns", "fields"} <= props:
         return "output_schema"
     return "tool_output"
@@ -128,41 +133,92 @@ def spoken_values(request: str, parameters: dict) -> dict:
     return found
 
 
-def play_agent(messages: list[dict], schema: dict) -> dict:
-    last = messages[-1]
-    options = tool_options(schema)
-    if last["role"] == "tool" or not options:
-        results = [m["content"] for m in messages if m["role"] == "tool"][-3:]
-        limit = (schema.get("properties") or schema["anyOf"][1]["properties"])["reply"].get("maxLength", 800)
-        reply = "Here is what I found: " + " | ".join(results)
-        if len(reply) > limit:  # cut between fields, never inside a value
-            reply = reply[:reply.rfind(", ", 0, limit)]
-        return {"reply": reply}
+def _result_value(messages: list[dict], param: str):
+    """A value the tools returned earlier (the latest first): how the agent learns a key the user does not know."""
+    for m in reversed(messages):
+        if m["role"] != "tool":
+            continue
+        try:
+            data = json.loads(m["content"])
+        except (json.JSONDecodeError, TypeError):
+            continue
+        rows = data if isinstance(data, list) else [data]
+        if rows and isinstance(rows[0], dict) and param in rows[0]:
+            return rows[0][param]
+    return None
+
+
+def _wanted_calls(messages: list[dict], options: list[dict]) -> list[tuple[dict, bool]]:
+    """Each request of the user's last message names one tool (by the start of its description) and carries the
+    values the user gives; a value the user does not give is taken from what the tools returned so far. Of the tools
+    a request could name, the one whose parameters it fills best. With each call: whether it needed a looked-up
+    value."""
     catalogue = {}
     for line in messages[0]["content"].splitlines():
         m = re.match(r"- (\w+)\(.*?\): (.*)$", line)
         if m:
             catalogue[m.group(1)] = phrase_of(m.group(2))
+    user = next(m for m in reversed(messages) if m["role"] == "user")
     calls = []
-    # Each request names one tool (by the start of its description) and carries that call's values; of the tools
-    # it could name, the one whose parameters it fills best.
-    for request in last["content"].split("; "):
+    for request in user["content"].split("; "):
         said = " ".join(words(request))
         best = None
         for option in options:
             name = option["properties"]["name"].get("const")
             if name not in catalogue or catalogue[name] not in said:
                 continue
-            parameters = option["properties"]["arguments"]
-            values = spoken_values(request, parameters.get("properties", {}))
-            if set(parameters.get("required", [])) <= set(values) and (best is None or len(values) > len(best[1])):
-                best = (name, values)
+            arguments_schema = option["properties"]["arguments"]
+            props = arguments_schema.get("properties", {})
+            given = {k.strip().replace(" ", "_"): v for k, v in PAIR.findall(request)}
+            arguments = {p: _cast(given[p], spec) for p, spec in props.items() if p in given}
+            arguments |= {p: v for p, v in spoken_values(request, props).items() if p not in arguments}
+            looked_up = {p: _result_value(messages, p) for p in arguments_schema.get("required", [])
+                         if p not in arguments}
+            if any(v is None for v in looked_up.values()):
+                continue
+            if best is None or len(arguments) > len(best[0]["arguments"]):
+                best = ({"name": name, "arguments": arguments | looked_up}, bool(looked_up))
         if best:
-            calls.append({"name": best[0], "arguments": best[1]})
+            calls.append(best)
+    return calls
+
+def _calls_since_user(messages: list[dict]) -> list[dict]:
+    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    return [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"] or "{}")}
+            for m in messages[last_user:] for c in m.get("tool_calls") or []]
+
+
+def play_agent(messages: list[dict], schema: dict) -> dict:
+    """Tool calls for what the user's last message asks (each request names its tool by the first words of the
+    tool's description), keys the user does not know taken from this turn's earlier results; a reply once every
+    wanted call ran."""
+    last = messages[-1]
+    options = tool_options(schema)
+    wanted = _wanted_calls(messages, options) if options else []
+    if last["role"] == "user":
+        # A call that needs a looked-up key waits for this turn's lookups, if there are any.
+        calls = [c for c, looked_up in wanted if not looked_up] or [c for c, _ in wanted]
+    else:
+        made = _calls_since_user(messages)
+        calls = [c for c, _ in wanted if c not in made] if len(made) < MAX_CALLS_PER_TURN else []
     if not calls:
-        return {"reply": "Could you tell me a bit more about what you need?"}
+        if last["role"] == "user":
+            return {"reply": "Could you tell me a bit more about what you need?"}
+        results = [m["content"] for m in messages if m["role"] == "tool"][-3:]
+        limit = (schema.get("properties") or schema["anyOf"][1]["properties"])["reply"].get("maxLength", 800)
+        reply = "Here is what I found: " + " | ".join(results)
+        if len(reply) > limit:  # cut between fields, never inside a value
+            reply = reply[:reply.rfind(", ", 0, limit)]
+        return {"reply": reply}
     options_schema = next(b for b in schema["anyOf"] if "tool_calls" in b.get("properties", {}))
     return {"tool_calls": calls[:options_schema["properties"]["tool_calls"].get("maxItems", len(calls))]}
+
+def phrase_task(messages: list[dict]) -> dict:
+    """The steps as subtasks, each in the words the request gave it, without the looked-up keys."""
+    steps = [m.group(1) for line in messages[-1]["content"].splitlines() if (m := STEP.match(line))]
+    return {"description": "The person wants the assistant to look up the records named and make the change asked.",
+            "subtasks": steps, "success_criteria": ["The named records are looked up with the right ids."],
+            "checkpoints": ["The lookup tool is called."]}
 
 
 def play_judge(schema: dict) -> dict:
@@ -189,9 +245,9 @@ def answer(body: dict, overrides: dict[str, Callable[[dict], str]]) -> str:
     elif kind == "judge_verdict":
         data = play_judge(schema)
     elif kind == "task_spec":
-        data = {"description": "The person wants the assistant to look up the records named and make the change asked.",
-                "success_criteria": ["The named records are looked up with the right ids."],
-                "checkpoints": ["The lookup tool is called."]}
+        data = phrase_task(messages)
+    elif kind == "wording_check":
+        data = {"agrees": True, "problems": []}
     elif kind == "output_schema":
         data = {"returns": "one_record", "fields": [{"name": "id", "type": "integer"}]}
     else:

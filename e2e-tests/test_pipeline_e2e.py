@@ -101,7 +101,9 @@ def plant_wrong_update(body: dict) -> str:
     decision = play_agent(body["messages"], schema)
     for call in list(decision.get("tool_calls", [])):
         if call["name"].startswith("update_"):
-            wrong = {k: v + 1 if isinstance(v, int) else v for k, v in call["arguments"].items()}
+            # the neighbouring key, and a value no row has yet: the write surely changes something
+            wrong = {k: v + 1 if isinstance(v, int) else f"{v} (wrong)" if isinstance(v, str) else v
+                     for k, v in call["arguments"].items()}
             decision["tool_calls"].append({"name": call["name"], "arguments": wrong})
     return json.dumps(decision)
 
@@ -109,7 +111,7 @@ def plant_wrong_update(body: dict) -> str:
 def test_a_planted_wrong_update_is_rejected_by_the_state_hash(services, fake_llm, tmp_path):
     fake_llm.overrides["agent_step"] = plant_wrong_update
     try:
-        config = runner.RunConfig(domains=["telecom"], num_trajectories=1, write_task_share=1.0, random_seed=3,
+        config = runner.RunConfig(domains=["telecom"], num_trajectories=1, action_mix={"update": 1.0}, random_seed=3,
                                   timeout_s=120, output_dir=str(tmp_path))
         result = runner.run(services, config)
     finally:

@@ -195,3 +195,16 @@ def test_run_against_the_broker(kafka_bootstrap, tmp_path):
     assert (result.seeded, result.accepted, result.rejected, result.dead_lettered, result.missing) == (4, 1, 1, 2, 0)
     assert result.malformed == 1 and result.complete and not result.timed_out
     assert len(result.dataset_path.read_text().splitlines()) == 1
+
+
+def test_the_task_mix_is_dysql_by_default_configurable_and_not_given_twice():
+    settings = Settings()
+    [default] = build_seed_events(RunConfig(), "run-x", settings)
+    mix = default.settings.action_mix
+    assert (mix.read, mix.insert, mix.update, mix.delete) == (0.3, 0.1, 0.5, 0.1)
+    [only_deletes] = build_seed_events(RunConfig(action_mix={"delete": 1}), "run-x", settings)
+    assert (only_deletes.settings.action_mix.delete, only_deletes.settings.action_mix.update) == (1, 0)
+    [by_share] = build_seed_events(RunConfig(write_task_share=0.2), "run-x", settings)
+    assert by_share.settings.write_task_share == 0.2 and by_share.settings.action_mix.update == 0  # split later
+    with pytest.raises(ValueError):
+        RunConfig(action_mix={"read": 1}, write_task_share=0.5)

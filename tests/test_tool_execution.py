@@ -9,11 +9,14 @@ import pytest
 
 from services.sql_executor.service import SqlExecutor
 from services.sql_executor.simulate import reference_time
-from services.task_generator import logic as task_logic
-from shared.contracts import (DeadLetter, Difficulty, EffectKind, SqlBinding, Subtask, Task, Tool, ToolEffect,
+from services.task_generator.actions import Grounding, record_read
+from services.task_generator.entity_tree import build_tree
+from services.task_generator.tool_catalog import ToolCatalog
+from shared.contracts import (DeadLetter, EffectKind, SqlBinding, Subtask, Task, Tool, ToolEffect,
                               Toolset, TrajectoryState)
 from shared.data.demo_databases import build_demo
 from shared.env import outcomes
+from shared.env.domain_rows import DomainRows
 from shared.env.sandbox import SandboxManager, scratch_owner
 from shared.env.tool_execution import execute_sql_tool
 from shared.lifecycle.janitor import SandboxJanitor
@@ -71,16 +74,19 @@ def test_a_golden_argument_from_a_timestamp_column_matches_the_call_the_agent_bu
     joined_then = Tool(name="list_customers_created_at",
                        parameters_json=json.dumps({"type": "object", "properties": {"created_at": {"type": "string"}},
                                                    "required": ["created_at"]}),
-                       sql=SqlBinding(statement="SELECT customer_id FROM customers WHERE created_at = :created_at"),
+                       sql=SqlBinding(statement="SELECT customer_id FROM customers WHERE created_at = :created_at",
+                                      parameter_columns={"created_at": "customers.created_at"}),
                        effect=ToolEffect(kind=EffectKind.EFFECT_KIND_READ, table="customers"))
-    cur = manager.connection().execute("SELECT * FROM domain_telecom.customers ORDER BY customer_id LIMIT 1")
-    row = dict(zip([d.name for d in cur.description], cur.fetchone()))
-    assert isinstance(row["created_at"], datetime)
+    rows = DomainRows(manager, "telecom")
+    raw = rows.random_row("customers", random.Random(0))
+    assert isinstance(raw["created_at"], datetime)
 
-    [golden] = task_logic.plan_golden_actions(Toolset(tools=[joined_then]), db_schema,
-                                              task_logic.DataView(table="customers", row=row),
-                                              Difficulty.DIFFICULTY_EASY, False, {}, random.Random(0))
-    assert json.loads(golden.arguments_json) == {"created_at": row["created_at"].isoformat()}
+    tree = build_tree(rows, db_schema, "customers", random.Random(0))  # the same first draw: the same customer
+    catalog = ToolCatalog(Toolset(tools=[joined_then]))
+    [read] = catalog.record_reads("customers")
+    golden = record_read(read, tree.root, Grounding(db_schema, catalog, rows, random.Random(0))).golden()
+    assert json.loads(golden.arguments_json) == {"created_at": raw["created_at"].isoformat()}
+    row = raw
 
     seen = execute_sql_tool(manager, sandbox, db_schema.table_names, customer, "c1",
                             json.dumps({"customer_id": row["customer_id"]}), timeout_ms=2000)

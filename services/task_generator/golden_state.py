@@ -1,6 +1,8 @@
-"""Golden actions executed in a sandbox through the same code the live tool calls take: the database state hash
-where they end becomes the trajectory's golden state."""
+"""Golden actions executed in a sandbox through the same code the live tool calls take: what each returns becomes
+its golden result, and the database state hash where they end becomes the trajectory's golden state."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from shared.contracts import GoldenAction, SeedToolset, Task
 from shared.env.dbschema import DatabaseSchema
@@ -11,6 +13,12 @@ from shared.lifecycle.janitor import SandboxJanitor
 from shared.runtime.errors import PermanentError
 
 
+@dataclass
+class GoldenRun:
+    state_hash: str
+    results: list[str]  # each action's result content (JSON), in order
+
+
 class GoldenState:
     def __init__(self, sandboxes: SandboxManager, janitor: SandboxJanitor, statement_timeout_ms: int):
         self.sandboxes = sandboxes
@@ -18,9 +26,10 @@ class GoldenState:
         self.statement_timeout_ms = statement_timeout_ms
 
     def run_actions(self, sandbox_owner: str, prepared: SeedToolset, db_schema: DatabaseSchema,
-                    actions: list[GoldenAction]) -> str:
-        """Execute tool calls in `sandbox_owner`'s sandbox (created if needed); returns its state hash."""
+                    actions: list[GoldenAction]) -> GoldenRun:
+        """Execute tool calls in `sandbox_owner`'s sandbox (created if needed), in order."""
         sandbox = self.sandboxes.create(sandbox_owner, prepared.toolset.domain_database)
+        results = []
         for i, action in enumerate(actions):
             tool = tool_by_name(prepared.toolset, action.tool_name)
             result = execute_sql_tool(self.sandboxes, sandbox, db_schema.table_names, tool, f"setup{i}",
@@ -28,11 +37,15 @@ class GoldenState:
                                       idempotency_key=f"setup{i}")  # a redelivered seed must not apply it twice
             if not result.ok:
                 raise PermanentError(f"action {action.tool_name}({action.arguments_json}) failed: {result.error}")
-        return self.sandboxes.schema_state_hash(sandbox, db_schema)
+            results.append(result.content_json)
+        return GoldenRun(self.sandboxes.schema_state_hash(sandbox, db_schema), results)
 
-    def hash_after(self, trajectory_id: str, prepared: SeedToolset, db_schema: DatabaseSchema,
-                   tasks: list[Task]) -> str:
-        """The start state's setup, then every golden action, in a scratch sandbox: the hash of where it ends."""
-        actions = list(prepared.seed.start_state.setup_actions) + [a for t in tasks for a in t.golden_actions]
+    def run_tasks(self, trajectory_id: str, prepared: SeedToolset, db_schema: DatabaseSchema,
+                  tasks: list[Task]) -> GoldenRun:
+        """The start state's setup, then every task's golden actions, in a scratch sandbox: where it ends, and what
+        each golden action returned (the setup's results left out). With no writes, the hash is the start's."""
+        setup = list(prepared.seed.start_state.setup_actions)
+        actions = setup + [a for t in tasks for a in t.golden_actions]
         with self.janitor.scratch(trajectory_id) as scratch:
-            return self.run_actions(scratch, prepared, db_schema, actions)
+            run = self.run_actions(scratch, prepared, db_schema, actions)
+        return GoldenRun(run.state_hash, run.results[len(setup):])

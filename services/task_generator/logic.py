@@ -1,4 +1,5 @@
-"""task-generator's pure logic: an entity-tree data view, golden actions grounded in it, and the task around them.
+"""task-generator's pure logic: the task around planned golden actions, the check of its wording, and the values
+its read subtasks expect.
 
 Golden actions are chosen from real rows first and the model only phrases the goal around them (DySQL-style
 entity trees). That keeps every task feasible and checkable even when the model is weak: the database settles what
@@ -6,131 +7,94 @@ the right calls are, the model settles how a person would put it.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import random
-from dataclasses import dataclass, field
+import re
 from typing import Any
 
-from shared.contracts import Difficulty, EffectKind, GoldenAction, Rubric, Subtask, Task, Tool, Toolset
-from shared.env.dbschema import DatabaseSchema, Table
-from shared.env.json_values import json_value
-from shared.env.tool_spec import tool_parameters
+from services.task_generator.actions import PlannedAction
+from services.task_generator.planning import PlannedTask
+from shared.contracts import GoldenAction, Rubric, Subtask, Task, Toolset
 from shared.runtime.errors import PermanentError
 
-ACTIONS_PER_DIFFICULTY = {Difficulty.DIFFICULTY_EASY: 1, Difficulty.DIFFICULTY_MEDIUM: 2, Difficulty.DIFFICULTY_HARD: 3}
+SNAKE_CASE = re.compile(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b")
 
 
-@dataclass
-class DataView:
-    """A root record and the records its foreign keys reach: all the task generator may see of the data."""
-
-    table: str
-    row: dict[str, Any]
-    related: dict[str, dict[str, Any]] = field(default_factory=dict)  # "table" -> row reached by a foreign key
-
-    def as_json(self) -> str:
-        return json.dumps(json_value({"record": {self.table: self.row}, "related": self.related}), indent=1)
+def words(name: str) -> str:
+    return name.replace("_", " ")
 
 
-def pick_difficulty(rng: random.Random, mix) -> int:
-    weights = [max(mix.easy, 0), max(mix.medium, 0), max(mix.hard, 0)]
-    if sum(weights) == 0:
-        weights = [1, 1, 1]
-    return rng.choices([Difficulty.DIFFICULTY_EASY, Difficulty.DIFFICULTY_MEDIUM, Difficulty.DIFFICULTY_HARD],
-                       weights=weights)[0]
+def value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
-def _fillable(tool: Tool, row: dict) -> bool:
-    schema = tool_parameters(tool)
-    required = schema.get("required", list(schema.get("properties", {})))
-    return bool(required) and all(p in row and row[p] is not None for p in required)
+def describe_step(index: int, action: PlannedAction, earlier: str) -> str:
+    """One golden action for the phrasing and wording-check prompts: what it does, the values the person gives,
+    the keys the agent looks up, and what the person wants to know."""
+    text = f"{index + 1}. {action.tool.description.rstrip('.')}."
+    if action.given:
+        text += " (" + ", ".join(f"{words(k)} = {value_text(v)}" for k, v in action.given.items()) + ")"
+    if action.looked_up:
+        text += f" Looked up from {earlier}, not given by the person: {', '.join(words(k) for k in action.looked_up)}."
+    if action.asks_for:
+        many = " (of the first few rows)" if action.answer_rows > 1 else ""
+        text += f" The person wants to know: {', '.join(words(f) for f in action.asks_for)}{many}."
+    return text
 
 
-def lookup_tools(toolset: Toolset, row: dict) -> list[Tool]:
-    return [t for t in toolset.tools if t.effect.kind == EffectKind.EFFECT_KIND_READ and _fillable(t, row)]
+def describe_steps(actions: list[PlannedAction]) -> str:
+    return "\n".join(describe_step(i, a, "an earlier step's result") for i, a in enumerate(actions))
 
 
-def updates_table(tool: Tool, table: str) -> bool:
-    return tool.effect.kind == EffectKind.EFFECT_KIND_UPDATE and tool.effect.table == table
+def mentions(text: str, value: Any) -> bool:
+    """The value appears in the text: text ignoring case, a number as a whole number ("4" is not in "2024")."""
+    if isinstance(value, str):
+        return value.strip().lower() in text.lower()
+    return re.search(rf"(?<![\w.]){re.escape(value_text(value))}(?![\w])", text) is not None
 
 
-def update_tools(toolset: Toolset, table: Table, row: dict) -> list[Tool]:
-    """Updates of the root table's own columns: the key plus one new value, all fillable from the row."""
-    out = []
-    for t in toolset.tools:
-        if not updates_table(t, table.name):
-            continue
-        props = tool_parameters(t).get("properties", {})
-        changed = [p for p in props if p not in table.primary_key]
-        if all(p in row for p in props) and len(changed) == 1 and all(k in props for k in table.primary_key):
-            out.append(t)
-    return out
+def wording_problems(subtasks: list[str], actions: list[PlannedAction], tool_names: list[str]) -> list[str]:
+    """What the mechanical check finds wrong with subtask texts: a person names no tool, no column in snake_case,
+    no id they could not know, and states every value the step needs from them."""
+    problems = []
+    if len(subtasks) != len(actions):
+        return [f"there must be exactly one subtask per step ({len(actions)}), not {len(subtasks)}"]
+    for i, (text, action) in enumerate(zip(subtasks, actions), start=1):
+        named = [t for t in tool_names if t in text]
+        if named:
+            problems.append(f"subtask {i} names the tool {named[0]}; say what the person wants instead")
+        given = {value_text(v) for v in action.given.values()}
+        identifier = SNAKE_CASE.search(_without(text, given))  # a value such as "in_use" is the person's to give
+        if identifier:
+            problems.append(f"subtask {i} uses the identifier {identifier.group(0)}; use plain words")
+        for k in action.looked_up:
+            value = action.arguments[k]
+            if value_text(value) not in given and mentions(text, value):
+                problems.append(f"subtask {i} states the {words(k)} {value_text(value)}, which the person does not "
+                                f"know (the assistant looks it up)")
+        for k, v in action.given.items():
+            if not isinstance(v, bool) and not mentions(text, v):
+                problems.append(f"subtask {i} leaves out the {words(k)} {value_text(v)}")
+    return problems
 
 
-def new_value(old: Any, column_values: list[Any], rng: random.Random) -> Any:
-    """A different, plausible value for an update: another value the column holds, or a nudge of the old one."""
-    others = [v for v in column_values if v is not None and v != old]
-    if isinstance(old, bool):
-        return not old
-    if isinstance(old, (int, float)) and not isinstance(old, bool):
-        return type(old)(round(old * 1.1 + 1, 2)) if isinstance(old, float) else old + 1
-    if isinstance(old, str) and _looks_like_date(old):
-        return (dt.date.fromisoformat(old[:10]) + dt.timedelta(days=7)).isoformat()
-    if others:
-        return rng.choice(others)
-    return f"{old} (updated)"
+def _without(text: str, values: set[str]) -> str:
+    for value in values:
+        text = re.sub(re.escape(value), " ", text, flags=re.IGNORECASE)
+    return text
 
 
-def _looks_like_date(s: str) -> bool:
-    try:
-        dt.date.fromisoformat(s[:10])
-        return len(s) == 10
-    except ValueError:
-        return False
-
-
-def plan_golden_actions(toolset: Toolset, db_schema: DatabaseSchema, view: DataView, difficulty: int,
-                        changes_data: bool, column_values: dict[str, list[Any]], rng: random.Random) -> list[GoldenAction]:
-    """Concrete calls that accomplish a task about the view's record: lookups, then (maybe) one update."""
-    row = json_value(view.row)
-    want = ACTIONS_PER_DIFFICULTY[difficulty]
-    actions: list[GoldenAction] = []
-    reads = lookup_tools(toolset, row)
-    rng.shuffle(reads)
-    # Prefer the record's own lookup first, then lookups of related records (a chain through foreign keys).
-    reads.sort(key=lambda t: t.effect.table != view.table)
-    related_rows = [json_value(r) for r in view.related.values()]
-    for related_row in related_rows:
-        reads += [t for t in lookup_tools(toolset, related_row) if t not in reads]
-    writes = update_tools(toolset, db_schema.table(view.table), row) if changes_data else []
-    n_reads = want - (1 if writes else 0)
-    for tool in reads[:max(n_reads, 1)]:
-        source = row if _fillable(tool, row) else next(r for r in related_rows if _fillable(tool, r))
-        props = tool_parameters(tool).get("properties", {})
-        args = {p: source[p] for p in props if p in source}
-        actions.append(GoldenAction(tool_name=tool.name, arguments_json=json.dumps(args)))
-    if writes:
-        tool = rng.choice(writes)
-        props = tool_parameters(tool).get("properties", {})
-        table = db_schema.table(view.table)
-        args = {}
-        for p in props:
-            if p in table.primary_key:
-                args[p] = row[p]
-            else:
-                args[p] = new_value(row[p], column_values.get(p, []), rng)
-        actions.append(GoldenAction(tool_name=tool.name, arguments_json=json.dumps(args)))
-    return actions
-
-
-def describe_action(action: GoldenAction, toolset: Toolset) -> str:
-    """A plain statement of what one golden action achieves, with its concrete values (the user may reveal them)."""
-    args = json.loads(action.arguments_json)
-    tool = next(t for t in toolset.tools if t.name == action.tool_name)
-    what = tool.description.rstrip(".")
-    values = ", ".join(f"{k} = {v}" for k, v in args.items())
-    return f"{what} ({values})"
+def expected_values(action: PlannedAction, content_json: str) -> dict | None:
+    """The values a read's subtask asks for, from what the golden call returned; None for writes and lookups."""
+    if not action.asks_for:
+        return None
+    result = json.loads(content_json or "null")
+    rows = [r for r in (result if isinstance(result, list) else [result]) if isinstance(r, dict)]
+    if not rows:
+        return {}
+    if action.answer_rows == 1:
+        return {f: rows[0][f] for f in action.asks_for if f in rows[0]}
+    return {f: [r.get(f) for r in rows[:action.answer_rows]] for f in action.asks_for}
 
 
 def expected_tool_use(action: GoldenAction) -> str:
@@ -138,17 +102,32 @@ def expected_tool_use(action: GoldenAction) -> str:
     return f"{action.tool_name}(" + ", ".join(f"{k}=<{k}>" for k in args) + ")"
 
 
-def build_task(task_id: str, difficulty: int, actions: list[GoldenAction], toolset: Toolset, phrasing: dict,
-               changes_data: bool) -> Task:
-    task = Task(task_id=task_id, description=phrasing["description"], difficulty=difficulty,
-                changes_data=changes_data,
+def build_task(task_id: str, planned: PlannedTask, phrasing: dict) -> Task:
+    golden = [a.golden() for a in planned.actions]
+    task = Task(task_id=task_id, description=phrasing["description"], difficulty=planned.difficulty,
+                changes_data=planned.changes_data, hops=planned.hops, length=planned.length,
+                entity_tree_json=planned.tree.as_json() if planned.tree else "",
                 rubric=Rubric(success_criteria=phrasing["success_criteria"],
-                              expected_tool_use=[expected_tool_use(a) for a in actions],
+                              expected_tool_use=[expected_tool_use(a) for a in golden],
                               checkpoints=phrasing["checkpoints"]))
-    task.golden_actions.extend(actions)
-    for i, action in enumerate(actions):
-        task.subtasks.append(Subtask(description=describe_action(action, toolset), golden_action=i))
+    task.golden_actions.extend(golden)
+    for i, text in enumerate(phrasing["subtasks"]):
+        task.subtasks.append(Subtask(description=text, golden_action=i))
     return task
+
+
+def record_results(tasks: list[Task], planned: list[PlannedTask], results: list[str]) -> None:
+    """Each golden action's result as the scratch run returned it (all tasks' actions, in order), and each read
+    subtask's expected values."""
+    remaining = iter(results)
+    for task, plan in zip(tasks, planned):
+        own = [next(remaining) for _ in task.golden_actions]
+        for golden, result in zip(task.golden_actions, own):
+            golden.result_json = result
+        for subtask in task.subtasks:
+            values = expected_values(plan.actions[subtask.golden_action], own[subtask.golden_action])
+            if values is not None:
+                subtask.expected_values_json = json.dumps(values)
 
 
 def agent_system_prompt(domain: str, db_description: str) -> str:

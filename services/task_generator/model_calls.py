@@ -1,77 +1,127 @@
-"""task-generator's model calls: phrasing a descriptive task around its golden actions, and inventing a tool
-call's arguments when there is no database to take them from."""
+"""task-generator's model calls: phrasing a descriptive task and its subtasks around the golden actions, two
+judges checking that wording against them, and inventing a tool call's arguments when there is no database."""
 from __future__ import annotations
-
 
 from services.task_generator import logic
 from services.task_generator.planning import PlannedTask
-from shared.contracts import Tool, Toolset
+from shared.contracts import Tool
 from shared.env.dbschema import DatabaseSchema
 from shared.env.tool_spec import tool_parameters
 from shared.runtime.llm import ModelCall
 
-DIFFICULTY_WORDS = {1: "easy", 2: "medium", 3: "hard"}
-
 TASK_SYSTEM = (
     "You write goals for people who use an assistant connected to a {domain} database. A goal is a short "
     "declarative statement of what the person wants to achieve, written in the third person, self-contained, "
-    "not a question (e.g. 'The customer wants to know ... and then change ...'). Mention the concrete ids and "
-    "values given. Facts the record does not show must be phrased as things to look up or confirm. Then list "
-    "how to judge success and the checkpoints on the way."
+    "not a question (e.g. 'The customer wants to know ... and then change ...'). Then write one subtask per step, "
+    "in order: what the person says they want for that step, in their own plain words, with the values they give. "
+    "A person names no tools and no column names, and never states an id the steps say is looked up; they ask "
+    "for exactly what the step does, nothing more. Then list how to judge success and the checkpoints on the way."
 )
 
 TASK_REQUEST = (
     "Database: {db_description}\n"
-    "The person's record and related records:\n{data_view}\n"
-    "What must get done, in order:\n{actions}\n"
-    "Difficulty: {difficulty}.{extension}\n"
-    "Write the goal, the success criteria and the checkpoints."
+    "The records the task is about:\n{records}\n"
+    "Steps, in order:\n{steps}\n"
+    "Difficulty: {difficulty}.{extension}{feedback}\n"
+    "Write the goal, exactly {n} subtasks, the success criteria and the checkpoints."
 )
 
-TASK_SCHEMA = {
+DIFFICULTY_WORDS = {1: "easy", 2: "medium", 3: "hard"}
+
+
+def task_schema(n_subtasks: int) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "description": {"type": "string", "minLength": 20, "maxLength": 600},
+            "subtasks": {"type": "array", "minItems": n_subtasks, "maxItems": n_subtasks,
+                         "items": {"type": "string", "minLength": 5, "maxLength": 300}},
+            "success_criteria": {"type": "array", "minItems": 1, "maxItems": 4,
+                                 "items": {"type": "string", "minLength": 5, "maxLength": 200}},
+            "checkpoints": {"type": "array", "minItems": 1, "maxItems": 3,
+                            "items": {"type": "string", "minLength": 5, "maxLength": 200}},
+        },
+        "required": ["description", "subtasks", "success_criteria", "checkpoints"],
+    }
+
+
+class TaskPhrasing(ModelCall[dict]):
+    """The answer is the task's description, one subtask per golden action, success criteria and checkpoints."""
+
+    name = "task_spec"
+
+    def __init__(self, domain: str, db_schema: DatabaseSchema | None, planned: PlannedTask, extension: bool,
+                 problems: list[str] | None = None):
+        self.domain = domain
+        self.db_schema = db_schema
+        self.planned = planned
+        self.extension = extension  # it follows on from the trajectory's previous task
+        self.problems = problems or []  # what was wrong with the last wording of this task
+
+    def messages(self) -> list[dict]:
+        feedback = ("\nA previous wording was rejected: " + "; ".join(self.problems) + ". Fix that."
+                    if self.problems else "")
+        request = TASK_REQUEST.format(
+            db_description=self.db_schema.description if self.db_schema else "none (tools only)",
+            records=self.planned.records_json() if self.planned.tree else "none",
+            steps=logic.describe_steps(self.planned.actions),
+            difficulty=DIFFICULTY_WORDS[self.planned.difficulty],
+            extension=" It follows on from the previous goal." if self.extension else "", feedback=feedback,
+            n=len(self.planned.actions))
+        return [{"role": "system", "content": TASK_SYSTEM.format(domain=self.domain)},
+                {"role": "user", "content": request}]
+
+    def schema(self) -> dict:
+        return task_schema(len(self.planned.actions))
+
+
+WORDING_SYSTEM = (
+    "You check generated training tasks before they are used (judge {judge} of 2, deciding on your own). You get "
+    "the steps an assistant must take, with their exact values, and the wording a simulated person will follow. "
+    "Agree only if the goal and the subtasks ask for exactly what the steps do: every step asked for, in order, "
+    "with the same values; nothing asked that no step does; no tool names, column names or ids the steps say are "
+    "looked up. List each problem you find."
+)
+
+WORDING_REQUEST = "Steps:\n{steps}\n\nGoal: {description}\nSubtasks:\n{subtasks}"
+
+WORDING_SCHEMA = {
     "type": "object",
     "properties": {
-        "description": {"type": "string", "minLength": 20, "maxLength": 600},
-        "success_criteria": {"type": "array", "minItems": 1, "maxItems": 4,
-                             "items": {"type": "string", "minLength": 5, "maxLength": 200}},
-        "checkpoints": {"type": "array", "minItems": 1, "maxItems": 3,
-                        "items": {"type": "string", "minLength": 5, "maxLength": 200}},
+        "agrees": {"type": "boolean"},
+        "problems": {"type": "array", "maxItems": 5, "items": {"type": "string", "maxLength": 200}},
     },
-    "required": ["description", "success_criteria", "checkpoints"],
+    "required": ["agrees", "problems"],
 }
+
+
+class WordingCheck(ModelCall[dict]):
+    """A judge's verdict on whether a task's wording asks for exactly what its golden actions do (DySQL-Bench's
+    verification before use); the task is kept only when two judges, asked apart, both agree."""
+
+    name = "wording_check"
+    temperature = 0.7  # two judges that sample apart, not one answer twice
+
+    def __init__(self, judge: int, planned: PlannedTask, phrasing: dict):
+        self.judge = judge
+        self.planned = planned
+        self.phrasing = phrasing
+
+    def messages(self) -> list[dict]:
+        subtasks = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(self.phrasing["subtasks"]))
+        request = WORDING_REQUEST.format(steps=logic.describe_steps(self.planned.actions),
+                                         description=self.phrasing["description"], subtasks=subtasks)
+        return [{"role": "system", "content": WORDING_SYSTEM.format(judge=self.judge)},
+                {"role": "user", "content": request}]
+
+    def schema(self) -> dict:
+        return WORDING_SCHEMA
+
 
 ARGUMENTS_SYSTEM = (
     "You invent the arguments of one realistic call of a {domain} tool, as a specific user would need it: real-"
     "looking names, dates, amounts and ids, not placeholders. Answer with the arguments as JSON."
 )
-
-
-class TaskPhrasing(ModelCall[dict]):
-    """The answer is the task's description, success criteria and checkpoints."""
-
-    name = "task_spec"
-
-    def __init__(self, domain: str, db_schema: DatabaseSchema | None, toolset: Toolset, planned: PlannedTask,
-                 extension: bool):
-        self.domain = domain
-        self.db_schema = db_schema
-        self.toolset = toolset
-        self.planned = planned
-        self.extension = extension  # it follows on from the trajectory's previous task
-
-    def messages(self) -> list[dict]:
-        steps = "\n".join(f"{i + 1}. {logic.describe_action(a, self.toolset)}"
-                          for i, a in enumerate(self.planned.actions))
-        request = TASK_REQUEST.format(
-            db_description=self.db_schema.description if self.db_schema else "none (tools only)",
-            data_view=self.planned.view.as_json() if self.db_schema else "none", actions=steps,
-            difficulty=DIFFICULTY_WORDS[self.planned.difficulty],
-            extension=" It follows on from the previous goal." if self.extension else "")
-        return [{"role": "system", "content": TASK_SYSTEM.format(domain=self.domain)},
-                {"role": "user", "content": request}]
-
-    def schema(self) -> dict:
-        return TASK_SCHEMA
 
 
 class ToolArguments(ModelCall[dict]):

@@ -8,9 +8,9 @@ from opentelemetry import context as otel_context
 
 from services.task_generator import logic
 from services.task_generator.golden_state import GoldenState
-from services.task_generator.model_calls import TaskPhrasing, ToolArguments
-from services.task_generator.planning import plan_task, plan_tool_spec_task
-from shared.contracts import ChatMessage, SeedToolset, Task, Topics, TrajectoryState, TrajectoryStatus
+from services.task_generator.model_calls import TaskPhrasing, ToolArguments, WordingCheck
+from services.task_generator.planning import PlannedTask, TrajectoryEdits, plan_task, plan_tool_spec_task
+from shared.contracts import ChatMessage, SeedToolset, Topics, TrajectoryState, TrajectoryStatus
 from shared.env.dbschema import DatabaseSchema
 from shared.env.domain_rows import DomainRows
 from shared.env.sandbox import SandboxManager, sandbox_name
@@ -22,6 +22,11 @@ from shared.runtime.bus import Outgoing, Stage, consumes, dead_letter
 from shared.runtime.config import Settings
 from shared.runtime.errors import PermanentError
 from shared.runtime.llm import LLMClient, LLMClients, ModelCall
+
+
+WORDING_ATTEMPTS = 2  # phrasings of one task before it is dropped
+WORDING_MISMATCH = "task_generator/wording_mismatch"  # TrajectoryState.retries: tasks dropped for their wording
+WORDING_REPHRASED = "task_generator/wording_rephrased"  # ... and phrasings asked for again
 
 
 class TaskGenerator(Stage):
@@ -106,32 +111,64 @@ class TaskGenerator(Stage):
             state.setup_actions.extend(start.setup_actions)  # offline re-validation replays them first
             setup_tools = {a.tool_name for a in start.setup_actions}
             state.setup_tools.extend(t for t in prepared.toolset.tools if t.name in setup_tools)
-            state.tasks.extend(self.plan_tasks(prepared, db_schema, rng, llm, state))
+            planned = self.plan_tasks(prepared, db_schema, rng, llm, state)
             state.toolset.CopyFrom(logic.offered_tools(prepared.toolset, list(state.tasks),
                                                        seed.settings.tools_per_trajectory, rng))
             if executes_sql(state) and start.setup_actions:
                 self.golden.run_actions(trajectory_id, prepared, db_schema, start.setup_actions)  # where it continues
-            if executes_sql(state) and (start.setup_actions or any(t.changes_data for t in state.tasks)):
-                state.golden_state_hash = self.golden.hash_after(trajectory_id, prepared, db_schema, state.tasks)
+            if executes_sql(state):
+                # Always hashed, reads only too: an unasked-for write then differs from the start it should keep.
+                run = self.golden.run_tasks(trajectory_id, prepared, db_schema, list(state.tasks))
+                state.golden_state_hash = run.state_hash
+                logic.record_results(list(state.tasks), planned, run.results)
             return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
 
     def plan_tasks(self, prepared: SeedToolset, db_schema: DatabaseSchema | None, rng: random.Random,
-                   llm: LLMClient, state: TrajectoryState) -> list[Task]:
-        def ask(call: ModelCall):
-            answer = call.ask(llm)
+                   llm: LLMClient, state: TrajectoryState) -> list[PlannedTask]:
+        """The trajectory's tasks, each planned, phrased and checked before the next (a later task builds on the
+        ones kept); added to `state`. A task whose wording keeps disagreeing with its golden actions is dropped."""
+        def ask(call: ModelCall, role_llm: LLMClient = llm):
+            answer = call.ask(role_llm)
             record_usage(state, answer.chat)
             return answer.value
 
+        judge = self.llm.for_role("judge", prepared.seed.settings.models)
         domain, toolset = prepared.seed.domain, prepared.toolset
         rows = DomainRows(self.sandboxes, toolset.domain_database) if db_schema else None
-        tasks, previous = [], None
+        edits = TrajectoryEdits()
+        kept: list[PlannedTask] = []
         for k in range(prepared.seed.settings.tasks_per_trajectory):
             if db_schema is None:
                 planned = plan_tool_spec_task(prepared, rng, lambda tool: ask(ToolArguments(domain, tool)))
             else:
-                planned = plan_task(prepared, db_schema, rows, rng, previous)
-            phrasing = ask(TaskPhrasing(domain, db_schema, toolset, planned, extension=previous is not None))
-            tasks.append(logic.build_task(f"{state.trajectory_id}-k{k}", planned.difficulty, planned.actions, toolset,
-                                          phrasing, planned.changes_data))
-            previous = planned.view
-        return tasks
+                planned = plan_task(prepared, db_schema, rows, rng, kept[-1] if kept else None, edits)
+            phrasing = self.checked_phrasing(planned, db_schema, domain, bool(kept), state,
+                                             ask=ask, judge=lambda call: ask(call, judge))
+            if phrasing is None:
+                state.retries[WORDING_MISMATCH] += 1
+                continue
+            state.tasks.append(logic.build_task(f"{state.trajectory_id}-k{k}", planned, phrasing))
+            if db_schema is not None:
+                edits.record(db_schema, planned)
+            kept.append(planned)
+        if not kept:
+            raise PermanentError(f"{WORDING_MISMATCH}: no task's wording matched its golden actions")
+        return kept
+
+    def checked_phrasing(self, planned: PlannedTask, db_schema: DatabaseSchema | None, domain: str,
+                         extension: bool, state: TrajectoryState, ask, judge) -> dict | None:
+        """The task's wording once the mechanical check and both judges agree it asks for exactly its golden
+        actions; re-phrased with their objections up to WORDING_ATTEMPTS times, then None."""
+        tool_names = [t.name for t in state.toolset.tools]
+        problems: list[str] = []
+        for attempt in range(WORDING_ATTEMPTS):
+            if attempt:
+                state.retries[WORDING_REPHRASED] += 1
+            phrasing = ask(TaskPhrasing(domain, db_schema, planned, extension, problems))
+            problems = logic.wording_problems(phrasing["subtasks"], planned.actions, tool_names)
+            if not problems:
+                verdicts = [judge(WordingCheck(j, planned, phrasing)) for j in (1, 2)]
+                problems = [p for v in verdicts if not v["agrees"] for p in v["problems"] or ["a judge disagreed"]]
+            if not problems:
+                return phrasing
+        return None

@@ -124,9 +124,12 @@ def required_values(state: TrajectoryState, move: Move) -> list[Any]:
         task = state.tasks[ti]
         sub = task.subtasks[si]
         if sub.golden_action >= 0:
-            arguments = json.loads(task.golden_actions[sub.golden_action].arguments_json or "{}")
-            # A flag is said in words ("switch it off"), not as true/false, so no check could find it.
-            values.extend(v for v in arguments.values() if v is not None and not isinstance(v, bool))
+            golden = task.golden_actions[sub.golden_action]
+            arguments = json.loads(golden.arguments_json or "{}")
+            # A key the agent looks up is not the user's to give; a flag is said in words ("switch it off"), not as
+            # true/false, so no check could find it.
+            values.extend(v for k, v in arguments.items()
+                          if k not in golden.looked_up_arguments and v is not None and not isinstance(v, bool))
     return values
 
 

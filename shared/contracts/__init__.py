@@ -18,6 +18,7 @@ SeedTools = seed_pb2.SeedTools
 SeedToolset = seed_pb2.SeedToolset
 StartState = seed_pb2.StartState
 DifficultyMix = seed_pb2.DifficultyMix
+ActionMix = seed_pb2.ActionMix
 PipelineMode = seed_pb2.PipelineMode
 ToolExecution = seed_pb2.ToolExecution
 UserPersona = seed_pb2.UserPersona
@@ -35,6 +36,7 @@ Rubric = task_pb2.Rubric
 GoldenAction = task_pb2.GoldenAction
 Subtask = task_pb2.Subtask
 Difficulty = task_pb2.Difficulty
+TaskLength = task_pb2.TaskLength
 
 ChatMessage = chat_pb2.ChatMessage
 ToolCall = chat_pb2.ToolCall

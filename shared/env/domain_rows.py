@@ -8,6 +8,8 @@ from psycopg import sql as pgsql
 from shared.env.json_values import json_value
 from shared.env.sandbox import SandboxManager, domain_schema_name
 
+SAMPLE_ROWS = 200  # referencing rows read to sample from
+
 
 class DomainRows:
     def __init__(self, sandboxes: SandboxManager, domain: str):
@@ -32,6 +34,33 @@ class DomainRows:
             self._table(table), pgsql.Identifier(column)), (value,))
         row = cur.fetchone()
         return dict(zip([d.name for d in cur.description], row)) if row else None
+
+    def referencing_rows(self, table: str, column: str, value, limit: int, rng: random.Random) -> tuple[list[dict], int]:
+        """Up to `limit` rows of `table` whose `column` equals `value`, sampled, and how many there are in all."""
+        cur = self.sandboxes.connection().execute(
+            pgsql.SQL("SELECT * FROM {} WHERE {} = %s ORDER BY 1 LIMIT %s").format(
+                self._table(table), pgsql.Identifier(column)), (value, SAMPLE_ROWS))
+        names = [d.name for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        total = len(rows) if len(rows) < SAMPLE_ROWS else self._count(table, column, value)
+        return rng.sample(rows, min(limit, len(rows))), total
+
+    def _count(self, table: str, column: str, value) -> int:
+        (count,) = self.sandboxes.connection().execute(pgsql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
+            self._table(table), pgsql.Identifier(column)), (value,)).fetchone()
+        return count
+
+    def count_containing(self, table: str, column: str, text: str) -> int:
+        """Rows whose `column` contains `text`, ignoring case: what a search tool over the column would find."""
+        (count,) = self.sandboxes.connection().execute(
+            pgsql.SQL("SELECT count(*) FROM {} WHERE {} ILIKE '%%' || %s || '%%'").format(
+                self._table(table), pgsql.Identifier(column)), (text,)).fetchone()
+        return count
+
+    def max_value(self, table: str, column: str):
+        (value,) = self.sandboxes.connection().execute(pgsql.SQL("SELECT max({}) FROM {}").format(
+            pgsql.Identifier(column), self._table(table))).fetchone()
+        return value
 
     def column_values(self, table: str, sample: int = 200) -> dict[str, list]:
         """Each column's distinct values (as JSON values, sorted) among the table's first `sample` rows."""

@@ -70,6 +70,8 @@ def value_mentioned(text: str, value) -> bool:
     """A database value appears in a message: numbers compare as numbers, text case-insensitively."""
     if value is None:
         return False
+    if isinstance(value, list):  # the values of several rows: each must be told
+        return bool(value) and all(value_mentioned(text, v) for v in value)
     if isinstance(value, bool):
         return str(value).lower() in (text or "").lower()
     if isinstance(value, (int, float)):

@@ -17,7 +17,7 @@ import yaml
 from google.protobuf.json_format import ParseDict
 from google.protobuf.message import DecodeError
 from kafka import KafkaConsumer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -28,7 +28,7 @@ from shared.runtime.bus import ensure_topics, make_producer
 from shared.data.seed_tools import load_seed_tools
 from shared.env.trajectory import openai_messages
 from shared.contracts import flow
-from shared.contracts import (DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
+from shared.contracts import (ActionMix, DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
                               ToolExecution, ToolSynthesizer, Topics, UserPersona, Verdict, StartState,
                               ChatMessage)
 
@@ -43,6 +43,19 @@ class DifficultyMixConfig(BaseModel):
     hard: float = 0.2
 
 
+class ActionMixConfig(BaseModel):
+    """Weights of the kinds of tasks; a kind left out gets none."""
+
+    model_config = ConfigDict(extra="forbid")
+    read: float = Field(0, ge=0)
+    insert: float = Field(0, ge=0)
+    update: float = Field(0, ge=0)
+    delete: float = Field(0, ge=0)
+
+
+DYSQL_ACTION_MIX = ActionMixConfig(read=0.3, insert=0.1, update=0.5, delete=0.1)  # DySQL-Bench's tasks
+
+
 class RunConfig(BaseModel):
     """The `generation:` section of the config file: what to generate (settings say where)."""
 
@@ -54,7 +67,10 @@ class RunConfig(BaseModel):
     tool_execution: Literal["sql", "simulated"] = "sql"
     max_user_turns: int = Field(6, ge=1)
     max_agent_steps_per_turn: int = Field(3, ge=1)
-    write_task_share: float = Field(0.3, ge=0, le=1)
+    # The kinds of tasks: action_mix weights, or the share of writes alone (split as DySQL-Bench splits them);
+    # neither: DySQL-Bench's mix. Not both.
+    action_mix: ActionMixConfig | None = None
+    write_task_share: float | None = Field(None, ge=0, le=1)
     user_persona: Literal["casual", "expert"] = "casual"  # expert: states a whole task at once (ablation)
     tools_per_trajectory: int = Field(8, ge=0)
     # Continue from a state: {"prefix": [OpenAI chat messages], "setup_actions": [{"tool": name, "arguments": {...}}]}
@@ -77,6 +93,12 @@ class RunConfig(BaseModel):
     min_accepted: int = Field(0, ge=0)
     max_rounds: int = Field(1, ge=1)
     output_dir: str = "out"
+
+    @model_validator(mode="after")
+    def _one_task_mix(self) -> "RunConfig":
+        if self.action_mix is not None and self.write_task_share is not None:
+            raise ValueError("give action_mix or write_task_share, not both")
+        return self
 
     @property
     def expected_trajectories(self) -> int:
@@ -107,7 +129,8 @@ def generation_settings(run_config: RunConfig, settings: Settings) -> Generation
         models={role: settings.llm.for_role(role).model for role in ROLES},
         max_user_turns=run_config.max_user_turns,
         max_agent_steps_per_turn=run_config.max_agent_steps_per_turn,
-        write_task_share=run_config.write_task_share,
+        write_task_share=run_config.write_task_share or 0.0,
+        action_mix=task_mix(run_config),
         tools_per_trajectory=run_config.tools_per_trajectory,
         user_persona=UserPersona.USER_PERSONA_EXPERT if run_config.user_persona == "expert"
         else UserPersona.USER_PERSONA_UNSPECIFIED,
@@ -116,6 +139,13 @@ def generation_settings(run_config: RunConfig, settings: Settings) -> Generation
         tool_synthesizer=ToolSynthesizer.Value(f"TOOL_SYNTHESIZER_{run_config.tool_synthesizer.upper()}"),
         expand_seed_tools=run_config.expand_seed_tools,
     )
+
+
+def task_mix(run_config: RunConfig) -> ActionMix:
+    """The configured weights; empty when only write_task_share is given (the task generator splits it)."""
+    if run_config.write_task_share is not None:
+        return ActionMix()
+    return ActionMix(**(run_config.action_mix or DYSQL_ACTION_MIX).model_dump())
 
 
 def build_seed_events(run_config: RunConfig, run_id: str, settings: Settings | None = None) -> list[SeedEvent]:
@@ -411,6 +441,13 @@ def _cell(text: Any, limit: int = 200) -> str:
     return text.replace("|", "\\|")
 
 
+def _mix_words(cfg: RunConfig) -> str:
+    if cfg.write_task_share is not None:
+        return f"write-task share {cfg.write_task_share}"
+    mix = cfg.action_mix or DYSQL_ACTION_MIX
+    return "task mix: " + ", ".join(f"{kind} {weight}" for kind, weight in mix.model_dump().items())
+
+
 def render_report(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_s: float, *,
                   timed_out: bool = False) -> str:
     c = tracker.counts()
@@ -420,7 +457,7 @@ def render_report(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_
         f"- domains: {', '.join(cfg.domains)}; {cfg.num_trajectories} trajectories per domain, "
         f"{cfg.tasks_per_trajectory} task(s) each",
         f"- pipeline: {cfg.pipeline_mode}; tools: {cfg.tool_execution}; max user turns {cfg.max_user_turns}, "
-        f"max agent steps per turn {cfg.max_agent_steps_per_turn}; write-task share {cfg.write_task_share}",
+        f"max agent steps per turn {cfg.max_agent_steps_per_turn}; {_mix_words(cfg)}",
         f"- difficulty mix: easy {cfg.difficulty_mix.easy}, medium {cfg.difficulty_mix.medium}, "
         f"hard {cfg.difficulty_mix.hard}; random seed {cfg.random_seed}",
         f"- wall time: {wall_s:.1f} s" + (f" (timed out after {cfg.timeout_s:.0f} s)" if timed_out else ""), "",

@@ -91,9 +91,11 @@ def words(text: str) -> list[str]:
 
 
 def phrase_of(description: str) -> str:
-    """How the fake user names what it wants: the first words of the tool's description, fewer than the user message
-    check would call pasted text, and how the fake agent recognises the tool."""
-    return " ".join(words(description)[:5])
+    """How the fake user names what it wants, and how the fake agent recognises the tool: the first ten words of the
+    tool's description in runs of five with a word between them, shorter than what the user message check calls
+    pasted text, long enough to tell "change the status of a customer" from "... of a subscription"."""
+    described = words(description)
+    return " so ".join(" ".join(described[i:i + 5]) for i in range(0, min(len(described), 10), 5))
 
 
 def play_user(messages: list[dict], schema: dict) -> dict:
@@ -106,8 +108,9 @@ def play_user(messages: list[dict], schema: dict) -> dict:
     requests = []
     for line in plan.splitlines():
         if line.startswith("- "):
-            description, _, values = line[2:].rpartition(" (")
-            requests.append(f"could you {phrase_of(description)} please ({values.rstrip(')')})")
+            description, _, values = line[2:].rpartition(" (") if " (" in line else (line[2:], "", "")
+            given = f" ({values.rstrip(')')})" if values else ""
+            requests.append(f"could you {phrase_of(description)} please{given}")
     opening = "Hi there! " if "first message" in plan else "Thanks! " if "Start by thanking" in plan else ""
     if "has not done" in plan:
         opening = "That isn't done yet. "

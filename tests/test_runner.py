@@ -165,7 +165,20 @@ def test_rejection_record_falls_back_to_failed_checks_in_report():
     t = RunTracker({"s": 1})
     t.on_verdict(verdict("a", "s", accepted=False))
     assert rejection_record(t.resolved["a"].verdict)["reasons"] == []
-    assert "| check failed: final_state | 1 |" in render_report(t, RunConfig(), "r", 1.0)
+    assert "| final_state | 1 | final_state: check failed |" in render_report(t, RunConfig(), "r", 1.0)
+
+
+def test_report_counts_rejections_per_check_and_steps_asked_again():
+    t = RunTracker({"s": 3})
+    for name, reason in (("a", "golden_state: differs"), ("b", "golden_state: no golden state recorded")):
+        t.on_verdict(verdict(name, "s", accepted=False, reasons=[reason]))
+    accepted = verdict("c", "s")
+    accepted.trajectory.retries["agent/ungrounded_values"] = 2
+    accepted.trajectory.retries["user_sim/meta_text"] = 1
+    t.on_verdict(accepted)
+    report = render_report(t, RunConfig(), "r", 1.0)
+    assert "| golden_state | 2 | golden_state: differs |" in report
+    assert "| agent/ungrounded_values | 2 |" in report and "| user_sim/meta_text | 1 |" in report
 
 
 @pytest.mark.integration

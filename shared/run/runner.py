@@ -481,14 +481,32 @@ def render_report(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_
             lines.append(f"| {_cell(seed)} ({slots} not started) | {DEAD_LETTERED} | - | - | - | - | - | - |")
     lines.append("")
 
+    # Counted per check (the text before the colon), each with one trajectory's own words as an example.
     reasons: Counter[str] = Counter()
+    example: dict[str, str] = {}
     for r in tracker.of(REJECTED):
-        failed = [f"check failed: {ch.name}" for ch in r.verdict.checks if not ch.passed]
-        reasons.update(set(r.verdict.reasons) or set(failed) or {"(no reason given)"})
+        failed = [f"{ch.name}: check failed" for ch in r.verdict.checks if not ch.passed]
+        for reason in sorted(set(r.verdict.reasons) or set(failed) or {"(no reason given)"}):
+            check = reason.split(":", 1)[0]
+            reasons[check] += 1
+            example.setdefault(check, reason)
     lines += ["## Rejection reasons", ""]
     if reasons:
-        lines += ["| reason | count |", "|---|---:|"]
-        lines += [f"| {_cell(reason)} | {n} |" for reason, n in reasons.most_common()]
+        lines += ["| check | trajectories | example |", "|---|---:|---|"]
+        lines += [f"| {_cell(check)} | {n} | {_cell(example[check])} |" for check, n in reasons.most_common()]
+    else:
+        lines.append("None.")
+    lines.append("")
+
+    # What generation asked for again (user turns, agent replies, task wordings), per role and reason.
+    retries: Counter[str] = Counter()
+    for r in tracker.resolved.values():
+        if r.verdict is not None:
+            retries.update(dict(r.verdict.trajectory.retries))
+    lines += ["## Steps asked again", ""]
+    if retries:
+        lines += ["| role/reason | times |", "|---|---:|"]
+        lines += [f"| {_cell(key)} | {n} |" for key, n in sorted(retries.items())]
     else:
         lines.append("None.")
     lines.append("")

@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -159,3 +160,38 @@ def align(training: Counter, target: Counter, *, alpha: float = SMOOTHING, top: 
         overlap_ratio=len(set(training) & set(target)) / len(target),
         top_missing=[(g, target[g]) for g in missing[:top]],
     )
+
+
+@dataclass
+class DatasetSQL:
+    statements: list[str] = field(default_factory=list)  # one per executed call, so frequent tools weigh more
+    records: int = 0
+    records_without_bindings: int = 0
+
+
+def executed_tool_sql(records: Iterable[dict]) -> DatasetSQL:
+    """The SQL each executed tool call ran, from the records' metadata.tool_bindings ({tool: {sql, ...}}).
+
+    A call counts as executed when its tool message came back and is not a tool error ({"error": ...})."""
+    found = DatasetSQL()
+    for record in records:
+        found.records += 1
+        bindings = (record.get("metadata") or {}).get("tool_bindings")
+        if not bindings:
+            found.records_without_bindings += 1
+            continue
+        replies = {m.get("tool_call_id"): m.get("content") for m in record.get("messages", []) if m["role"] == "tool"}
+        for message in record.get("messages", []):
+            for call in message.get("tool_calls") or []:
+                sql = (bindings.get(call["function"]["name"]) or {}).get("sql")
+                if sql and call["id"] in replies and not _is_tool_error(replies[call["id"]]):
+                    found.statements.append(sql)
+    return found
+
+
+def _is_tool_error(content: str | None) -> bool:
+    try:
+        reply = json.loads(content or "")
+    except json.JSONDecodeError:
+        return False
+    return isinstance(reply, dict) and "error" in reply

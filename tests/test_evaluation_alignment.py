@@ -15,7 +15,7 @@ from shared.evaluation.alignment import UnparsableSQL, align, ngrams, template, 
     ("SELECT T2.name FROM a AS T1 JOIN b AS T2 ON T1.id = T2.id GROUP BY T1.id HAVING count(*) >= 2", "sqlite",
      "SELECT FROM AS JOIN AS ON = GROUP BY HAVING COUNT ( * ) >="),
     # a tool statement: bound :parameters are values
-    ("UPDATE bowler_scores SET raw_score = :raw_score WHERE match_id = :match_id RETURNING *", "postgres",
+    ("UPDATE bowler_scores SET raw_score = :raw_score WHERE match_id = :match_id RETURNING *;", "postgres",
      "UPDATE SET = WHERE = RETURNING *"),
     ('SELECT "Order Date", count FROM "My T" WHERE d IS NOT NULL AND e LIKE \'%x\'', "postgres",
      "SELECT , FROM WHERE IS NOT NULL AND LIKE"),

@@ -1,9 +1,10 @@
 """Structural alignment of SQL workloads (arXiv 2510.04919): how well training SQL matches a target workload.
 
 1. Template: each statement is parsed with sqlglot (so only real SQL counts) and its tokens are kept except names
-   and values: table, column and alias names, literals (not NULL: `IS NULL` is structure), bind parameters, and
-   data type names (with the `AS` of a `CAST(... AS type)`). What remains are keywords, function names, operators and punctuation, e.g.
-   `SELECT / FROM WHERE = ORDER BY ( CAST ( ) / ) DESC LIMIT`. Multi-word keywords (ORDER BY) are one token.
+   and values: table, column and alias names, literals (not NULL: `IS NULL` is structure), bind parameters, data
+   type names (with the `AS` of a `CAST(... AS type)`) and the terminating semicolon. What remains are keywords,
+   function names, operators and punctuation, e.g. `SELECT / FROM WHERE = ORDER BY ( CAST ( ) / ) DESC LIMIT`.
+   Multi-word keywords (ORDER BY) are one token.
 2. N-grams of 1..15 template tokens, kept only when they contain a keyword or function name, do not start or end
    with a comma, and have balanced parentheses (never closing one they did not open). Every occurrence counts.
 3. P is the distribution of the training n-grams, Q the target's. Both are Lidstone-smoothed with α over the union
@@ -68,8 +69,10 @@ def template(sql: str, dialect: str = "postgres") -> tuple[str, ...]:
 
 def _classify(token: Token, following: Token | None, names: set[str], after_name: bool,
               previous: Token | None) -> str:
-    """'keep', 'name', 'type' or 'value' for one token."""
+    """'keep', 'name', 'type', 'value' or 'end' for one token."""
     calls = following is not None and following.token_type == TokenType.L_PAREN
+    if token.token_type == TokenType.SEMICOLON:
+        return "end"  # a statement's terminator, written or not
     if token.token_type in LITERALS or token.token_type in PARAMETERS:
         return "value"
     if token.token_type == TokenType.COLON and following is not None and following.token_type in NAMES:

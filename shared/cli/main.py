@@ -16,6 +16,7 @@ from kafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli import evaluate as evaluate_cli
 from shared.cli import tools as tools_cli
 from shared.contracts import SeedEvent
 from shared.ops import cluster, stack, trace_lookup
@@ -254,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-s", type=float, default=300, help="retry while Kafka or PostgreSQL are not up yet")
     p.set_defaults(func=cmd_cluster_init)
     tools_cli.add_parsers(sub, common)  # import-db, tools
+    evaluate_cli.add_parsers(sub, common)  # align, tasks import-dysql
     return parser
 
 

@@ -1,0 +1,122 @@
+"""`turnforge align` and `turnforge tasks import-dysql`: argument parsing and printing; the work is in
+shared.evaluation.
+
+Both use the configured PostgreSQL where they need one (`align --db`, `tasks import-dysql`), started for the
+command and stopped after it when it is the embedded stack's and not running, as `turnforge tools` does.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from shared.evaluation.alignment import align, executed_tool_sql, workload
+from shared.evaluation.dysql import import_dysql, write_task_set
+from shared.ops import stack
+from shared.ops.tools import database_toolset
+from shared.run.stats import load_records
+from shared.runtime.config import Settings, load_settings
+
+TOOL_DIALECT = "postgres"  # the SQL TurnForge's tools run
+
+
+def _with_settings(command):
+    return lambda args: command(args, load_settings(args.config or os.environ.get("TURNFORGE_CONFIG") or None))
+
+
+def target_statements(path: str) -> list[str]:
+    """One statement per line; blank lines and `--` comment lines are skipped."""
+    lines = (line.strip() for line in Path(path).read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("--")]
+
+
+def _training_statements(args, settings: Settings) -> tuple[list[str], str]:
+    """(the statements to measure, where they came from) for --dataset or --db."""
+    if args.dataset:
+        found = executed_tool_sql(load_records([args.dataset]))
+        if not found.statements:
+            raise ValueError(f"no executed tool SQL in {args.dataset}: {found.records_without_bindings} of "
+                             f"{found.records} records carry no metadata.tool_bindings (written by newer runs), and "
+                             "the others made no successful call; nothing to align")
+        skipped = f", {found.records_without_bindings} records without tool bindings skipped" \
+            if found.records_without_bindings else ""
+        return found.statements, f"{len(found.statements)} executed calls in {found.records} records{skipped}"
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    with contextlib.ExitStack() as needs:
+        needs.enter_context(stack.postgres_available(settings))
+        if args.synthesizer != "template":
+            needs.enter_context(stack.model_available(settings))
+        toolset = database_toolset(settings, args.db, synthesizer=args.synthesizer)
+    return [t["sql"] for t in toolset["tools"]], f"{len(toolset['tools'])} tools of domain {toolset['domain']}"
+
+
+def cmd_align(args, settings: Settings) -> int:
+    statements, source = _training_statements(args, settings)
+    training = workload(statements, TOOL_DIALECT)
+    target = workload(target_statements(args.target), args.target_dialect)
+    result = align(training.counts, target.counts, top=args.top)
+    figures = {
+        "kl_alignment": round(result.kl_alignment, 4),
+        "overlap_ratio": round(result.overlap_ratio, 4),
+        "kl_divergence": round(result.kl_divergence, 4),
+        "top_missing": [{"ngram": gram, "target_count": count} for gram, count in result.top_missing],
+        "training": {"source": source, "statements": training.statements, "unparsed": len(training.unparsed)},
+        "target": {"source": args.target, "statements": target.statements, "unparsed": len(target.unparsed)},
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"training: {source}; {training.statements} statements parsed, {len(training.unparsed)} not")
+    print(f"target:   {args.target}; {target.statements} statements parsed, {len(target.unparsed)} not")
+    print(f"KL-alignment {figures['kl_alignment']}  (D_KL {figures['kl_divergence']}; 1/e is no alignment)")
+    print(f"overlap ratio {figures['overlap_ratio']}  (share of the target's n-grams the training data has)")
+    print("most frequent target n-grams the training data lacks:")
+    for gram, count in result.top_missing:
+        print(f"  {count:>5}  {gram}")
+    return 0
+
+
+def cmd_import_dysql(args, settings: Settings) -> int:
+    domain = args.name or f"dysql_{args.env}"
+    with stack.postgres_available(settings):
+        result = import_dysql(settings.postgres.dsn, args.tasks, args.env, args.db, domain)
+    write_task_set(result.tasks, args.out)
+    total = len(result.tasks) + len(result.skipped)
+    print(f"domain {result.domain}: {len(result.tasks)} of {total} tasks frozen -> {args.out}")
+    for note in result.import_notes:
+        print(f"  import note: {note}")
+    for skipped in result.skipped:
+        print(f"  left out task {skipped.index} (user {skipped.user_id}): {skipped.reason}")
+    return 0 if result.tasks else 1
+
+
+def add_parsers(sub, common) -> None:
+    """Register `align` and `tasks` on the turnforge command's subparsers."""
+    p = sub.add_parser("align", parents=[common],
+                       help="structural alignment (KL-alignment, n-gram overlap) of TurnForge SQL with a target "
+                            "workload")
+    p.add_argument("--target", required=True, metavar="TARGET.sql", help="the target workload, one statement a line")
+    p.add_argument("--target-dialect", default="sqlite", help="SQL dialect of the target, as sqlglot names it "
+                                                              "(default: sqlite, as Spider and DySQL-Bench write it)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", metavar="DATASET.jsonl", help="a dataset: the SQL its executed tool calls ran")
+    source.add_argument("--db", metavar="DOMAIN_OR_SQLITE",
+                        help="a registered domain, SQLite file or DSN: the SQL of the toolset built for it")
+    p.add_argument("--synthesizer", choices=["template", "llm", "both"], default="template",
+                   help="--db: who proposes the tools (default: the schema templates, no model needed)")
+    p.add_argument("--top", type=int, default=20, help="missing n-grams to show (default 20)")
+    p.add_argument("--json", action="store_true", help="print kl_alignment, overlap_ratio and the top missing "
+                                                       "n-grams as JSON")
+    p.set_defaults(func=_with_settings(cmd_align))
+    tasks = sub.add_parser("tasks", help="frozen evaluation task sets").add_subparsers(dest="tasks_command",
+                                                                                      required=True)
+    p = tasks.add_parser("import-dysql", parents=[common],
+                         help="freeze DySQL-Bench tasks: golden SQL in PostgreSQL, golden end-state hashes")
+    p.add_argument("tasks", metavar="TASKS.json", help="DySQL-Bench tasks: {env: [{user_id, instruction, actions}]}")
+    p.add_argument("--env", required=True, help="the environment to import (e.g. bowling)")
+    p.add_argument("--db", required=True, metavar="FILE.sqlite", help="the environment's SQLite database")
+    p.add_argument("--name", help="domain name (default: dysql_<env>); a domain of that name is replaced")
+    p.add_argument("--out", required=True, metavar="FILE.jsonl", help="the frozen task set")
+    p.set_defaults(func=_with_settings(cmd_import_dysql))

@@ -101,6 +101,8 @@ def phrase_of(description: str) -> str:
 def play_user(messages: list[dict], schema: dict) -> dict:
     """Words the plan in the system prompt as a person might: each request names what to do and gives its values,
     which the fake agent reads back. Field names come spoken ("customer id 7"), as the plan gives them."""
+    if "Your instruction:" in messages[0]["content"]:
+        return play_instructed_user(messages)
     if schema.get("properties", {}).get("is_task_complete", {}).get("const") is True:
         return {"user_message": "That's everything sorted, thank you so much!", "is_task_complete": True}
     system = messages[0]["content"]
@@ -115,6 +117,15 @@ def play_user(messages: list[dict], schema: dict) -> dict:
     if "has not done" in plan:
         opening = "That isn't done yet. "
     return {"user_message": (opening + "; ".join(requests)) or "Hello, I need some help.", "is_task_complete": False}
+
+
+def play_instructed_user(messages: list[dict]) -> dict:
+    """The evaluation user: states its whole instruction first, and stops (###STOP###) after the agent's answer."""
+    if not any(m["role"] == "assistant" for m in messages[1:]):
+        system = messages[0]["content"]
+        instruction = system.split("Your instruction:\n", 1)[1].split("\n\nHow you behave:", 1)[0]
+        return {"user_message": instruction, "is_task_complete": False}
+    return {"user_message": "Thanks, that's all. ###STOP###", "is_task_complete": True}
 
 
 def tool_options(schema: dict) -> list[dict]:

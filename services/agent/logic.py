@@ -59,11 +59,11 @@ CORRECTIONS = {
 AskStep = Callable[[bool, str], dict]
 
 
-def step_problems(state: TrajectoryState, decision: dict) -> list[str]:
+def step_problems(state: TrajectoryState, decision: dict, guard_replies: bool = True) -> list[str]:
     """Why a step must not be used as it is: calls that all repeat answered ones, or a reply the guard refuses."""
     if "tool_calls" in decision:
         return [] if new_calls(state, decision) else [REPEATED_CALL]
-    return reply_guard.problems(decision["reply"], state)
+    return reply_guard.problems(decision["reply"], state) if guard_replies else []
 
 
 def correction(reasons: list[str]) -> str:
@@ -71,7 +71,7 @@ def correction(reasons: list[str]) -> str:
     return "Your previous answer to this step was not used: " + "; ".join(CORRECTIONS[r] for r in reasons) + "."
 
 
-def decide(state: TrajectoryState, ask: AskStep) -> dict:
+def decide(state: TrajectoryState, ask: AskStep, guard_replies: bool = True) -> dict:
     """One step, asked again (boundedly) while it has problems, each retry counted per reason in state.retries.
 
     After the bound the last answer goes out: the validator is the judge of record. A model that only repeats calls
@@ -80,7 +80,7 @@ def decide(state: TrajectoryState, ask: AskStep) -> dict:
     note = ""
     for attempt in range(MAX_STEP_RETRIES + 1):
         decision = ask(allow_tools, note)
-        reasons = step_problems(state, decision)
+        reasons = step_problems(state, decision, guard_replies)
         if not reasons or attempt == MAX_STEP_RETRIES:
             break
         for reason in reasons:

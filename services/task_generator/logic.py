@@ -15,6 +15,7 @@ from typing import Any
 from services.task_generator.actions import PlannedAction
 from services.task_generator.planning import PlannedTask
 from shared.contracts import GoldenAction, Rubric, Subtask, Task, Toolset
+from shared.env.dbschema import DatabaseSchema, schema_ddl
 from shared.runtime.errors import PermanentError
 
 SNAKE_CASE = re.compile(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b")
@@ -135,6 +136,15 @@ def agent_system_prompt(domain: str, db_description: str) -> str:
             "Use the tools to look things up and to make changes; never invent data a tool did not return. "
             "Call a tool when you need data, and answer the user briefly once you have it. "
             "If a tool returns an error, say so plainly and suggest what to do next.")
+
+
+def evaluation_system_prompt(domain: str, db_schema: DatabaseSchema, toolset: Toolset) -> str:
+    """The generation prompt; an agent given raw SQL also gets the schema's DDL, as DySQL-Bench gives it."""
+    prompt = agent_system_prompt(domain, db_schema.description)
+    if any(t.sql.raw_query for t in toolset.tools):
+        prompt += ("\n\nThe database is PostgreSQL; run one statement per execute_sql call. Its tables:\n\n"
+                   + ";\n\n".join(schema_ddl(db_schema)) + ";")
+    return prompt
 
 
 def offered_tools(toolset: Toolset, tasks: list[Task], limit: int, rng: random.Random) -> Toolset:

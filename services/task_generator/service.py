@@ -51,6 +51,17 @@ class TaskGenerator(Stage):
         # Seed tools have no database: tasks are planned from the tool specs alone.
         db_schema = (self.sandboxes.domain_schema(prepared.toolset.domain_database)
                      if prepared.toolset.domain_database else None)
+        if seed.WhichOneof("source") == "evaluation":
+            outputs = [self.evaluation_trial(prepared, db_schema, i) for i in range(seed.settings.num_trajectories)]
+        else:
+            outputs = self.planned_trajectories(prepared, db_schema)
+        # Registered before the first event leaves, so the deadline sweeper knows of every trajectory under way.
+        self.registry.register([(o.message.trajectory_id, seed.seed_id, o.message.deadline)
+                                for o in outputs if o.topic == Topics.TURNS_USER])
+        return outputs
+
+    def planned_trajectories(self, prepared: SeedToolset, db_schema: DatabaseSchema | None) -> list[Outgoing]:
+        seed = prepared.seed
         llm = self.llm.for_role("task_generator", seed.settings.models)
         outputs = []
         for index in range(seed.settings.num_trajectories):
@@ -63,10 +74,26 @@ class TaskGenerator(Stage):
                                            key=trajectory_id.encode(), error_type=type(e).__name__,
                                            reason=f"{type(e).__name__}: {e}", seed_id=seed.seed_id,
                                            trajectory_id=trajectory_id, attempts=1))
-        # Registered before the first event leaves, so the deadline sweeper knows of every trajectory under way.
-        self.registry.register([(o.message.trajectory_id, seed.seed_id, o.message.deadline)
-                                for o in outputs if o.topic == Topics.TURNS_USER])
         return outputs
+
+    def evaluation_trial(self, prepared: SeedToolset, db_schema: DatabaseSchema, index: int) -> Outgoing:
+        """One trial of frozen tasks: passed through as they are, without planning or phrasing, each trial in a
+        sandbox of its own (its trajectory id's), to end where the frozen golden hash says."""
+        seed, frozen = prepared.seed, prepared.seed.evaluation
+        trajectory_id = trajectory_id_for(seed.seed_id, index)
+        now = time.time()
+        context, trace_id = tracing.new_trajectory_trace(trajectory_id, link_from=otel_context.get_current())
+        state = TrajectoryState(
+            trajectory_id=trajectory_id, seed_id=seed.seed_id, index=index, step=1, domain=seed.domain,
+            settings=seed.settings, toolset=prepared.toolset, sandbox=sandbox_name(trajectory_id),
+            status=TrajectoryStatus.TRAJECTORY_STATUS_IN_PROGRESS, started_at=now,
+            deadline=now + (seed.settings.trajectory_deadline_s or self.settings.service.trajectory_deadline_s),
+            trace_id=trace_id, tasks=frozen.tasks, golden_state_hash=frozen.golden_state_hash,
+            instruction=frozen.instruction,
+        )
+        state.messages.append(ChatMessage(role="system", content=logic.evaluation_system_prompt(
+            seed.domain, db_schema, prepared.toolset)))
+        return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
 
     def planned_or_new_trajectory(self, prepared: SeedToolset, db_schema: DatabaseSchema | None, index: int,
                                   llm: LLMClient) -> Outgoing:

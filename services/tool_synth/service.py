@@ -10,7 +10,7 @@ from shared.toolgen.preparation import prepare_database_tools
 from shared.toolgen.seed_expansion import expand_seed_tools
 from shared.runtime.bus import Outgoing, Stage, consumes
 from shared.runtime.config import Settings
-from shared.contracts import SeedEvent, SeedToolset, ToolRejection, ToolSynthesizer, Topics
+from shared.contracts import SeedEvent, SeedToolset, ToolRejection, ToolSynthesizer, Toolset, Topics
 from shared.runtime.llm import LLMClients
 from shared.env.sandbox import SandboxManager, domain_schema_name
 from shared.env.trajectory import seed_info
@@ -38,7 +38,12 @@ class ToolSynth(Stage):
     def handle(self, seed: SeedEvent) -> list[Outgoing]:
         validate_seed(seed)
         span = trace.get_current_span()
-        if seed.WhichOneof("source") == "seed_tools":
+        if seed.WhichOneof("source") == "evaluation":
+            # Frozen tasks come with the tools they were made with: an agent is evaluated on exactly those.
+            toolset = Toolset()
+            toolset.CopyFrom(seed.evaluation.toolset)
+            toolset.seed_id = seed.seed_id
+        elif seed.WhichOneof("source") == "seed_tools":
             if seed.settings.expand_seed_tools:
                 llm = self.llm.for_role("tool_synth", seed.settings.models)
                 expansion = expand_seed_tools(llm, seed.domain, list(seed.seed_tools.tools))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from services.user_sim import logic
+from services.user_sim.instruction_user import InstructionUserTurn, apply_turn
 from services.user_sim.user_turn import UserTurn
 from shared.contracts import Topics, TrajectoryState
 from shared.env.trajectory import advance, record_usage, trajectory_info
@@ -22,6 +23,8 @@ class UserSimulator(Stage):
 
     @consumes(Topics.TURNS_USER, TrajectoryState, trajectory_info)
     def handle(self, state: TrajectoryState) -> list[Outgoing]:
+        if state.instruction:
+            return self.instructed_turn(state)
         move = logic.next_move(state, newly_satisfied=logic.mark_satisfied(state))
         if move.kind == "out_of_turns":
             logic.out_of_turns(state)
@@ -42,6 +45,17 @@ class UserSimulator(Stage):
             logic.close(state, text)
             return self._complete(state)
         logic.say(state, text)
+        return [Outgoing(Topics.TURNS_AGENT, state.trajectory_id, advance(state))]
+
+    def instructed_turn(self, state: TrajectoryState) -> list[Outgoing]:
+        """An evaluation trial's user turn: the turn cap, else the instruction-driven model's message."""
+        if state.counters.user_turns >= state.settings.max_user_turns:
+            logic.out_of_turns(state)
+            return self._complete(state)
+        turn = InstructionUserTurn(state).ask(self.llm.for_role("user_sim", state.settings.models))
+        record_usage(state, turn.chat)
+        if apply_turn(state, turn.value):
+            return self._complete(state)
         return [Outgoing(Topics.TURNS_AGENT, state.trajectory_id, advance(state))]
 
     def _complete(self, state: TrajectoryState) -> list[Outgoing]:

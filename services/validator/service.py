@@ -18,6 +18,7 @@ from shared.runtime.llm import LLMClients
 from shared.validation.acceptance import verdict_for
 from shared.validation.checks import deterministic_checks
 from shared.validation.judge import model_judge
+from shared.validation.trial import trial_checks
 
 
 class Validator(Stage):
@@ -45,7 +46,10 @@ class Validator(Stage):
     @consumes(Topics.TRAJECTORIES_COMPLETE, TrajectoryState, trajectory_info)
     def handle(self, state: TrajectoryState) -> list[Outgoing]:
         final_hash = self.final_state_hash(state)
-        verdict = verdict_for(state, deterministic_checks(state, final_hash), final_hash, self.judge)
+        if state.instruction:  # an evaluation trial: success is its end state and the values told, no judge
+            verdict = verdict_for(state, trial_checks(state, final_hash), final_hash, judge=None)
+        else:
+            verdict = verdict_for(state, deterministic_checks(state, final_hash), final_hash, self.judge)
         state.status = (TrajectoryStatus.TRAJECTORY_STATUS_ACCEPTED if verdict.accepted
                         else TrajectoryStatus.TRAJECTORY_STATUS_REJECTED)
         state.step += 1

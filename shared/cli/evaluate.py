@@ -1,5 +1,5 @@
-"""`turnforge align` and `turnforge tasks import-dysql`: argument parsing and printing; the work is in
-shared.evaluation.
+"""`turnforge align`, `turnforge tasks import-dysql|export` and `turnforge eval`: argument parsing and printing;
+the work is in shared.evaluation and shared.run.evaluation.
 
 Both use the configured PostgreSQL where they need one (`align --db`, `tasks import-dysql`), started for the
 command and stopped after it when it is the embedded stack's and not running, as `turnforge tools` does.
@@ -13,7 +13,10 @@ import os
 from pathlib import Path
 
 from shared.evaluation.alignment import align, executed_tool_sql, workload
+from shared.evaluation import report
 from shared.evaluation.dysql import import_dysql, write_task_set
+from shared.evaluation.task_set import export_task_set, load_task_set
+from shared.run import evaluation
 from shared.ops import stack
 from shared.ops.tools import database_toolset
 from shared.run.stats import load_records
@@ -92,6 +95,58 @@ def cmd_import_dysql(args, settings: Settings) -> int:
     return 0 if result.tasks else 1
 
 
+def dataset_path(path: str) -> Path:
+    """A dataset.jsonl, or a run's output folder holding one."""
+    found = Path(path) / "dataset.jsonl" if Path(path).is_dir() else Path(path)
+    if not found.exists():
+        raise FileNotFoundError(f"no dataset at {found}")
+    return found
+
+
+def cmd_export_tasks(args) -> int:
+    path = dataset_path(args.dataset)
+    result = export_task_set(load_records([str(path)]), accepted_only=args.accepted_only)
+    write_task_set(result.tasks, args.out)
+    print(f"{len(result.tasks)} of {len(result.tasks) + len(result.skipped)} trajectories frozen -> {args.out}")
+    for record_id, reason in result.skipped:
+        print(f"  left out {record_id}: {reason}")
+    rejected = path.parent / "rejected.jsonl"
+    if rejected.exists() and rejected.read_text().strip():
+        # A rejection record keeps the conversation and the checks, not the tasks or the tools: nothing to freeze.
+        print(f"  {rejected} not used: rejection records carry no tasks or tool bindings")
+    return 0 if result.tasks else 1
+
+
+def cmd_eval(args, settings: Settings) -> int:
+    records = load_task_set(args.tasks, args.limit)
+    agents = [evaluation.parse_agent(spec) for spec in args.agent or ["model"]]
+    if len({a.name for a in agents}) < len(agents):
+        raise ValueError("two --agent options have the same name")
+    if args.embedded and args.resume:
+        raise ValueError("--resume needs a durable broker; the embedded one forgets its topics on stop")
+    with contextlib.ExitStack() as stack_up:
+        if args.embedded:
+            stack.up(settings, config_path=args.config)  # the model plays the user, whoever the agent is
+            stack_up.callback(stack.down, settings)
+        result = evaluation.run_evaluation(settings, records, agents, args.k, run_id=args.resume,
+                                           timeout_s=args.timeout_s, max_user_turns=args.max_turns)
+    figures = report.figures(result.trials, len(records))
+    figures |= {"run_id": result.run_id, "dead_lettered": result.dead_lettered, "missing": result.missing}
+    if args.out:
+        notes = [f"tasks: {args.tasks} ({len(records)}), k = {args.k}, user turn cap {args.max_turns}",
+                 f"agents: {', '.join(a.name for a in agents)}",
+                 f"dead-lettered trials: {result.dead_lettered}, missing: {result.missing}"
+                 + (" (timed out)" if result.timed_out else ""), f"wall time: {result.wall_s:.1f} s"]
+        for path in report.write_report(figures, Path(args.out), result.run_id, notes):
+            print(f"wrote {path}")
+    if not args.json:
+        for name, f in (figures.get("agents") or {figures["agent"]: figures}).items():
+            print(f"{name}: {f['executable']} of {f['tasks']} tasks executable, {f['trials']} trials, "
+                  f"Pass^k {f['pass_hat_k']}, DSR {f['dsr']}, TCA {f['tca']}, STC {f['stc']}")
+    print(json.dumps(figures) if args.json else f"run id {result.run_id}")
+    return 0 if not result.timed_out else 1
+
+
 def add_parsers(sub, common) -> None:
     """Register `align` and `tasks` on the turnforge command's subparsers."""
     p = sub.add_parser("align", parents=[common],
@@ -120,3 +175,28 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--name", help="domain name (default: dysql_<env>); a domain of that name is replaced")
     p.add_argument("--out", required=True, metavar="FILE.jsonl", help="the frozen task set")
     p.set_defaults(func=_with_settings(cmd_import_dysql))
+    p = tasks.add_parser("export", help="freeze a generation run's planned tasks (one per trajectory) with their "
+                                        "golden end-state hash")
+    p.add_argument("--dataset", required=True, metavar="DIR_OR_DATASET",
+                   help="a run's output folder or its dataset.jsonl")
+    p.add_argument("--accepted-only", action="store_true", help="only trajectories the validator accepted")
+    p.add_argument("--out", required=True, metavar="FILE.jsonl", help="the frozen task set")
+    p.set_defaults(func=cmd_export_tasks)
+
+    p = sub.add_parser("eval", parents=[common], help="run agents on a frozen task set, k trials per task, through "
+                                                     "the services; Pass^k, DSR, TCA, STC")
+    p.add_argument("--tasks", required=True, metavar="FILE.jsonl", help="a frozen task set (tasks import-dysql or "
+                                                                       "tasks export)")
+    p.add_argument("--agent", action="append", metavar="AGENT",
+                   help="model (the configured agent role; default), oracle, noop, or name=base_url[#model] "
+                        "(an OpenAI-compatible endpoint with native tool calls); repeatable")
+    p.add_argument("-k", type=int, default=1, help="trials per task (default 1); Pass^k for every k up to it")
+    p.add_argument("--limit", type=int, help="the first N tasks only")
+    p.add_argument("--max-turns", type=int, default=evaluation.DEFAULT_MAX_USER_TURNS,
+                   help="user turn cap (default 30, DySQL-Bench's)")
+    p.add_argument("--timeout-s", type=float, default=3600)
+    p.add_argument("--embedded", action="store_true", help="start the embedded stack first, stop it after")
+    p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted evaluation (same task set and agents)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
+    p.add_argument("--out", metavar="DIR", help="write report.md and plots there")
+    p.set_defaults(func=_with_settings(cmd_eval))

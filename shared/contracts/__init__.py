@@ -23,6 +23,9 @@ PipelineMode = seed_pb2.PipelineMode
 ToolExecution = seed_pb2.ToolExecution
 UserPersona = seed_pb2.UserPersona
 ToolSynthesizer = seed_pb2.ToolSynthesizer
+AgentKind = seed_pb2.AgentKind
+EvaluationSettings = seed_pb2.EvaluationSettings
+EvaluationTasks = seed_pb2.EvaluationTasks
 
 Tool = tool_pb2.Tool
 Toolset = tool_pb2.Toolset

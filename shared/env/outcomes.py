@@ -119,3 +119,19 @@ def undelivered(state: TrajectoryState, task: Task, subtask: Subtask) -> list[st
     fetched = [c for c in successful_calls(state) if achieves(c, golden, state.toolset)]
     return [f"{field}={value}" for field, value in expected.items()
             if not any(delivered(state, c.message_index, {field: value}) for c in fetched)]
+
+
+def flat_values(expected: Any) -> list[Any]:
+    """The scalar values of expected values: an object {field: value or [values]} or a list of values."""
+    out: list[Any] = []
+    for value in expected.values() if isinstance(expected, dict) else expected:
+        out.extend(flat_values(value) if isinstance(value, (dict, list)) else [value])
+    return out
+
+
+def untold_values(state: TrajectoryState, subtask: Subtask) -> list[Any]:
+    """Evaluation: the subtask's expected values no assistant reply mentions. However the agent fetched them (its
+    own SQL need not match any golden call), the user must have been told them."""
+    replies = [m.content for m in state.messages if m.role == "assistant" and m.content]
+    return [v for v in flat_values(_loads(subtask.expected_values_json, []))
+            if not any(value_mentioned(reply, v) for reply in replies)]

@@ -15,7 +15,7 @@ from shared.contracts import Tool, ToolCallResult
 from shared.runtime.errors import TransientError
 from shared.env.sandbox import SandboxManager
 from shared.env.sql_guard import UnsafeSQL, check_statement, to_driver_sql
-from shared.env.tool_spec import tool_parameters
+from shared.env.tool_spec import RAW_SQL_ARGUMENT, tool_parameters
 
 MAX_ARGUMENT_BYTES = 16_384
 MAX_RESULT_ROWS = 50
@@ -50,8 +50,12 @@ def execute_sql_tool(manager: SandboxManager, sandbox: str, allowed_tables: list
     arguments, error = parse_arguments(call_id, tool, arguments_json)
     if error is not None:
         return error
+    # A raw query (DySQL's execute_sql) is the agent's own statement: the same guard, but nothing to bind into it.
+    sql = arguments[RAW_SQL_ARGUMENT] if tool.sql.raw_query else tool.sql.statement
     try:
-        statement = check_statement(tool.sql.statement, allowed_tables)
+        statement = check_statement(sql, allowed_tables)
+        if tool.sql.raw_query and statement.parameters:
+            raise UnsafeSQL("a query must carry its values: no :name parameters")
     except UnsafeSQL as e:
         return tool_error(call_id, tool.name, "unsafe_sql", str(e))
     # Every declared parameter is bound; ones the caller left out (optional) are NULL.
@@ -67,7 +71,9 @@ def execute_sql_tool(manager: SandboxManager, sandbox: str, allowed_tables: list
         first_line = (e.diag.message_primary or str(e)).splitlines()[0]
         return tool_error(call_id, tool.name, "database_error", first_line)
     rows = outcome.rows[:MAX_RESULT_ROWS]  # JSON values already (json_values.json_value, in the sandbox)
-    output = _shape_output(tool, rows)
+    # A raw write without RETURNING has no rows to show; how many it touched is what the agent can check.
+    output = {"rows_affected": outcome.row_count} if tool.sql.raw_query and not outcome.columns \
+        else _shape_output(tool, rows)
     return ToolCallResult(call_id=call_id, tool_name=tool.name, ok=True, content_json=json.dumps(output),
                           source="sql", sql_shape=statement.shape, row_count=max(outcome.row_count, len(rows)))
 

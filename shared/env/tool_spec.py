@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from shared.contracts import EFFECT_KIND_OF_NAME, EffectKind, Tool, ToolEffect
+from shared.contracts import EFFECT_KIND_OF_NAME, EffectKind, SqlBinding, Tool, ToolEffect
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,23 @@ def effect_of_seed_tool(name: str) -> ToolEffect:
     if group is None:
         return ToolEffect()
     return ToolEffect(kind=EFFECT_KIND_OF_NAME[group.kind], single_row=group.single_row)
+
+
+RAW_SQL_TOOL = "execute_sql"
+RAW_SQL_ARGUMENT = "query"
+# A read's rows (no column is known before the query is), or how many rows a write touched.
+RAW_SQL_OUTPUT_SCHEMA = {"anyOf": [{"type": "array", "items": {"type": "object"}},
+                                   {"type": "object", "properties": {"rows_affected": {"type": "integer"}},
+                                    "required": ["rows_affected"]}]}
+
+
+def raw_sql_tool() -> Tool:
+    """DySQL-Bench's one tool: any single statement on the domain's tables, as the agent writes it.
+
+    Its effect kind is unspecified (a statement may read or write), so every reader treats it as possibly writing."""
+    parameters = {"type": "object", "properties": {RAW_SQL_ARGUMENT: {
+        "type": "string", "description": "one PostgreSQL statement (SELECT, INSERT, UPDATE or DELETE)"}},
+        "required": [RAW_SQL_ARGUMENT], "additionalProperties": False}
+    return Tool(name=RAW_SQL_TOOL, description="Run one SQL statement on the database and return its rows.",
+                parameters_json=json.dumps(parameters), output_schema_json=json.dumps(RAW_SQL_OUTPUT_SCHEMA),
+                sql=SqlBinding(raw_query=True), effect=ToolEffect())

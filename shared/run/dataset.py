@@ -158,11 +158,11 @@ def trajectory_from_record(record: dict[str, Any]) -> TrajectoryState:
             tool_execution=ToolExecution.Value("TOOL_EXECUTION_" + meta["tool_execution"].upper()),
             models=meta.get("models", {})),
         toolset=Toolset(domain=meta["domain"], domain_database=meta["domain_database"],
-                        tools=[_tool_from_record(t, bindings) for t in record["tools"]]),
+                        tools=[tool_from_record(t, bindings) for t in record["tools"]]),
         messages=[_message_from_record(m) for m in record["messages"]],
         tasks=[_task_from_record(t) for t in meta["tasks"]],
         setup_actions=[_action_from_record(a) for a in meta["start_state"]["setup_actions"]],
-        setup_tools=[_tool_from_record(t, bindings) for t in meta["start_state"]["tools"]],
+        setup_tools=[tool_from_record(t, bindings) for t in meta["start_state"]["tools"]],
     )
     contents = {m.tool_call_id: m.content for m in state.messages if m.role == "tool"}
     state.tool_results.extend(
@@ -180,7 +180,7 @@ def _message_from_record(message: dict[str, Any]) -> ChatMessage:
                                    for c in message.get("tool_calls", [])])
 
 
-def _tool_from_record(spec: dict[str, Any], bindings: dict[str, dict]) -> Tool:
+def tool_from_record(spec: dict[str, Any], bindings: dict[str, dict]) -> Tool:
     function = spec["function"]
     binding = bindings[function["name"]]
     tool = Tool(name=function["name"], description=function.get("description", ""),

@@ -30,11 +30,13 @@ def validate_seed(seed: SeedEvent) -> None:
         problems.append("domain is empty")
     source = seed.WhichOneof("source")
     if source is None:
-        problems.append("no source: give a database or seed tools")
+        problems.append("no source: give a database, seed tools or evaluation tasks")
     elif source == "database" and not seed.database.domain_database:
         problems.append("database.domain_database is empty")
     elif source == "seed_tools" and not seed.seed_tools.tools:
         problems.append("seed_tools has no tools")
+    elif source == "evaluation" and not (seed.evaluation.tasks and seed.evaluation.toolset.domain_database):
+        problems.append("evaluation needs tasks and a toolset with its domain database")
     s = seed.settings
     if not 1 <= s.num_trajectories <= MAX_TRAJECTORIES_PER_SEED:
         problems.append(f"settings.num_trajectories must be 1..{MAX_TRAJECTORIES_PER_SEED}, got {s.num_trajectories}")

@@ -1,0 +1,180 @@
+"""The client side of an evaluation: frozen tasks in as seeds, trial outcomes out.
+
+Every task of the set becomes one evaluation seed per agent under test, asking for k trajectories: each is one
+trial in a sandbox of its own. The seeds go through the same services as generation (the tool-synth and
+task-generator pass frozen tasks through), so an evaluation is at-least-once, traced and resumable like a run:
+seed ids are the run id, the agent and the task id, and the services' ledgers skip what they already handled.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer
+from rich.console import Console
+
+from shared.contracts import (AgentKind, Difficulty, EvaluationSettings, EvaluationTasks, GenerationSettings,
+                              GoldenAction, SeedEvent, Subtask, Task, ToolExecution, Toolset, flow)
+from shared.env.tool_spec import RAW_SQL_ARGUMENT, RAW_SQL_TOOL, raw_sql_tool
+from shared.evaluation.measures import TrialOutcome
+from shared.evaluation.task_set import DYSQL
+from shared.evaluation.trials import failed_trial, trial_outcome
+from shared.env.trajectory import trajectory_id_prefix
+from shared.run.dataset import tool_from_record
+from shared.run.runner import ACCEPTED, REJECTED, RunTracker, new_run_id, produce_seeds
+from shared.runtime.bus import ensure_topics
+from shared.runtime.config import ROLES, Settings
+
+DEFAULT_MAX_USER_TURNS = 30  # DySQL-Bench's cap on dialogue turns
+AGENT_STEPS_PER_TURN = 10  # a DySQL task takes up to about six statements; the cap only stops a looping agent
+REFERENCE_KINDS = {"oracle": AgentKind.AGENT_KIND_ORACLE, "noop": AgentKind.AGENT_KIND_NOOP}
+DIFFICULTY_OF_LENGTH = {"short": Difficulty.DIFFICULTY_EASY, "long": Difficulty.DIFFICULTY_HARD}
+
+
+@dataclass(frozen=True)
+class AgentUnderTest:
+    name: str
+    kind: int  # AgentKind
+    base_url: str = ""
+    model: str = ""
+
+
+def parse_agent(spec: str) -> AgentUnderTest:
+    """`oracle`, `noop`, `model` (the configured agent role), or `name=base_url[#model]` (another endpoint)."""
+    if spec in REFERENCE_KINDS:
+        return AgentUnderTest(spec, REFERENCE_KINDS[spec])
+    if spec == "model":
+        return AgentUnderTest(spec, AgentKind.AGENT_KIND_MODEL)
+    name, sep, address = spec.partition("=")
+    if not sep or not name or not address:
+        raise ValueError(f"--agent {spec!r}: give oracle, noop, model or name=base_url[#model]")
+    base_url, _, model = address.partition("#")
+    return AgentUnderTest(name, AgentKind.AGENT_KIND_MODEL, base_url, model)
+
+
+# -- frozen records as seeds -------------------------------------------------------------------------------------
+def _dysql_task(record: dict) -> tuple[Task, Toolset]:
+    """One subtask per golden statement: a read's values must be told, a write is held to the end state."""
+    toolset = Toolset(domain=record["domain"], domain_database=record["domain"], tools=[raw_sql_tool()])
+    task = Task(task_id=record["task_id"], description=record["instruction"], changes_data=record["changes_data"],
+                difficulty=DIFFICULTY_OF_LENGTH.get(record.get("difficulty", ""), Difficulty.DIFFICULTY_UNSPECIFIED))
+    for i, action in enumerate(record["golden_actions"]):
+        task.golden_actions.append(GoldenAction(tool_name=RAW_SQL_TOOL,
+                                                arguments_json=json.dumps({RAW_SQL_ARGUMENT: action["sql"]})))
+        task.subtasks.append(_subtask(f"{action['kind']}: {action['source_sql']}", i, action))
+    return task, toolset
+
+
+def _turnforge_task(record: dict) -> tuple[Task, Toolset]:
+    tools = [tool_from_record(spec, record["tool_bindings"]) for spec in record["tools"]]
+    toolset = Toolset(domain=record["domain"], domain_database=record["domain"], tools=tools)
+    task = Task(task_id=record["task_id"], description=record["instruction"], changes_data=record["changes_data"],
+                difficulty=DIFFICULTY_OF_LENGTH.get(record.get("difficulty", ""), Difficulty.DIFFICULTY_UNSPECIFIED))
+    for action in record["golden_actions"]:
+        task.golden_actions.append(GoldenAction(
+            tool_name=action["tool"], arguments_json=json.dumps(action["arguments"]),
+            result_json=json.dumps(action["result"]) if action.get("result") is not None else ""))
+    for sub in record["subtasks"]:
+        action = record["golden_actions"][sub["golden_action"]] if sub["golden_action"] >= 0 else {}
+        task.subtasks.append(_subtask(sub["description"], sub["golden_action"], action))
+    return task, toolset
+
+
+def _subtask(description: str, golden_action: int, action: dict) -> Subtask:
+    subtask = Subtask(description=description, golden_action=golden_action)
+    if "expected_values" in action:
+        subtask.expected_values_json = json.dumps(action["expected_values"])
+    return subtask
+
+
+def evaluation_tasks(record: dict) -> EvaluationTasks:
+    task, toolset = (_dysql_task if record["benchmark"] == DYSQL else _turnforge_task)(record)
+    return EvaluationTasks(task_id=record["task_id"], toolset=toolset, tasks=[task],
+                           instruction=record["instruction"], golden_state_hash=record["golden_hash"])
+
+
+def seed_id_for(run_id: str, agent: AgentUnderTest, task_id: str) -> str:
+    return f"{run_id}-{agent.name}-{task_id}"
+
+
+def evaluation_seeds(records: list[dict], agents: list[AgentUnderTest], k: int, run_id: str, settings: Settings,
+                     max_user_turns: int = DEFAULT_MAX_USER_TURNS) -> list[SeedEvent]:
+    now = time.time()
+    seeds = []
+    for agent in agents:
+        evaluation = EvaluationSettings(agent_kind=agent.kind, agent_name=agent.name, agent_base_url=agent.base_url,
+                                        agent_model=agent.model)
+        for record in records:
+            generation = GenerationSettings(
+                tool_execution=ToolExecution.TOOL_EXECUTION_SQL, tasks_per_trajectory=1, num_trajectories=k,
+                models={role: settings.llm.for_role(role).model for role in ROLES}, max_user_turns=max_user_turns,
+                max_agent_steps_per_turn=AGENT_STEPS_PER_TURN, evaluation=evaluation)
+            seeds.append(SeedEvent(seed_id=seed_id_for(run_id, agent, record["task_id"]), domain=record["domain"],
+                                   settings=generation, created_at=now, evaluation=evaluation_tasks(record)))
+    return seeds
+
+
+# -- the run -----------------------------------------------------------------------------------------------------
+@dataclass
+class EvaluationResult:
+    run_id: str
+    trials: dict[str, list[TrialOutcome]]  # agent name -> its trials, every task k times
+    dead_lettered: int
+    missing: int
+    wall_s: float
+    timed_out: bool
+
+
+def collect_trials(tracker: RunTracker, seeds: list[SeedEvent], k: int) -> dict[str, list[TrialOutcome]]:
+    """Per agent, the trials of each task that reached at least one verdict (an executable task), k of them: a slot
+    without a verdict (dead-lettered, or missing at the timeout) is a failed trial. A task none of whose trials
+    reached a verdict is left out: nothing about the agent was learnt from it."""
+    by_seed: dict[str, list[TrialOutcome]] = {s.seed_id: [] for s in seeds}
+    for outcome in (ACCEPTED, REJECTED):
+        for resolution in tracker.of(outcome):
+            seed = next(s for s in seeds if resolution.trajectory_id.startswith(trajectory_id_prefix(s.seed_id)))
+            by_seed[seed.seed_id].append(trial_outcome(resolution.verdict, seed.evaluation.task_id))
+    trials: dict[str, list[TrialOutcome]] = {s.settings.evaluation.agent_name: [] for s in seeds}
+    for seed in seeds:
+        found = by_seed[seed.seed_id]
+        if found:
+            agent = seed.settings.evaluation.agent_name
+            trials[agent] += found + [failed_trial(seed.evaluation.task_id, seed.domain, agent)] * (k - len(found))
+    return trials
+
+
+def run_evaluation(settings: Settings, records: list[dict], agents: list[AgentUnderTest], k: int, *,
+                   run_id: str | None = None, timeout_s: float = 3600, max_user_turns: int = DEFAULT_MAX_USER_TURNS,
+                   console: Console | None = None) -> EvaluationResult:
+    """Seed every (agent, task) k times and wait for every trial's verdict (or the timeout).
+
+    Resume: the same run id gives the same seed ids, so the services skip what they handled and the watcher reads
+    every verdict from the start of the terminal topics."""
+    run_id = run_id or new_run_id().replace("run-", "eval-")
+    console = console or Console(stderr=True)
+    started = time.time()
+    seeds = evaluation_seeds(records, agents, k, run_id, settings, max_user_turns)
+    tracker = RunTracker({s.seed_id: k for s in seeds})
+    ensure_topics(settings)
+    topics = {settings.topic(t): t for t in flow.consumed_by(flow.RUN)}
+    consumer = KafkaConsumer(
+        *topics, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=f"turnforge.eval.{run_id}",
+        client_id="turnforge-eval", auto_offset_reset="earliest", enable_auto_commit=False,
+        isolation_level="read_committed" if settings.kafka.transactions else "read_uncommitted",
+        session_timeout_ms=settings.kafka.session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms)
+    deadline = time.monotonic() + timeout_s
+    try:
+        produce_seeds(settings, seeds)
+        console.print(f"evaluation {run_id}: {len(records)} task(s) x {len(agents)} agent(s) x {k} trial(s)")
+        while not tracker.done and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                for record in batch:
+                    tracker.on_record(topics[record.topic], record.value, time.time())
+    finally:
+        consumer.close(autocommit=False)
+    counts = tracker.counts()
+    return EvaluationResult(run_id=run_id, trials=collect_trials(tracker, seeds, k),
+                            dead_lettered=counts["dead-lettered"], missing=counts["missing"],
+                            wall_s=time.time() - started, timed_out=not tracker.done)

@@ -19,6 +19,7 @@ from shared.env import outcomes
 from shared.env.domain_rows import DomainRows
 from shared.env.sandbox import SandboxManager, scratch_owner
 from shared.env.tool_execution import execute_sql_tool
+from shared.env.tool_spec import raw_sql_tool
 from shared.lifecycle.janitor import SandboxJanitor
 from shared.lifecycle.registry import TrajectoryRegistry
 from tests.factories import state, task
@@ -119,3 +120,25 @@ def test_a_failed_seed_takes_its_scratch_copies_with_it(postgres_dsn):
     janitor.after_dead_letter(DeadLetter(seed_id="seed-a", reason="InternalError_: boom"))
     # Only seed-a's scratch copy goes; another seed's copy and a live trajectory's sandbox stay.
     assert sandboxes.live_sandboxes() == ["golden:seed-b-t0000", "seed-a-t0001"]
+
+
+@pytest.mark.integration
+def test_a_raw_query_runs_under_the_guard_with_its_own_values(postgres_dsn):
+    """DySQL's execute_sql: the agent's one statement, checked as tool SQL is; a write reports what it touched."""
+    manager = SandboxManager(postgres_dsn)
+    manager.register_domain(build_demo("telecom"))
+    sandbox = manager.create("traj-raw", "telecom")
+    tables = manager.domain_schema("telecom").table_names
+    tool = raw_sql_tool()
+
+    def call(query: str):
+        return execute_sql_tool(manager, sandbox, tables, tool, "c1", json.dumps({"query": query}), timeout_ms=2000)
+
+    read = call("SELECT customer_id FROM customers WHERE customer_id = 1")
+    assert read.ok and json.loads(read.content_json) == [{"customer_id": 1}]
+    write = call("UPDATE customers SET city = 'Lyon' WHERE customer_id = 1")
+    assert write.ok and json.loads(write.content_json) == {"rows_affected": 1}
+    assert json.loads(call("SELECT 1; DROP TABLE customers").content_json)["error"] == "unsafe_sql"
+    assert "parameters" in call("SELECT * FROM customers WHERE customer_id = :id").error
+    assert "not allowed" in call("SELECT * FROM pg_catalog.pg_roles").error
+    assert call("SELECT customer_id FROM customers WHERE city LIKE '%yo%'").ok  # a literal % reaches PostgreSQL

@@ -15,7 +15,7 @@ from shared.evaluation.measures import TrialOutcome
 
 def _or_none(measure: Callable[[Sequence[TrialOutcome]], float], trials: Sequence[TrialOutcome]) -> float | None:
     try:
-        return round(measure(trials), 4)
+        return round(float(measure(trials)), 4)  # a mean of booleans comes back as an int
     except ValueError:
         return None
 
@@ -38,11 +38,11 @@ def agent_figures(trials: list[TrialOutcome], tasks: int) -> dict[str, Any]:
         "dsr": _or_none(measures.dialogue_success_rate, trials),
         "tca": _or_none(measures.tool_call_accuracy, trials),
         "stc": _or_none(measures.state_tracking_consistency, trials),
-        "accuracy_by_turn": {str(i): round(v, 4) for i, v in measures.accuracy_by_turn(trials).items()},
+        "accuracy_by_turn": {str(i): round(float(v), 4) for i, v in measures.accuracy_by_turn(trials).items()},
         "hallucination_rate": _or_none(measures.hallucination_rate, trials),
         "failed_sql_calls": sum(measures.failed_sql_calls(t) for t in trials),
         "failed_sql_histogram": {str(n): c for n, c in measures.failed_sql_histogram(trials).items()},
-        "success_by_domain": {d: round(success_rate([t for t in trials if t.domain == d]), 4) for d in domains},
+        "success_by_domain": {d: round(float(success_rate([t for t in trials if t.domain == d])), 4) for d in domains},
     }
 
 
@@ -50,7 +50,7 @@ def transfer(trials: list[TrialOutcome]) -> dict[str, Any]:
     """Success rate per (agent, domain); with in- and cross-domain cells (an agent named as a domain), the gap."""
     matrix = measures.transfer_matrix(measures.scores_by_pair(trials, success_rate))
     out: dict[str, Any] = {"sources": list(matrix.sources), "targets": list(matrix.targets),
-                           "rows": [[None if v is None else round(v, 4) for v in row] for row in matrix.rows()]}
+                           "rows": [[None if v is None else round(float(v), 4) for v in row] for row in matrix.rows()]}
     try:
         gap = matrix.gap()
     except ValueError:

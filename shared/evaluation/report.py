@@ -130,6 +130,7 @@ def write_plots(result: dict[str, Any], out: Path) -> list[Path]:
     for name, f in per_agent.items():
         ks = sorted(int(k) for k in f["pass_hat_k"])
         ax.plot(ks, [f["pass_hat_k"][str(k)] for k in ks], marker="o", label=name)
+    ax.set_xticks(sorted({int(k) for f in per_agent.values() for k in f["pass_hat_k"]}))
     ax.set(xlabel="k", ylabel="Pass^k", ylim=(-0.02, 1.02), title="Pass^k")
     ax.legend()
     save(fig, "pass_hat_k.png")

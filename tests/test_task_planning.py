@@ -337,3 +337,13 @@ def test_the_wording_check_finds_tool_names_identifiers_unknown_ids_and_missing_
     assert "exactly one subtask" in logic.wording_problems([], [action], names)[0]
     in_use = PlannedAction(update.tool, {"customer_id": 7, value_param: "in_use"})
     assert logic.wording_problems(["Set customer 7 to in_use."], [in_use], names) == []  # a value, not a column
+
+
+@pytest.mark.parametrize("kind", ["read", "update", "delete", "insert"])
+def test_a_task_worded_from_its_actions_passes_the_wording_check(kind):
+    for seed in range(4):
+        g = grounding(seed)
+        actions = golden.plan_actions(kind, customer_tree(g), g, 3)
+        phrasing = logic.rule_phrasing(PlannedTask(None, kind, actions), SCHEMA)
+        assert len(phrasing["subtasks"]) == len(actions)
+        assert logic.wording_problems(phrasing["subtasks"], actions, [a.tool.name for a in actions]) == []

@@ -87,3 +87,22 @@ def test_a_trajectory_whose_every_task_is_dropped_is_dead_lettered_with_the_coun
         generator.plan_tasks(prepared, None, random.Random(0), model, state)
     assert state.retries[WORDING_MISMATCH] == 2 and not state.tasks
     assert state.retries[WORDING_REPHRASED] == 2  # each task was phrased twice
+
+
+def test_over_a_database_a_wording_that_keeps_failing_is_built_from_the_actions_instead():
+    from services.task_generator import logic
+    from services.task_generator.service import WORDING_FROM_RULES
+    from shared.env.dbschema import Column, DatabaseSchema, Table
+
+    db_schema = DatabaseSchema(name="telecom", tables=[Table(name="customers", primary_key=["customer_id"], columns=[
+        Column(name="customer_id", type="integer"), Column(name="status", type="text")])])
+    leaky = {**GOOD, "subtasks": ["Run update_customer_status for customer 7 to closed."]}
+    model = ScriptedModel(task_spec=[leaky, leaky], wording_check=[])
+    state = TrajectoryState()
+    state.toolset.CopyFrom(toolset())
+    phrasing = TaskGenerator.checked_phrasing(None, planned(), db_schema, "telecom", False, state,
+                                              ask=lambda call: call.ask(model).value,
+                                              judge=lambda call: call.ask(model).value)
+    assert phrasing["subtasks"] == ["Change the status to closed for the customer with customer id 7."]
+    assert logic.wording_problems(phrasing["subtasks"], planned().actions, ["update_customer_status"]) == []
+    assert state.retries[WORDING_FROM_RULES] == 1 and state.retries[WORDING_REPHRASED] == 1

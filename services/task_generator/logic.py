@@ -14,8 +14,9 @@ from typing import Any
 
 from services.task_generator.actions import PlannedAction
 from services.task_generator.planning import PlannedTask
-from shared.contracts import GoldenAction, Rubric, Subtask, Task, Toolset
+from shared.contracts import EffectKind, GoldenAction, Rubric, Subtask, Task, Toolset
 from shared.env.dbschema import DatabaseSchema, schema_ddl
+from shared.toolgen.binding import limit_parameters
 from shared.runtime.errors import PermanentError
 
 SNAKE_CASE = re.compile(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b")
@@ -77,6 +78,57 @@ def wording_problems(subtasks: list[str], actions: list[PlannedAction], tool_nam
             if not isinstance(v, bool) and not mentions(text, v):
                 problems.append(f"subtask {i} leaves out the {words(k)} {value_text(v)}")
     return problems
+
+
+def _thing(table: str) -> str:
+    """A table's rows as a person names one: "subscriptions" -> "subscription" (wording only, never a fact)."""
+    name = words(table)
+    return name[:-1] if name.endswith("s") and not name.endswith("ss") else name
+
+
+def _spoken(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{words(k)} {('yes' if v else 'no') if isinstance(v, bool) else value_text(v)}"
+                     for k, v in arguments.items())
+
+
+def request_wording(action: PlannedAction, key_columns: list[str]) -> str:
+    """What a person asks for one golden action, built from what the action is: its declared effect, the table it
+    acts on, the values the person gives and the fields they want to know. The agent must find the tool itself."""
+    effect = action.tool.effect
+    thing = _thing(effect.table) if effect.table else "record"
+    limits = limit_parameters(action.tool.sql.statement) if action.tool.sql.statement else set()
+    given = {k: v for k, v in action.given.items() if k not in limits}
+    first = "".join(f" first {value_text(action.given[k])}" for k in limits if k in action.given)
+    keys = {k: v for k, v in given.items() if k in key_columns}
+    ref = f"the {thing} with {_spoken(keys)}" if keys else f"that {thing}"
+    if effect.kind == EffectKind.EFFECT_KIND_UPDATE:
+        changes = [f"the {words(k)} to {_spoken({'': v}).strip()}" for k, v in given.items() if k not in key_columns]
+        return f"Change {' and '.join(changes)} for {ref}." if changes else f"Update {ref}."
+    if effect.kind == EffectKind.EFFECT_KIND_DELETE:
+        return f"Remove {ref}."
+    if effect.kind == EffectKind.EFFECT_KIND_INSERT:
+        # A key the agent looked up names the record the new row belongs to ("that subscription").
+        owners = "".join(f" for that {words(k).removesuffix(' id')}" for k in action.looked_up)
+        return f"Add a new {thing}{owners} with {_spoken(given)}."
+    rows = f"the{first} {thing}s"
+    which = (f"{rows} with {_spoken(given)}" if given else rows) if action.answer_rows > 1 or first else (
+        f"the {thing} with {_spoken(given)}" if given else f"that {thing}")
+    if action.asks_for:
+        return f"Tell me the {', '.join(words(f) for f in action.asks_for)} of {which}."
+    return f"Find {which}."
+
+
+def rule_phrasing(planned: PlannedTask, db_schema: DatabaseSchema) -> dict:
+    """The task worded from its golden actions alone, for when the model's wording keeps failing the checks: right
+    by construction, plainer than a model's."""
+    subtasks = [request_wording(a, db_schema.table(a.tool.effect.table).primary_key
+                                if a.tool.effect.table in db_schema.table_names else []) for a in planned.actions]
+    steps = " Then ".join(s[0].lower() + s[1:] for s in subtasks)
+    return {"description": f"The person wants the assistant to {steps[0].lower() + steps[1:]}",
+            "subtasks": subtasks,
+            "success_criteria": [f"The assistant did this: {s}" for s in subtasks],
+            "checkpoints": ["Every change uses exactly the values the person gave.",
+                            "Every value the person asked for is told to them."]}
 
 
 def _without(text: str, values: set[str]) -> str:

@@ -27,6 +27,7 @@ from shared.runtime.llm import LLMClient, LLMClients, ModelCall
 WORDING_ATTEMPTS = 2  # phrasings of one task before it is dropped
 WORDING_MISMATCH = "task_generator/wording_mismatch"  # TrajectoryState.retries: tasks dropped for their wording
 WORDING_REPHRASED = "task_generator/wording_rephrased"  # ... and phrasings asked for again
+WORDING_FROM_RULES = "task_generator/wording_from_rules"  # ... and tasks worded from their actions instead
 
 
 class TaskGenerator(Stage):
@@ -185,7 +186,8 @@ class TaskGenerator(Stage):
     def checked_phrasing(self, planned: PlannedTask, db_schema: DatabaseSchema | None, domain: str,
                          extension: bool, state: TrajectoryState, ask, judge) -> dict | None:
         """The task's wording once the mechanical check and both judges agree it asks for exactly its golden
-        actions; re-phrased with their objections up to WORDING_ATTEMPTS times, then None."""
+        actions; re-phrased with their objections up to WORDING_ATTEMPTS times. Then, over a database, the wording
+        built from the actions themselves; without one (nothing to build it from) None, and the task is dropped."""
         tool_names = [t.name for t in state.toolset.tools]
         problems: list[str] = []
         for attempt in range(WORDING_ATTEMPTS):
@@ -198,4 +200,8 @@ class TaskGenerator(Stage):
                 problems = [p for v in verdicts if not v["agrees"] for p in v["problems"] or ["a judge disagreed"]]
             if not problems:
                 return phrasing
-        return None
+        if db_schema is None:
+            return None
+        # The model could not word it: the task is worded from its golden actions instead, right by construction.
+        state.retries[WORDING_FROM_RULES] += 1
+        return logic.rule_phrasing(planned, db_schema)

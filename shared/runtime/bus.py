@@ -80,6 +80,47 @@ class Route:
 
 # A reason is cut here so one dead letter stays a small message, whatever the error text.
 MAX_REASON_CHARS = 4000
+# Unix time (seconds, as text) at which a service handed the record to its producer: the start of a hop.
+PRODUCED_AT_HEADER = "tf-produced-at"
+
+
+def record_headers(out: Outgoing) -> list[tuple[str, bytes]]:
+    """Trace context and the produce time; the record's own timestamp is whole milliseconds and may be the broker's."""
+    return tracing.headers_from_context(out.trace_context) + [(PRODUCED_AT_HEADER, repr(time.time()).encode())]
+
+
+def produced_at(headers) -> float | None:
+    for name, value in headers or ():
+        if name == PRODUCED_AT_HEADER and value:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+class HopLog:
+    """Per consumed record, the time from its producer's send to this handler's start, appended to a file the
+    benchmark reads (one line per record, written at once so a killed service leaves complete lines)."""
+
+    def __init__(self, path: str):
+        self._file = None
+        self._lock = threading.Lock()
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a", buffering=1)
+
+    def record(self, topic: str, headers) -> None:
+        sent = produced_at(headers) if self._file else None
+        if sent is None:
+            return
+        now = time.time()
+        with self._lock:
+            self._file.write(f"{now:.6f} {topic} {(now - sent) * 1000:.3f}\n")
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
 
 
 def dead_letter(*, service: str, source_topic: str, key: bytes, error_type: str, reason: str, seed_id: str = "",
@@ -288,6 +329,7 @@ class Service:
         self._assigned: set[TopicPartition] = set()
         self._last_committed: dict[TopicPartition, int] = {}
         self.dead_letters = 0
+        self.hops = HopLog(settings.service.hop_log)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def stop(self, *_args) -> None:
@@ -359,6 +401,7 @@ class Service:
             consumer.close(autocommit=False)
             self.producer.flush(10)
             self.producer.close(10)
+            self.hops.close()
             tracing.shutdown()
         if self._fatal is not None:
             raise self._fatal
@@ -427,6 +470,7 @@ class Service:
 
     # -- one message -----------------------------------------------------------------------------------------
     def _process(self, record) -> None:
+        self.hops.record(record.topic, record.headers)
         tp = TopicPartition(record.topic, record.partition)
         route = self.routes[record.topic]
         parent = tracing.context_from_headers(record.headers)
@@ -522,9 +566,8 @@ class Service:
         try:
             futures = []
             for out in outputs:
-                headers = tracing.headers_from_context(out.trace_context)
                 futures.append(self.producer.send(self.settings.topic(out.topic), key=out.key.encode(),
-                                                  value=out.message.SerializeToString(), headers=headers))
+                                                  value=out.message.SerializeToString(), headers=record_headers(out)))
             for f in futures:
                 f.get(timeout=60)
         except KafkaError as e:
@@ -541,7 +584,7 @@ class Service:
                 for out in outputs:
                     self.producer.send(self.settings.topic(out.topic), key=out.key.encode(),
                                        value=out.message.SerializeToString(),
-                                       headers=tracing.headers_from_context(out.trace_context))
+                                       headers=record_headers(out))
                 if done is not None:
                     self._tracker.finished(*done)  # its offset commits with its outputs
                 offsets = self._offsets(self._assigned)

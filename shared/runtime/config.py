@@ -85,6 +85,8 @@ class ServiceConfig(BaseModel):
     trajectory_deadline_s: float = 1800.0
     # How often sql-executor looks for trajectories past their deadline and for sandboxes left behind.
     sweep_interval_s: float = 10.0
+    # Benchmarks: a file each service appends "<unix time> <topic> <ms from produce to handler start>" lines to.
+    hop_log: str = ""
 
 
 class TracingConfig(BaseModel):

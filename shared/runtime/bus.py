@@ -231,7 +231,7 @@ def make_producer(settings: Settings, transactional_id: str | None = None) -> Ka
     return KafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         acks="all",
-        linger_ms=5,
+        linger_ms=settings.kafka.linger_ms,
         retries=5,
         max_request_size=8 * 1024 * 1024,
         client_id="turnforge-producer",
@@ -365,6 +365,7 @@ class Service:
             heartbeat_interval_ms=self.settings.kafka.heartbeat_interval_ms,
             max_poll_interval_ms=self.settings.kafka.max_poll_interval_ms,
             max_poll_records=self.concurrency * 2,
+            fetch_max_wait_ms=self.settings.kafka.fetch_max_wait_ms,
         )
         consumer.subscribe(list(self.routes), listener=_RevocationListener(self, consumer))
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.name)
@@ -406,6 +407,12 @@ class Service:
         if self._fatal is not None:
             raise self._fatal
 
+    def forget(self, partitions) -> None:
+        """Partitions that moved to another member: their next owner commits them from now on."""
+        self._tracker.forget(partitions)
+        for tp in partitions:
+            self._last_committed.pop(tp, None)
+
     def _drain(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while self._tracker.in_flight() and time.monotonic() < deadline and self._fatal is None:
@@ -439,10 +446,13 @@ class Service:
                 except FatalBusError as e:
                     self._fail(e)
             return
-        offsets = self._offsets(consumer.assignment())
+        # A synchronous commit is a broker round trip on the polling thread: only for partitions that moved on.
+        offsets = {tp: o for tp, o in self._offsets(consumer.assignment()).items()
+                   if self._last_committed.get(tp) != o.offset}
         if offsets:
             try:
                 consumer.commit(offsets)
+                self._last_committed.update({tp: o.offset for tp, o in offsets.items()})
             except KafkaError as e:  # a rebalance in progress: the next commit catches up
                 log.warning("%s commit failed: %s", self.name, e)
 
@@ -632,13 +642,13 @@ class _RevocationListener(ConsumerRebalanceListener):
             self.service._commit(self.consumer)
         except Exception as e:  # noqa: BLE001 - on close the group may be gone; uncommitted work is redelivered
             log.info("%s: commit on revocation skipped: %s", self.service.name, e)
-        self.service._tracker.forget(revoked)
+        self.service.forget(revoked)
 
     def on_partitions_lost(self, lost) -> None:
         """Dropped from the group (session expired, e.g. across a broker restart): a commit would be refused, so
         only forget the partitions; the next owner reads them again from the committed offsets."""
         log.info("%s lost partitions %s; rejoining", self.service.name, sorted(f"{tp.topic}/{tp.partition}" for tp in lost))
-        self.service._tracker.forget(lost)
+        self.service.forget(lost)
 
     def on_partitions_assigned(self, assigned) -> None:
         pass

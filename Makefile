@@ -45,8 +45,11 @@ TOOLS_OUT ?= .turnforge/tool-measures
 measure-tools: install
 	$(PY) scripts/measure_tools.py --out $(TOOLS_OUT)
 
+# The pipeline against a simulated batching model server at each concurrency (see docs/performance.md); its last
+# line is one JSON object with every figure. The sandbox candidates alone: e2e-tests/benchmarks/bench_sandbox.py.
+BENCH_CONCURRENCY ?= 8,64
 bench: install
-	$(PY) e2e-tests/benchmarks/bench_sandbox.py
+	$(PY) e2e-tests/benchmarks/bench_pipeline.py --concurrency $(BENCH_CONCURRENCY)
 
 # The Helm chart and the Dockerfile, offline: hadolint, helm lint, helm template for the value sets in
 # charts/turnforge/ci/, kubeconform on every manifest. Builds helm and kubeconform once (cached in ~/.cache/turnforge).

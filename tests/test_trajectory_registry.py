@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.runtime.bus import ProcessedLedger
+from shared.runtime.bus import MessageInfo, ProcessedLedger
 from shared.lifecycle.registry import STUCK, VERDICT, TrajectoryRegistry
 
 pytestmark = pytest.mark.integration
@@ -33,3 +33,24 @@ def test_plans_are_kept_until_their_trajectory_ends(postgres_dsn):
     assert registry.planned("a") is None and registry.planned("b") is not None
     assert registry.forget_planned(max_age_s=0) == 1  # a seed that never finished: dropped once old enough
     assert registry.planned("b") is None
+
+
+def test_the_ledger_forgets_trajectories_that_ended_and_are_past_their_deadline(postgres_dsn):
+    ledger = ProcessedLedger(postgres_dsn)
+    registry = TrajectoryRegistry(postgres_dsn)
+    registry.register([("ended-long-ago", "s", 100.0), ("ended-recently", "s", 5000.0), ("running", "s", 50.0)])
+    registry.claim_verdict("ended-long-ago")
+    registry.claim_verdict("ended-recently")
+    for entity in ("ended-long-ago", "ended-recently", "running", "seed-s"):
+        for step in (1, 2):
+            ledger.mark("agent", "tf.turns.agent", MessageInfo(entity=entity, step=step))
+
+    assert registry.forget_processed(deadline_before=1000.0) == 2
+
+    def seen(entity):
+        return ledger.seen("agent", "tf.turns.agent", MessageInfo(entity=entity, step=2))
+
+    assert not seen("ended-long-ago")
+    assert seen("ended-recently")  # within its deadline: a redelivery must still be skipped
+    assert seen("running")  # past its deadline but unresolved: the sweeper names its last step from these rows
+    assert seen("seed-s")  # not a trajectory

@@ -9,6 +9,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -67,6 +68,25 @@ def bench_schema_copy(manager: SandboxManager, domain: str) -> tuple[list[float]
         creates.append(timed(lambda: manager.create(trajectory, domain)))
         drops.append(timed(lambda: manager.drop(trajectory)))
     return creates, drops
+
+
+def concurrent_create_drop(dsn: str, domain: str, workers: int, per_worker: int) -> list[float]:
+    """Milliseconds of create+drop of one schema-copy sandbox each, with `workers` threads creating and dropping at
+    once (as sql-executor's handlers do at the start and end of trajectories)."""
+    manager = SandboxManager(dsn)
+
+    def worker(index: int) -> list[float]:
+        samples = []
+        for i in range(per_worker):
+            trajectory = f"bench-concurrent-{index}-{i}"
+            samples.append(timed(lambda: (manager.create(trajectory, domain), manager.drop(trajectory))))
+        return samples
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return [ms for samples in pool.map(worker, range(workers)) for ms in samples]
+    finally:
+        manager.close()
 
 
 def load_template(port: int, data: DomainData) -> str:

@@ -262,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    # The terminal shows progress and errors; the Kafka client's warnings (reconnects, metadata retries) are for the
+    # services' log files, where the same client logs at WARNING.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     try:
         code = args.func(args)
     except KeyboardInterrupt:

@@ -82,6 +82,17 @@ class TrajectoryRegistry:
             (max_age_s,))
         return cur.rowcount
 
+    def forget_processed(self, deadline_before: float) -> int:
+        """Drop the processed-ledger rows of trajectories that ended and whose deadline is before `deadline_before`.
+
+        The ledger exists to skip a redelivered message; a message of a trajectory past its deadline is dead-lettered
+        by the bus before its handler runs, so past the deadline (and a margin, for a redelivery already under way)
+        its rows guard nothing and would only make the table grow with every trajectory ever made."""
+        cur = self._conn().execute(
+            "DELETE FROM public.tf_processed p USING public.tf_trajectories t WHERE p.entity = t.trajectory_id"
+            " AND t.outcome IS NOT NULL AND t.deadline < %s", (deadline_before,))
+        return cur.rowcount
+
     def claim_verdict(self, trajectory_id: str) -> bool:
         """True if a verdict may go out: the trajectory is unresolved, already has this verdict (a redelivery), or
         was never registered (events made outside the task generator)."""

@@ -14,6 +14,9 @@ from shared.runtime.bus import Outgoing, dead_letter
 log = logging.getLogger("turnforge.sweeper")
 
 SWEEP_SOURCE = "deadline-sweep"  # a dead letter's source_topic when no message failed, the deadline did
+# Ledger rows of an ended trajectory are kept this long past its deadline: a redelivery read before the deadline
+# may still be on its way to a handler, and must find them.
+LEDGER_KEPT_AFTER_DEADLINE_S = 600.0
 
 
 class DeadlineSweeper:
@@ -24,7 +27,7 @@ class DeadlineSweeper:
 
     def sweep(self) -> list[Outgoing]:
         """Dead letters for trajectories past their deadline, naming the last step any service finished; plans
-        no seed retry will need any more are forgotten."""
+        no seed retry will need any more, and ledger rows no redelivery will need, are forgotten."""
         now = time.time()
         letters = []
         for t in self.registry.claim_overdue(now):
@@ -36,6 +39,7 @@ class DeadlineSweeper:
                                        error_type="DeadlineExceeded", reason=reason, seed_id=t.seed_id,
                                        trajectory_id=t.trajectory_id))
         self.registry.forget_planned(max_age_s=self.plan_max_age_s)
+        self.registry.forget_processed(deadline_before=now - LEDGER_KEPT_AFTER_DEADLINE_S)
         return letters
 
     def letters_out(self, letters: list[Outgoing]) -> None:

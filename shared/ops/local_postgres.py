@@ -67,8 +67,9 @@ def dsn_for(port: int, database: str = "postgres") -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
 
-def start(data_dir: Path, port: int, *, database: str = "turnforge") -> str:
-    """Initialise (once) and start a server; returns a DSN for `database`, created if missing."""
+def start(data_dir: Path, port: int, *, database: str = "turnforge", max_connections: int = 200) -> str:
+    """Initialise (once) and start a server; returns a DSN for `database`, created if missing. Every handler thread
+    of a service holds a connection, so a load test with many handlers needs more than the default."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     user = _system_user()
@@ -79,7 +80,7 @@ def start(data_dir: Path, port: int, *, database: str = "turnforge") -> str:
                        "--encoding=UTF8", "--no-sync"])
     if not _accepts(port):
         options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {data_dir} -c fsync=off "
-                   f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                   f"-c synchronous_commit=off -c full_page_writes=off -c max_connections={max_connections}")
         _run_as(user, [str(bins / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log"),
                        "-o", options, "-w", "-t", "60", "start"])
     readiness.wait_ready(f"PostgreSQL on port {port}", lambda: _accepts(port), 60)

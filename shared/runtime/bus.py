@@ -80,6 +80,47 @@ class Route:
 
 # A reason is cut here so one dead letter stays a small message, whatever the error text.
 MAX_REASON_CHARS = 4000
+# Unix time (seconds, as text) at which a service handed the record to its producer: the start of a hop.
+PRODUCED_AT_HEADER = "tf-produced-at"
+
+
+def record_headers(out: Outgoing) -> list[tuple[str, bytes]]:
+    """Trace context and the produce time; the record's own timestamp is whole milliseconds and may be the broker's."""
+    return tracing.headers_from_context(out.trace_context) + [(PRODUCED_AT_HEADER, repr(time.time()).encode())]
+
+
+def produced_at(headers) -> float | None:
+    for name, value in headers or ():
+        if name == PRODUCED_AT_HEADER and value:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+class HopLog:
+    """Per consumed record, the time from its producer's send to this handler's start, appended to a file the
+    benchmark reads (one line per record, written at once so a killed service leaves complete lines)."""
+
+    def __init__(self, path: str):
+        self._file = None
+        self._lock = threading.Lock()
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a", buffering=1)
+
+    def record(self, topic: str, headers) -> None:
+        sent = produced_at(headers) if self._file else None
+        if sent is None:
+            return
+        now = time.time()
+        with self._lock:
+            self._file.write(f"{now:.6f} {topic} {(now - sent) * 1000:.3f}\n")
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
 
 
 def dead_letter(*, service: str, source_topic: str, key: bytes, error_type: str, reason: str, seed_id: str = "",
@@ -190,7 +231,7 @@ def make_producer(settings: Settings, transactional_id: str | None = None) -> Ka
     return KafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         acks="all",
-        linger_ms=5,
+        linger_ms=settings.kafka.linger_ms,
         retries=5,
         max_request_size=8 * 1024 * 1024,
         client_id="turnforge-producer",
@@ -288,6 +329,7 @@ class Service:
         self._assigned: set[TopicPartition] = set()
         self._last_committed: dict[TopicPartition, int] = {}
         self.dead_letters = 0
+        self.hops = HopLog(settings.service.hop_log)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def stop(self, *_args) -> None:
@@ -323,6 +365,7 @@ class Service:
             heartbeat_interval_ms=self.settings.kafka.heartbeat_interval_ms,
             max_poll_interval_ms=self.settings.kafka.max_poll_interval_ms,
             max_poll_records=self.concurrency * 2,
+            fetch_max_wait_ms=self.settings.kafka.fetch_max_wait_ms,
         )
         consumer.subscribe(list(self.routes), listener=_RevocationListener(self, consumer))
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.name)
@@ -359,9 +402,16 @@ class Service:
             consumer.close(autocommit=False)
             self.producer.flush(10)
             self.producer.close(10)
+            self.hops.close()
             tracing.shutdown()
         if self._fatal is not None:
             raise self._fatal
+
+    def forget(self, partitions) -> None:
+        """Partitions that moved to another member: their next owner commits them from now on."""
+        self._tracker.forget(partitions)
+        for tp in partitions:
+            self._last_committed.pop(tp, None)
 
     def _drain(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -396,10 +446,13 @@ class Service:
                 except FatalBusError as e:
                     self._fail(e)
             return
-        offsets = self._offsets(consumer.assignment())
+        # A synchronous commit is a broker round trip on the polling thread: only for partitions that moved on.
+        offsets = {tp: o for tp, o in self._offsets(consumer.assignment()).items()
+                   if self._last_committed.get(tp) != o.offset}
         if offsets:
             try:
                 consumer.commit(offsets)
+                self._last_committed.update({tp: o.offset for tp, o in offsets.items()})
             except KafkaError as e:  # a rebalance in progress: the next commit catches up
                 log.warning("%s commit failed: %s", self.name, e)
 
@@ -427,6 +480,7 @@ class Service:
 
     # -- one message -----------------------------------------------------------------------------------------
     def _process(self, record) -> None:
+        self.hops.record(record.topic, record.headers)
         tp = TopicPartition(record.topic, record.partition)
         route = self.routes[record.topic]
         parent = tracing.context_from_headers(record.headers)
@@ -522,9 +576,8 @@ class Service:
         try:
             futures = []
             for out in outputs:
-                headers = tracing.headers_from_context(out.trace_context)
                 futures.append(self.producer.send(self.settings.topic(out.topic), key=out.key.encode(),
-                                                  value=out.message.SerializeToString(), headers=headers))
+                                                  value=out.message.SerializeToString(), headers=record_headers(out)))
             for f in futures:
                 f.get(timeout=60)
         except KafkaError as e:
@@ -541,7 +594,7 @@ class Service:
                 for out in outputs:
                     self.producer.send(self.settings.topic(out.topic), key=out.key.encode(),
                                        value=out.message.SerializeToString(),
-                                       headers=tracing.headers_from_context(out.trace_context))
+                                       headers=record_headers(out))
                 if done is not None:
                     self._tracker.finished(*done)  # its offset commits with its outputs
                 offsets = self._offsets(self._assigned)
@@ -589,13 +642,13 @@ class _RevocationListener(ConsumerRebalanceListener):
             self.service._commit(self.consumer)
         except Exception as e:  # noqa: BLE001 - on close the group may be gone; uncommitted work is redelivered
             log.info("%s: commit on revocation skipped: %s", self.service.name, e)
-        self.service._tracker.forget(revoked)
+        self.service.forget(revoked)
 
     def on_partitions_lost(self, lost) -> None:
         """Dropped from the group (session expired, e.g. across a broker restart): a commit would be refused, so
         only forget the partitions; the next owner reads them again from the committed offsets."""
         log.info("%s lost partitions %s; rejoining", self.service.name, sorted(f"{tp.topic}/{tp.partition}" for tp in lost))
-        self.service._tracker.forget(lost)
+        self.service.forget(lost)
 
     def on_partitions_assigned(self, assigned) -> None:
         pass

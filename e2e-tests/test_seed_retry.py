@@ -57,6 +57,7 @@ def test_a_retried_seed_reuses_the_trajectories_it_planned(postgres_server, fake
     assert sum(fake_llm.by_fingerprint.values()) - requests_before == planned[-1][1]
     assert [o.key for o in outputs] == tids and all(o.topic == Topics.TURNS_USER for o in outputs)
     for out in outputs[:2]:  # the very events the first attempt planned, in the trace it started
-        state, carrier = saved[out.key]
+        topic, state, carrier = saved[out.key]
+        assert topic == Topics.TURNS_USER
         assert out.message == TrajectoryState.FromString(state)
         assert tracing.carrier_from_context(out.trace_context) == carrier

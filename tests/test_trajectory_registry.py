@@ -23,10 +23,11 @@ def test_the_first_claim_wins(postgres_dsn):
 
 def test_plans_are_kept_until_their_trajectory_ends(postgres_dsn):
     registry = TrajectoryRegistry(postgres_dsn)
-    registry.save_planned("a", b"state-a", {"traceparent": "00-ab-cd-01"})
-    registry.save_planned("a", b"other", {})  # a second save keeps the first plan
-    registry.save_planned("b", b"state-b", {})
-    assert registry.planned("a") == (b"state-a", {"traceparent": "00-ab-cd-01"})
+    registry.save_planned("a", "turns.user", b"state-a", {"traceparent": "00-ab-cd-01"})
+    registry.save_planned("a", "deadletter", b"other", {})  # a second save keeps the first plan
+    registry.save_planned("b", "deadletter", b"letter-b", {})
+    assert registry.planned("a") == ("turns.user", b"state-a", {"traceparent": "00-ab-cd-01"})
+    assert registry.planned("b") == ("deadletter", b"letter-b", {})
     registry.register([("a", "s", 1e12), ("b", "s", 1e12)])
     registry.claim_verdict("a")
     assert registry.forget_planned(max_age_s=3600) == 1  # a ended; b is still under way

@@ -10,7 +10,7 @@ from services.task_generator import logic
 from services.task_generator.golden_state import GoldenState
 from services.task_generator.model_calls import TaskPhrasing, ToolArguments, WordingCheck
 from services.task_generator.planning import PlannedTask, TrajectoryEdits, plan_task, plan_tool_spec_task
-from shared.contracts import ChatMessage, SeedToolset, Topics, TrajectoryState, TrajectoryStatus
+from shared.contracts import ChatMessage, DeadLetter, SeedToolset, Topics, TrajectoryState, TrajectoryStatus
 from shared.env.dbschema import DatabaseSchema
 from shared.env.domain_rows import DomainRows
 from shared.env.sandbox import SandboxManager, sandbox_name
@@ -65,17 +65,8 @@ class TaskGenerator(Stage):
         seed = prepared.seed
         llm = self.llm.for_role("task_generator", seed.settings.models)
         outputs = []
-        for index in range(seed.settings.num_trajectories):
-            try:
-                outputs.append(self.planned_or_new_trajectory(prepared, db_schema, index, llm))
-            except PermanentError as e:
-                # One trajectory that cannot be grounded or phrased must not take its siblings down with it.
-                trajectory_id = trajectory_id_for(seed.seed_id, index)
-                outputs.append(dead_letter(service=self.name, source_topic=Topics.TOOLSETS_READY,
-                                           key=trajectory_id.encode(), error_type=type(e).__name__,
-                                           reason=f"{type(e).__name__}: {e}", seed_id=seed.seed_id,
-                                           trajectory_id=trajectory_id, attempts=1))
-        return outputs
+        return [self.planned_or_new_trajectory(prepared, db_schema, index, llm)
+                for index in range(seed.settings.num_trajectories)]
 
     def evaluation_trial(self, prepared: SeedToolset, db_schema: DatabaseSchema, index: int) -> Outgoing:
         """One trial of frozen tasks: passed through as they are, without planning or phrasing, each trial in a
@@ -100,14 +91,24 @@ class TaskGenerator(Stage):
                                   llm: LLMClient) -> Outgoing:
         """A trajectory this seed's handler planned before it failed is sent as planned: its model calls are paid
         once, and a redelivered seed yields the very same events (the next hops' ledgers skip the repeats)."""
-        trajectory_id = trajectory_id_for(prepared.seed.seed_id, index)
+        seed = prepared.seed
+        trajectory_id = trajectory_id_for(seed.seed_id, index)
         saved = self.registry.planned(trajectory_id)
         if saved is not None:
-            state_bytes, carrier = saved
-            return Outgoing(Topics.TURNS_USER, trajectory_id, TrajectoryState.FromString(state_bytes),
+            topic, message, carrier = saved
+            kind = TrajectoryState if topic == Topics.TURNS_USER else DeadLetter
+            return Outgoing(topic, trajectory_id, kind.FromString(message),
                             trace_context=tracing.context_from_carrier(carrier))
-        planned = self.new_trajectory(prepared, db_schema, index, llm)
-        self.registry.save_planned(trajectory_id, planned.message.SerializeToString(),
+        try:
+            planned = self.new_trajectory(prepared, db_schema, index, llm)
+        except PermanentError as e:
+            # One trajectory that cannot be grounded or phrased must not take its siblings down with it; saved like a
+            # plan, so a retried seed sends this dead letter again rather than paying for the failure twice.
+            planned = Outgoing(Topics.DEAD_LETTER, trajectory_id, dead_letter(
+                service=self.name, source_topic=Topics.TOOLSETS_READY, key=trajectory_id.encode(),
+                error_type=type(e).__name__, reason=f"{type(e).__name__}: {e}", seed_id=seed.seed_id,
+                trajectory_id=trajectory_id, attempts=1))
+        self.registry.save_planned(trajectory_id, planned.topic, planned.message.SerializeToString(),
                                    tracing.carrier_from_context(planned.trace_context))
         return planned
 

@@ -25,6 +25,9 @@ DDL = [
     # error or a crash) sends these as they are instead of asking the model for them again.
     "CREATE TABLE IF NOT EXISTS public.tf_planned (trajectory_id text PRIMARY KEY, state bytea NOT NULL,"
     " trace_headers jsonb NOT NULL, planned_at timestamptz NOT NULL DEFAULT now())",
+    # The topic the plan goes to: its first turn, or the dead letter of a trajectory that could not be planned (a
+    # retried seed must not ask the model again for what already failed for good).
+    "ALTER TABLE public.tf_planned ADD COLUMN IF NOT EXISTS topic text NOT NULL DEFAULT 'turns.user'",
 ]
 
 
@@ -64,15 +67,17 @@ class TrajectoryRegistry:
             cur.executemany("INSERT INTO public.tf_trajectories (trajectory_id, seed_id, deadline) VALUES (%s, %s, %s)"
                             " ON CONFLICT (trajectory_id) DO NOTHING", rows)
 
-    def planned(self, trajectory_id: str) -> tuple[bytes, dict[str, str]] | None:
-        """The serialized TrajectoryState and trace headers of an already planned trajectory, if any."""
-        row = self._conn().execute("SELECT state, trace_headers FROM public.tf_planned WHERE trajectory_id = %s",
+    def planned(self, trajectory_id: str) -> tuple[str, bytes, dict[str, str]] | None:
+        """(topic, serialized message, trace headers) of an already planned trajectory, if any: its TrajectoryState
+        for turns.user, or the DeadLetter of a plan that failed for good."""
+        row = self._conn().execute("SELECT topic, state, trace_headers FROM public.tf_planned WHERE trajectory_id = %s",
                                    (trajectory_id,)).fetchone()
-        return (bytes(row[0]), row[1]) if row else None
+        return (row[0], bytes(row[1]), row[2]) if row else None
 
-    def save_planned(self, trajectory_id: str, state: bytes, trace_headers: dict[str, str]) -> None:
-        self._conn().execute("INSERT INTO public.tf_planned (trajectory_id, state, trace_headers) VALUES (%s, %s, %s)"
-                             " ON CONFLICT (trajectory_id) DO NOTHING", (trajectory_id, state, Jsonb(trace_headers)))
+    def save_planned(self, trajectory_id: str, topic: str, message: bytes, trace_headers: dict[str, str]) -> None:
+        self._conn().execute("INSERT INTO public.tf_planned (trajectory_id, topic, state, trace_headers)"
+                             " VALUES (%s, %s, %s, %s) ON CONFLICT (trajectory_id) DO NOTHING",
+                             (trajectory_id, topic, message, Jsonb(trace_headers)))
 
     def forget_planned(self, max_age_s: float) -> int:
         """Drop plans of trajectories that ended, and of seeds that never finished (older than max_age_s)."""

@@ -106,3 +106,34 @@ def test_over_a_database_a_wording_that_keeps_failing_is_built_from_the_actions_
     assert phrasing["subtasks"] == ["Change the status to closed for the customer with customer id 7."]
     assert logic.wording_problems(phrasing["subtasks"], planned().actions, ["update_customer_status"]) == []
     assert state.retries[WORDING_FROM_RULES] == 1 and state.retries[WORDING_REPHRASED] == 1
+
+
+def test_a_trajectory_that_cannot_be_planned_is_saved_as_its_dead_letter_and_sent_again_without_model_calls():
+    """A seed retried after a transient error must not pay again for a trajectory that failed for good."""
+    from shared.contracts import DeadLetter, Topics
+
+    class Registry:
+        def __init__(self):
+            self.saved = {}
+
+        def planned(self, trajectory_id):
+            return self.saved.get(trajectory_id)
+
+        def save_planned(self, trajectory_id, topic, message, carrier):
+            self.saved[trajectory_id] = (topic, message, carrier)
+
+    generator = TaskGenerator.__new__(TaskGenerator)
+    generator.registry = Registry()
+    attempts = []
+
+    def fails_for_good(*_):
+        attempts.append(1)
+        raise PermanentError("context overflow")
+
+    generator.new_trajectory = fails_for_good
+    prepared = SeedToolset(seed=SeedEvent(seed_id="s", domain="travel"), toolset=toolset())
+    first = generator.planned_or_new_trajectory(prepared, None, 0, None)
+    again = generator.planned_or_new_trajectory(prepared, None, 0, None)
+    assert first.topic == again.topic == Topics.DEAD_LETTER and len(attempts) == 1
+    assert isinstance(again.message, DeadLetter) and again.message == first.message
+    assert "context overflow" in again.message.reason and again.message.trajectory_id == "s-t0000"

@@ -104,10 +104,9 @@ class TaskGenerator(Stage):
         except PermanentError as e:
             # One trajectory that cannot be grounded or phrased must not take its siblings down with it; saved like a
             # plan, so a retried seed sends this dead letter again rather than paying for the failure twice.
-            planned = Outgoing(Topics.DEAD_LETTER, trajectory_id, dead_letter(
-                service=self.name, source_topic=Topics.TOOLSETS_READY, key=trajectory_id.encode(),
-                error_type=type(e).__name__, reason=f"{type(e).__name__}: {e}", seed_id=seed.seed_id,
-                trajectory_id=trajectory_id, attempts=1))
+            planned = dead_letter(service=self.name, source_topic=Topics.TOOLSETS_READY, key=trajectory_id.encode(),
+                                  error_type=type(e).__name__, reason=f"{type(e).__name__}: {e}", seed_id=seed.seed_id,
+                                  trajectory_id=trajectory_id, attempts=1)
         self.registry.save_planned(trajectory_id, planned.topic, planned.message.SerializeToString(),
                                    tracing.carrier_from_context(planned.trace_context))
         return planned

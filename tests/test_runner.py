@@ -35,7 +35,7 @@ def verdict(tid: str, seed: str, accepted: bool = True, reasons=(), started_at: 
 def test_default_config_file_is_the_make_run_setup():
     path = ROOT / "configs" / "default.yaml"
     rc = load_run_config(path)
-    assert rc.domains == ["telecom"] and rc.num_trajectories == 4 and rc.tasks_per_trajectory == 1
+    assert rc.domains == ["telecom"] and rc.num_trajectories == 2 and rc.tasks_per_trajectory == 1
     assert rc.pipeline_mode == "user_oriented" and rc.tool_execution == "sql"
     # The settings sections spell out the defaults: loading the file changes nothing.
     assert load_settings(path) == Settings()

@@ -11,18 +11,17 @@ import json
 import time
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer
 from rich.console import Console
 
 from shared.contracts import (AgentKind, Difficulty, EvaluationSettings, EvaluationTasks, GenerationSettings,
-                              GoldenAction, SeedEvent, Subtask, Task, ToolExecution, Toolset, flow)
+                              GoldenAction, SeedEvent, Subtask, Task, ToolExecution, Toolset)
 from shared.env.tool_spec import RAW_SQL_ARGUMENT, RAW_SQL_TOOL, raw_sql_tool
 from shared.evaluation.measures import TrialOutcome
 from shared.evaluation.task_set import DYSQL
 from shared.evaluation.trials import failed_trial, trial_outcome
 from shared.env.trajectory import trajectory_id_prefix
 from shared.run.dataset import tool_from_record
-from shared.run.runner import ACCEPTED, REJECTED, RunTracker, new_run_id, produce_seeds
+from shared.run.runner import ACCEPTED, REJECTED, RunTracker, new_run_id, outcome_consumer, produce_seeds
 from shared.runtime.bus import ensure_topics
 from shared.runtime.config import ROLES, Settings
 
@@ -157,13 +156,7 @@ def run_evaluation(settings: Settings, records: list[dict], agents: list[AgentUn
     seeds = evaluation_seeds(records, agents, k, run_id, settings, max_user_turns)
     tracker = RunTracker({s.seed_id: k for s in seeds})
     ensure_topics(settings)
-    topics = {settings.topic(t): t for t in flow.consumed_by(flow.RUN)}
-    consumer = KafkaConsumer(
-        *topics, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=f"turnforge.eval.{run_id}",
-        client_id="turnforge-eval", auto_offset_reset="earliest", enable_auto_commit=False,
-        isolation_level="read_committed" if settings.kafka.transactions else "read_uncommitted",
-        session_timeout_ms=settings.kafka.session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms)
+    topics, consumer = outcome_consumer(settings, f"turnforge.eval.{run_id}", "turnforge-eval")
     deadline = time.monotonic() + timeout_s
     try:
         produce_seeds(settings, seeds)

@@ -176,6 +176,21 @@ def start_state(spec: dict) -> StartState:
     return state
 
 
+def outcome_consumer(settings: Settings, group_id: str, client_id: str) -> tuple[dict[str, str], KafkaConsumer]:
+    """A consumer of the topics a run reads its outcomes from, with the logical name of each prefixed topic.
+
+    A fresh group reading from the earliest offset sees every record of its run, whenever it was produced."""
+    topics = {settings.topic(t): t for t in flow.consumed_by(flow.RUN)}
+    consumer = KafkaConsumer(
+        *topics, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=group_id, client_id=client_id,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+        isolation_level="read_committed" if settings.kafka.transactions else "read_uncommitted",
+        session_timeout_ms=settings.kafka.session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
+    )
+    return topics, consumer
+
+
 def produce_seeds(settings: Settings, seeds: list[SeedEvent]) -> None:
     ensure_topics(settings)
     producer = make_producer(settings)
@@ -327,15 +342,7 @@ def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None,
     tracker = RunTracker({s.seed_id: run_config.num_trajectories for s in seeds})
     ensure_topics(settings)
 
-    topics = {settings.topic(t): t for t in flow.consumed_by(flow.RUN)}
-    # A fresh group reading from the earliest offset sees every record of this run, whenever it was produced.
-    consumer = KafkaConsumer(
-        *topics, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=f"turnforge.runner.{run_id}",
-        client_id="turnforge-runner", auto_offset_reset="earliest", enable_auto_commit=False,
-        isolation_level="read_committed" if settings.kafka.transactions else "read_uncommitted",
-        session_timeout_ms=settings.kafka.session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
-    )
+    topics, consumer = outcome_consumer(settings, f"turnforge.runner.{run_id}", "turnforge-runner")
     timed_out = False
     try:
         produce_seeds(settings, seeds)

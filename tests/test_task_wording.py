@@ -108,6 +108,23 @@ def test_over_a_database_a_wording_that_keeps_failing_is_built_from_the_actions_
     assert state.retries[WORDING_FROM_RULES] == 1 and state.retries[WORDING_REPHRASED] == 1
 
 
+def test_a_run_that_words_tasks_by_rules_asks_the_model_nothing():
+    from shared.contracts import TaskWording
+    from shared.env.dbschema import Column, DatabaseSchema, Table
+
+    db_schema = DatabaseSchema(name="telecom", tables=[Table(name="customers", primary_key=["customer_id"], columns=[
+        Column(name="customer_id", type="integer"), Column(name="status", type="text")])])
+    model = ScriptedModel(task_spec=[], wording_check=[])  # any call would find its script empty and fail
+    state = TrajectoryState()
+    state.toolset.CopyFrom(toolset())
+    state.settings.task_wording = TaskWording.TASK_WORDING_RULES
+    phrasing = TaskGenerator.checked_phrasing(None, planned(), db_schema, "telecom", False, state,
+                                              ask=lambda call: call.ask(model).value,
+                                              judge=lambda call: call.ask(model).value)
+    assert phrasing["subtasks"] == ["Change the status to closed for the customer with customer id 7."]
+    assert model.requests == [] and not state.retries
+
+
 def test_a_trajectory_that_cannot_be_planned_is_saved_as_its_dead_letter_and_sent_again_without_model_calls():
     """A seed retried after a transient error must not pay again for a trajectory that failed for good."""
     from shared.contracts import DeadLetter, Topics

@@ -10,7 +10,8 @@ from services.task_generator import logic
 from services.task_generator.golden_state import GoldenState
 from services.task_generator.model_calls import TaskPhrasing, ToolArguments, WordingCheck
 from services.task_generator.planning import PlannedTask, TrajectoryEdits, plan_task, plan_tool_spec_task
-from shared.contracts import ChatMessage, DeadLetter, SeedToolset, Topics, TrajectoryState, TrajectoryStatus
+from shared.contracts import (ChatMessage, DeadLetter, SeedToolset, TaskWording, Topics, TrajectoryState,
+                              TrajectoryStatus)
 from shared.env.dbschema import DatabaseSchema
 from shared.env.domain_rows import DomainRows
 from shared.env.sandbox import SandboxManager, sandbox_name
@@ -187,7 +188,10 @@ class TaskGenerator(Stage):
                          extension: bool, state: TrajectoryState, ask, judge) -> dict | None:
         """The task's wording once the mechanical check and both judges agree it asks for exactly its golden
         actions; re-phrased with their objections up to WORDING_ATTEMPTS times. Then, over a database, the wording
-        built from the actions themselves; without one (nothing to build it from) None, and the task is dropped."""
+        built from the actions themselves; without one (nothing to build it from) None, and the task is dropped.
+        A run configured to word tasks by rules gets the actions' wording at once (tool specs alone have none)."""
+        if db_schema is not None and state.settings.task_wording == TaskWording.TASK_WORDING_RULES:
+            return logic.rule_phrasing(planned, db_schema)
         tool_names = [t.name for t in state.toolset.tools]
         problems: list[str] = []
         for attempt in range(WORDING_ATTEMPTS):

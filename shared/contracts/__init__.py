@@ -23,6 +23,7 @@ PipelineMode = seed_pb2.PipelineMode
 ToolExecution = seed_pb2.ToolExecution
 UserPersona = seed_pb2.UserPersona
 ToolSynthesizer = seed_pb2.ToolSynthesizer
+TaskWording = seed_pb2.TaskWording
 AgentKind = seed_pb2.AgentKind
 EvaluationSettings = seed_pb2.EvaluationSettings
 EvaluationTasks = seed_pb2.EvaluationTasks

@@ -29,7 +29,7 @@ from shared.data.seed_tools import load_seed_tools
 from shared.env.trajectory import openai_messages
 from shared.contracts import flow
 from shared.contracts import (ActionMix, DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
-                              ToolExecution, ToolSynthesizer, Topics, UserPersona, Verdict, StartState,
+                              ToolExecution, ToolSynthesizer, TaskWording, Topics, UserPersona, Verdict, StartState,
                               ChatMessage)
 
 ACCEPTED, REJECTED, DEAD_LETTERED = "accepted", "rejected", "dead-lettered"
@@ -84,6 +84,9 @@ class RunConfig(BaseModel):
     expand_seed_tools: bool = False
     # Databases only: who proposes SQL tools. "both": the model's verified proposals over the schema templates.
     tool_synthesizer: Literal["template", "llm", "both"] = "template"
+    # Databases only: who words each task. "model": the model, held to its golden actions by a mechanical check and
+    # two judges, else worded from the actions; "rules": from the actions alone, no model call.
+    task_wording: Literal["model", "rules"] = "model"
     difficulty_mix: DifficultyMixConfig = Field(default_factory=DifficultyMixConfig)
     random_seed: int = 7
     timeout_s: float = Field(1800, gt=0)
@@ -138,6 +141,7 @@ def generation_settings(run_config: RunConfig, settings: Settings) -> Generation
         trajectory_deadline_s=run_config.trajectory_deadline_s,
         tool_synthesizer=ToolSynthesizer.Value(f"TOOL_SYNTHESIZER_{run_config.tool_synthesizer.upper()}"),
         expand_seed_tools=run_config.expand_seed_tools,
+        task_wording=TaskWording.Value(f"TASK_WORDING_{run_config.task_wording.upper()}"),
     )
 
 

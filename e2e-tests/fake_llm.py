@@ -99,14 +99,14 @@ def phrase_of(description: str) -> str:
 
 
 def play_user(messages: list[dict], schema: dict) -> dict:
-    """Words the plan in the system prompt as a person might: each request names what to do and gives its values,
+    """Words the plan in the last message's stage direction as a person might: each request names what to do and gives its values,
     which the fake agent reads back. Field names come spoken ("customer id 7"), as the plan gives them."""
     if "Your instruction:" in messages[0]["content"]:
         return play_instructed_user(messages)
     if schema.get("properties", {}).get("is_task_complete", {}).get("const") is True:
         return {"user_message": "That's everything sorted, thank you so much!", "is_task_complete": True}
-    system = messages[0]["content"]
-    plan = system[system.find("Plan for this message:"):] if "Plan for this message:" in system else ""
+    last = messages[-1]["content"]  # the plan comes as a stage direction after the agent's last words
+    plan = last[last.find("(You are the customer."):] if "(You are the customer." in last else ""
     requests = []
     for line in plan.splitlines():
         if line.startswith("- "):

@@ -70,6 +70,13 @@ def test_echoing_the_assistant_is_refused():
     assert "echoes_assistant" in message_check.problems("I'm sorry, I don't have the ability to view your response.", s)
 
 
+def test_a_user_who_offers_help_like_the_assistant_is_refused():
+    s = conversation()
+    assert message_check.problems("Hello! How can I assist you today?", s) == ["speaks_as_assistant"]
+    assert message_check.problems("Hello! How can I help you find the subscription?", s) == ["speaks_as_assistant"]
+    assert message_check.problems("Hello! Can you help me find my subscription?", s) == []
+
+
 def test_tool_descriptions_and_field_names_are_refused():
     s = conversation()
     assert "tool_text" in message_check.problems("To be clear: look up one customer by id, please.", s)

@@ -119,10 +119,26 @@ def test_the_first_turn_greets_and_asks_for_the_first_subtask():
     move = logic.next_move(s)
     logic.apply_move(s, move)
     request = UserTurn(s, move).messages()
-    system = request[0]["content"]
-    assert "first message: greet" in system
-    assert "Look up" not in system and "get_customer (customer id 1)" in system  # field names as a person says them
-    assert request[1:] == [{"role": "user", "content": user_turn.ASSISTANT_OPENER}]
+    assert [m["role"] for m in request] == ["system", "user"]  # nothing made up for it to answer
+    direction = request[1]["content"]
+    assert "first message: greet" in direction
+    assert "Look up" not in direction and "get_customer (customer id 1)" in direction  # fields as a person says them
+
+
+def test_the_plan_for_the_next_message_follows_the_agents_last_words():
+    s = state([task(READS[:2])])
+    logic.apply_move(s, logic.next_move(s))
+    s.messages.append(ChatMessage(role="user", content="Hi, can you look up customer 1?"))
+    s.messages.append(ChatMessage(role="assistant", content="Customer 1 is Ana."))
+    s.tasks[0].subtasks[0].satisfied = True
+    move = logic.next_move(s, newly_satisfied=1)
+    logic.apply_move(s, move)
+    request = UserTurn(s, move, correction="Your previous draft was not sent.").messages()
+    assert [m["role"] for m in request] == ["system", "assistant", "user"]
+    last = request[-1]["content"]
+    assert last.startswith("The assistant says: Customer 1 is Ana.")
+    assert "thanking the assistant" in last and "Your previous draft was not sent." in last
+    assert "Plan" not in request[0]["content"] and "previous draft" not in request[0]["content"]
 
 
 def test_the_user_model_sees_the_conversation_role_flipped_without_tool_traffic():
@@ -142,8 +158,8 @@ def test_a_question_about_an_open_request_is_answered_with_the_plan_details():
     s.messages.append(ChatMessage(role="assistant", content="Shall I set customer 7 to suspended?"))
     move = logic.next_move(s)
     assert move.kind == "answer" and move.subtasks == [(0, 0)]
-    system = UserTurn(s, move).messages()[0]["content"]
-    assert "say yes, go ahead" in system and "customer id 7, status suspended" in system
+    direction = UserTurn(s, move).messages()[-1]["content"]
+    assert "say yes, go ahead" in direction and "customer id 7, status suspended" in direction
     # Without a question, an open request is followed up instead.
     s.messages[-1].content = "I can help with many things."
     assert logic.next_move(s).kind == "follow_up"
@@ -253,4 +269,4 @@ def test_the_service_abandons_a_turn_it_cannot_word():
     assert out.topic == Topics.TRAJECTORIES_COMPLETE
     assert out.message.abandoned_reason == "user turn could not be worded: tool_text"
     assert not out.message.is_task_complete and len(model.requests) == logic.MAX_WORDING_ATTEMPTS
-    assert "copied a tool's name" in model.requests[-1][0]["content"]  # the model was told what was wrong
+    assert "copied a tool's name" in model.requests[-1][-1]["content"]  # the model was told what was wrong

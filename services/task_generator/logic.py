@@ -123,8 +123,9 @@ def rule_phrasing(planned: PlannedTask, db_schema: DatabaseSchema) -> dict:
     by construction, plainer than a model's."""
     subtasks = [request_wording(a, db_schema.table(a.tool.effect.table).primary_key
                                 if a.tool.effect.table in db_schema.table_names else []) for a in planned.actions]
-    steps = " Then ".join(s[0].lower() + s[1:] for s in subtasks)
-    return {"description": f"The person wants the assistant to {steps[0].lower() + steps[1:]}",
+    # The goal is about the person (third person); each subtask is what they say (first person).
+    steps = [re.sub(r"\bme\b", "them", s[0].lower() + s[1:].rstrip(".")) for s in subtasks]
+    return {"description": f"The person wants the assistant to {'; then '.join(steps)}.",
             "subtasks": subtasks,
             "success_criteria": [f"The assistant did this: {s}" for s in subtasks],
             "checkpoints": ["Every change uses exactly the values the person gave.",

@@ -21,6 +21,9 @@ META = re.compile(
 )
 # How a model starts when it answers the assistant's apology instead of speaking as the customer.
 ECHO_OPENING = re.compile(r"^\s*(?:you(?:'re| are) sorry|you (?:don't|do not|can't|cannot) have)", re.IGNORECASE)
+# The assistant's lines in the customer's mouth: a small model playing the user often greets like the helpdesk.
+ASSISTANT_SPEAK = re.compile(r"\bhow (?:can|may|could) i (?:help|assist)\b|\bis there anything else i can\b",
+                             re.IGNORECASE)
 # "device_id = 120", "customer_id: 7": code, not speech.
 CODE_ASSIGNMENT = re.compile(r"\b[a-z]+_[a-z_]+\s*(?:=|:)\s*\S", re.IGNORECASE)
 DESCRIPTION_RUN = 6  # this many words of a tool's description in a row is pasted text, not a coincidence
@@ -31,6 +34,7 @@ CORRECTIONS = {
     "meta_text": "it talked about the conversation itself (tasks, tools, JSON, the assistant's role); speak only as "
                  "the customer",
     "echoes_assistant": "it repeated the assistant's words instead of answering them as the customer",
+    "speaks_as_assistant": "it spoke as the assistant, offering help; you are the customer who needs help",
     "tool_text": "it copied a tool's name or description; say what you want in your own everyday words",
     "field_names": "it used database field names such as customer_id; say them as a person would, e.g. customer 7",
     "missing_values": "it left out some of the ids or values listed for this message; include every one of them",
@@ -51,6 +55,8 @@ def problems(text: str, state: TrajectoryState, must_mention: list[Any] = ()) ->
     last_assistant = _last_assistant_text(state)
     if ECHO_OPENING.search(text) or (last_assistant and repeats(text, last_assistant, threshold=0.6)):
         found.append("echoes_assistant")
+    if ASSISTANT_SPEAK.search(text):
+        found.append("speaks_as_assistant")
     if _pastes_tool_text(text, state):
         found.append("tool_text")
     if CODE_ASSIGNMENT.search(text) or _names_fields(text, state):

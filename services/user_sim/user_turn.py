@@ -1,8 +1,11 @@
 """user-sim's model call: the user's next message, worded like a person with a goal, never like a test harness.
 
 The user model sees the conversation from the user's side (role-flipped: its own earlier messages as `assistant`,
-the agent's replies as `user`; tool calls and tool results are not the user's to see), the behaviour rules, its
-goal, and the plan for this message, which the policy (logic.py) chose.
+the agent's replies as `user`; tool calls and tool results are not the user's to see), the behaviour rules and its
+goal in the system prompt, and the plan for this message, which the policy (logic.py) chose, as a stage direction
+after the agent's last words. Measured with Qwen2.5-Coder-1.5B: with the plan in the system prompt and a made-up
+assistant greeting to answer, it repeated the agent's last message in 3 of 6 drafts; with the plan last, 1 in 6,
+and that one greeted like an assistant ("How can I assist you today?"), which the message check refuses.
 """
 from __future__ import annotations
 
@@ -39,10 +42,8 @@ ANSWER = ("The assistant asked you something about the following. Answer its que
           "it asks you to confirm, say yes, go ahead.")
 CLOSE = ("Everything you needed is done. Write a short closing message: acknowledge that it is all sorted and thank "
          "the assistant.")
-# The user model needs something to answer on its first message; this opener is never part of the conversation.
-ASSISTANT_OPENER = "Hello! How can I help you today?"
-
-PLAN_HEADER = "Plan for this message:"
+# The plan for the next message, placed after the agent's last words (a small model follows what it read last).
+DIRECTION = "(You are the customer. {plan}\nWrite only the customer's next message.)"
 OUTPUT = ('Answer with JSON: {{"user_message": "your message", "is_task_complete": {complete}}}. '
           "is_task_complete is true only on the closing message.")
 
@@ -66,7 +67,7 @@ def role_flipped(state: TrajectoryState) -> list[dict]:
     """The conversation as the user lived it: its messages as `assistant`, the agent's words as `user`.
 
     Tool traffic is left out, and consecutive texts of one side are joined, so roles alternate as chat templates
-    require."""
+    require. Empty before the user's first message."""
     flipped: list[dict] = []
     for m in state.messages:
         if m.role == "user":
@@ -79,8 +80,6 @@ def role_flipped(state: TrajectoryState) -> list[dict]:
             flipped[-1]["content"] += "\n\n" + m.content
         else:
             flipped.append({"role": role, "content": m.content})
-    if not flipped:
-        flipped.append({"role": "user", "content": ASSISTANT_OPENER})
     return flipped
 
 
@@ -111,14 +110,21 @@ class UserTurn(ModelCall[str]):
 
     def system_prompt(self) -> str:
         goal = " ".join(t.description for t in self.state.tasks)
-        parts = [USER_RULES.format(domain=self.state.domain, goal=goal), f"{PLAN_HEADER}\n{self.plan()}"]
-        if self.correction:
-            parts.append(self.correction)
-        parts.append(OUTPUT.format(complete=str(self.move.kind == "close").lower()))
-        return "\n\n".join(parts)
+        return "\n\n".join([USER_RULES.format(domain=self.state.domain, goal=goal),
+                            OUTPUT.format(complete=str(self.move.kind == "close").lower())])
+
+    def direction(self) -> str:
+        plan = self.plan() + (f"\n{self.correction}" if self.correction else "")
+        return DIRECTION.format(plan=plan)
 
     def messages(self) -> list[dict]:
-        return [{"role": "system", "content": self.system_prompt()}, *role_flipped(self.state)]
+        conversation = role_flipped(self.state)
+        if conversation and conversation[-1]["role"] == "user":  # the agent spoke last: the direction follows it
+            conversation[-1] = {"role": "user", "content": f"The assistant says: {conversation[-1]['content']}"
+                                                          f"\n\n{self.direction()}"}
+        else:
+            conversation.append({"role": "user", "content": self.direction()})
+        return [{"role": "system", "content": self.system_prompt()}, *conversation]
 
     def schema(self) -> dict:
         return user_turn_schema(closing=self.move.kind == "close")

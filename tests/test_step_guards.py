@@ -74,7 +74,9 @@ def test_a_user_who_offers_help_like_the_assistant_is_refused():
     s = conversation()
     assert message_check.problems("Hello! How can I assist you today?", s) == ["speaks_as_assistant"]
     assert message_check.problems("Hello! How can I help you find the subscription?", s) == ["speaks_as_assistant"]
+    assert message_check.problems("Sure, I'll find Metro Talk and tell you its status.", s) == ["speaks_as_assistant"]
     assert message_check.problems("Hello! Can you help me find my subscription?", s) == []
+    assert message_check.problems("Sure, go ahead. I'll wait for the result.", s) == []
 
 
 def test_tool_descriptions_and_field_names_are_refused():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from shared.contracts import CheckResult, RubricCategory, RubricJudgement
+from shared.contracts import CheckResult, RubricCategory, RubricJudgement, TrajectoryState
 from shared.validation.acceptance import decide, judge_needed, verdict_for
 from shared.validation.judge import Judge, Judgment, judge_request
 from tests.factories import add_call, state, task
@@ -101,3 +101,14 @@ def test_the_judge_reads_facts_not_conclusions():
     assert "tool get_customer error: not_found: no customer 9" in request
     assert "assistant: Customer 1 is Ana." in request
     assert "every subtask" not in request and "by execution" not in request  # no verdict handed to the judge
+
+
+def test_a_run_whose_checks_decide_alone_never_asks_the_judge():
+    from services.validator.service import Validator
+
+    validator = Validator.__new__(Validator)
+    validator.judge = lambda trajectory, items: judged("valid")
+    s = TrajectoryState()
+    assert validator.judge_of(s) is validator.judge
+    s.settings.checks_only = True
+    assert validator.judge_of(s) is None

@@ -22,7 +22,9 @@ META = re.compile(
 # How a model starts when it answers the assistant's apology instead of speaking as the customer.
 ECHO_OPENING = re.compile(r"^\s*(?:you(?:'re| are) sorry|you (?:don't|do not|can't|cannot) have)", re.IGNORECASE)
 # The assistant's lines in the customer's mouth: a small model playing the user often greets like the helpdesk.
-ASSISTANT_SPEAK = re.compile(r"\bhow (?:can|may|could) i (?:help|assist)\b|\bis there anything else i can\b",
+# or agrees to do the customer's request itself ("Sure, I'll find Metro Talk and tell you its status.").
+ASSISTANT_SPEAK = re.compile(r"\bhow (?:can|may|could) i (?:help|assist)\b|\bis there anything else i can\b|"
+                             r"^\W*(?:sure|certainly|of course|absolutely)\b[^.!?]*\bi(?:'ll| will)\b",
                              re.IGNORECASE)
 # "device_id = 120", "customer_id: 7": code, not speech.
 CODE_ASSIGNMENT = re.compile(r"\b[a-z]+_[a-z_]+\s*(?:=|:)\s*\S", re.IGNORECASE)

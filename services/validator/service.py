@@ -43,13 +43,17 @@ class Validator(Stage):
         self.sandboxes.create(state.trajectory_id, state.toolset.domain_database)
         return self.sandboxes.state_hash(state.trajectory_id, state.toolset.domain_database)
 
+    def judge_of(self, state: TrajectoryState):
+        """The judge model, unless the run let the checks decide alone."""
+        return None if state.settings.checks_only else self.judge
+
     @consumes(Topics.TRAJECTORIES_COMPLETE, TrajectoryState, trajectory_info)
     def handle(self, state: TrajectoryState) -> list[Outgoing]:
         final_hash = self.final_state_hash(state)
         if state.instruction:  # an evaluation trial: success is its end state and the values told, no judge
             verdict = verdict_for(state, trial_checks(state, final_hash), final_hash, judge=None)
         else:
-            verdict = verdict_for(state, deterministic_checks(state, final_hash), final_hash, self.judge)
+            verdict = verdict_for(state, deterministic_checks(state, final_hash), final_hash, self.judge_of(state))
         state.status = (TrajectoryStatus.TRAJECTORY_STATUS_ACCEPTED if verdict.accepted
                         else TrajectoryStatus.TRAJECTORY_STATUS_REJECTED)
         state.step += 1

@@ -87,6 +87,9 @@ class RunConfig(BaseModel):
     # Databases only: who words each task. "model": the model, held to its golden actions by a mechanical check and
     # two judges, else worded from the actions; "rules": from the actions alone, no model call.
     task_wording: Literal["model", "rules"] = "model"
+    # Who judges a trajectory that passed every deterministic check: "model" (the judge role, the paper's rubric
+    # policy) or "none" (the checks decide alone).
+    judge: Literal["model", "none"] = "model"
     difficulty_mix: DifficultyMixConfig = Field(default_factory=DifficultyMixConfig)
     random_seed: int = 7
     timeout_s: float = Field(1800, gt=0)
@@ -142,6 +145,7 @@ def generation_settings(run_config: RunConfig, settings: Settings) -> Generation
         tool_synthesizer=ToolSynthesizer.Value(f"TOOL_SYNTHESIZER_{run_config.tool_synthesizer.upper()}"),
         expand_seed_tools=run_config.expand_seed_tools,
         task_wording=TaskWording.Value(f"TASK_WORDING_{run_config.task_wording.upper()}"),
+        checks_only=run_config.judge == "none",
     )
 
 

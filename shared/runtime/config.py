@@ -35,6 +35,7 @@ class KafkaConfig(BaseModel):
     # How long the broker may hold a fetch that found nothing new. On tansu a held fetch often ends only when this
     # runs out, so it bounds a hop's wait: kafka-python's 500 ms gave hops of 80 ms p50; 50 ms gives about 14 ms
     # for 4% of a core per idle service (10 ms: 7-20 ms for 10%). Real Kafka answers a held fetch when data comes.
+    # configs/default.yaml sets 500 ms: with a local model on the same cores, every idle percent slows the model.
     fetch_max_wait_ms: int = 50
     # How long the producer waits to batch a send. Handlers send a few records and wait for their acknowledgement
     # before the next message's work, so waiting only delays the hop.

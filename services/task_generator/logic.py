@@ -127,7 +127,7 @@ def rule_phrasing(planned: PlannedTask, db_schema: DatabaseSchema) -> dict:
     steps = [re.sub(r"\bme\b", "them", s[0].lower() + s[1:].rstrip(".")) for s in subtasks]
     return {"description": f"The person wants the assistant to {'; then '.join(steps)}.",
             "subtasks": subtasks,
-            "success_criteria": [f"The assistant did this: {s}" for s in subtasks],
+            "success_criteria": [f"The assistant did this: {step}." for step in steps],
             "checkpoints": ["Every change uses exactly the values the person gave.",
                             "Every value the person asked for is told to them."]}
 

@@ -46,6 +46,7 @@ def model_stack(postgres_server, kafka_bootstrap, tmp_path_factory):
 def test_one_short_trajectory_with_the_local_model(model_stack, tmp_path):
     config = runner.RunConfig(domains=["telecom"], num_trajectories=1, max_user_turns=2, write_task_share=0.0,
                               tools_per_trajectory=4, difficulty_mix={"easy": 1, "medium": 0, "hard": 0},
+                              task_wording="rules",  # the real model's calls here are the dialogue's and the judge's
                               # Waits for the outcome however slow a busy machine makes the model; the bound only
                               # ends a run that hangs (a machine's load must not fail this test).
                               timeout_s=3000, output_dir=str(tmp_path))

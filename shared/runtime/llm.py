@@ -13,6 +13,7 @@ import contextvars
 import json
 import logging
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -68,6 +69,33 @@ class ChatResult:
     usage: Usage = field(default_factory=Usage)
     calls: int = 1
     finish_reason: str = ""
+
+
+# Qwen2.5 (and other Hermes-style chat templates) write a call as <tool_call>{"name": ..., "arguments": {...}}
+# </tool_call> in the text. vLLM's `hermes` tool-call parser turns that into tool_calls on the server; llama.cpp's
+# servers hand it back as text, so the client parses it the same way.
+TEXT_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
+
+
+def text_tool_calls(content: str) -> tuple[list[dict], str]:
+    """The tool calls a server left in the text, in OpenAI's form, and the text around them; ([], content) when the
+    text holds none: <tool_call> blocks, or the whole text one {"name", "arguments"} object."""
+    blocks = TEXT_TOOL_CALL.findall(content)
+    rest = TEXT_TOOL_CALL.sub("", content).strip()
+    if not blocks and content.strip().startswith("{"):
+        blocks, rest = [content.strip()], ""
+    calls = []
+    for i, block in enumerate(blocks):
+        try:
+            call = json.loads(block)
+        except json.JSONDecodeError:
+            return [], content
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str) or \
+                not isinstance(call.get("arguments", {}), dict):
+            return [], content
+        calls.append({"id": f"call_{i}", "type": "function",
+                      "function": {"name": call["name"], "arguments": json.dumps(call.get("arguments", {}))}})
+    return calls, rest
 
 
 def response_format(endpoint: ModelEndpoint, name: str, schema: dict) -> dict:
@@ -180,7 +208,10 @@ class LLMClient:
                 {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
                 for c in (message.tool_calls or [])
             ]
-            return ChatResult(content=message.content or "", tool_calls=tool_calls, usage=usage,
+            content = message.content or ""
+            if request.get("tools") and not tool_calls:
+                tool_calls, content = text_tool_calls(content)
+            return ChatResult(content=content, tool_calls=tool_calls, usage=usage,
                               finish_reason=choice.finish_reason or "")
 
 

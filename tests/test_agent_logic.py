@@ -90,11 +90,25 @@ def test_a_call_repeating_one_answered_this_turn_is_asked_again_without_tools():
 def test_a_reply_the_guard_refuses_is_asked_again_with_the_reason_and_counted():
     s = state([task([("get_customer", {"customer_id": 42})])])
     s.messages.add(role="user", content="What is the phone number of customer 42?")
-    ask, asked = scripted({"reply": "It is +15678901234."}, {"tool_calls": [CALL]})
-    assert logic.decide(s, ask) == {"tool_calls": [CALL]}  # told what was wrong, the model acts instead
+    lookup = {"tool_calls": [{"name": "get_customer", "arguments": {"customer_id": 42}}]}
+    ask, asked = scripted({"reply": "It is +15678901234."}, lookup)
+    assert logic.decide(s, ask) == lookup  # told what was wrong, the model acts instead
     assert "no tool returned" in asked[1][1]
     assert dict(s.retries) == {"agent/ungrounded_values": 1}
     assert len(s.messages) == 2  # the refused reply never entered the conversation
+
+
+def test_a_call_with_an_id_nobody_gave_is_asked_again():
+    s = state([task([("get_customer", {"customer_id": 42})])])
+    s.messages.add(role="user", content="What is the phone number of customer 42?")
+    guessed = {"tool_calls": [{"name": "get_customer", "arguments": {"customer_id": 101}}]}
+    grounded = {"tool_calls": [{"name": "get_customer", "arguments": {"customer_id": 42}}]}
+    ask, asked = scripted(guessed, grounded)
+    assert logic.decide(s, ask) == grounded
+    assert "never gave" in asked[1][1] and dict(s.retries) == {"agent/ungrounded_arguments": 1}
+    # A model under test is measured as it is: its guess goes out.
+    ask, asked = scripted(guessed)
+    assert logic.decide(s, ask, guard_replies=False) == guessed
 
 
 def test_after_the_bound_the_last_reply_goes_out():

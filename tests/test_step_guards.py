@@ -85,3 +85,13 @@ def test_tool_descriptions_and_field_names_are_refused():
     assert "tool_text" in message_check.problems("Please run get_customer for me.", s)
     assert "field_names" in message_check.problems("I need the record where customer_id = 42.", s)
     assert "field_names" in message_check.problems("My customer_id is 42.", s)
+
+
+def test_call_values_count_as_given_when_a_person_said_them_in_their_own_way():
+    from shared.env.grounding import ungrounded_arguments
+
+    said = ["Please suspend my line +1 555 0100 and put ticket 12 on hold."]
+    assert ungrounded_arguments({"status": "suspended", "phone_number": "+1-555-0100"}, said) == []
+    assert ungrounded_arguments({"ticket_id": 12, "state": "on_hold", "urgent": True}, said) == []
+    assert ungrounded_arguments({"ticket_id": 13, "status": "closed", "plan": "mobile"}, said) == [
+        "ticket_id=13", "status='closed'", "plan='mobile'"]

@@ -190,6 +190,18 @@ def change_call_arguments(r):
     update["tool_calls"][0]["function"]["arguments"] = json.dumps({"customer_id": 2, "status": "suspended"})
 
 
+def guess_an_id(r):
+    """A look-up of a customer nobody named, before the one the user asked about (harmless to the state)."""
+    at = message_index(r, lambda m: m["role"] == "assistant" and m.get("tool_calls"))
+    args = {"customer_id": 77}
+    r["messages"][at:at] = [
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "call_g", "type": "function", "function": {
+            "name": "get_customer", "arguments": json.dumps(args)}}]},
+        {"role": "tool", "content": "null", "tool_call_id": "call_g", "name": "get_customer"}]
+    r["metadata"]["tool_results"].append({"call_id": "call_g", "tool": "get_customer", "ok": True,
+                                          "source": "sql", "error": ""})
+
+
 def set_golden_hash(value):
     def corrupt(r):
         r["metadata"]["golden_state_hash"] = value
@@ -224,6 +236,7 @@ CORRUPTIONS = {  # corruption -> the check that must name it
     "wrong golden hash": (set_golden_hash("0" * 64), "golden_state"),
     "no golden hash": (set_golden_hash(""), "golden_state"),
     "call arguments edited after the fact": (change_call_arguments, "recorded_results_replay"),
+    "an id nobody gave": (guess_an_id, "call_arguments_grounded"),
     "task not marked complete": (leave_task_incomplete, "user_closed_conversation"),
     "abandoned": (abandon, "not_abandoned"),
     "start state not applied": (skip_start_state, "golden_state"),

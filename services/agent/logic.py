@@ -7,7 +7,8 @@ from typing import Callable
 
 from services.agent import reply_guard
 from shared.contracts import ChatMessage, FunctionCall, ToolCall, ToolCallRequest, TrajectoryState
-from shared.env.trajectory import last_user_index
+from shared.env.grounding import ungrounded_arguments
+from shared.env.trajectory import grounding_sources, last_user_index
 
 
 def may_call_tools(state: TrajectoryState) -> bool:
@@ -50,9 +51,12 @@ def new_calls(state: TrajectoryState, decision: dict) -> list[dict]:
 # Asked-again steps per step: enough for a model to mend a reply it was told about, few enough to bound the cost.
 MAX_STEP_RETRIES = 2
 REPEATED_CALL = "repeated_call"
+UNGROUNDED_ARGUMENTS = "ungrounded_arguments"
 CORRECTIONS = {
     **reply_guard.CORRECTIONS,
     REPEATED_CALL: "it asked again for calls whose results you already have; answer the user with those results",
+    UNGROUNDED_ARGUMENTS: ("it passed a tool values that the user never gave and no tool returned; use only values "
+                           "from the conversation, look them up with another tool first, or ask the user"),
 }
 
 # Asks the model for one step: (may it call tools, the note on a previous answer) -> the decision.
@@ -60,9 +64,15 @@ AskStep = Callable[[bool, str], dict]
 
 
 def step_problems(state: TrajectoryState, decision: dict, guard_replies: bool = True) -> list[str]:
-    """Why a step must not be used as it is: calls that all repeat answered ones, or a reply the guard refuses."""
+    """Why a step must not be used as it is: calls that all repeat answered ones, calls with invented values, or a
+    reply the guard refuses. `guard_replies` False (a model under test) leaves only the repeat bound."""
     if "tool_calls" in decision:
-        return [] if new_calls(state, decision) else [REPEATED_CALL]
+        calls = new_calls(state, decision)
+        if not calls:
+            return [REPEATED_CALL]
+        sources = grounding_sources(state)
+        invented = guard_replies and any(ungrounded_arguments(c.get("arguments") or {}, sources) for c in calls)
+        return [UNGROUNDED_ARGUMENTS] if invented else []
     return reply_guard.problems(decision["reply"], state) if guard_replies else []
 
 

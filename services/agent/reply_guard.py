@@ -11,7 +11,7 @@ import re
 from shared.contracts import TrajectoryState
 from shared.env.grounding import TOOL_MARKUP, repeats, unsupported_numbers
 from shared.env.tool_spec import mutates
-from shared.env.trajectory import last_user_index, tool_by_name
+from shared.env.trajectory import grounding_sources, last_user_index, tool_by_name
 
 # A reply that reports a change as done ("I've updated", "has been cancelled", "is now set to").
 CLAIMS_CHANGE = re.compile(
@@ -38,7 +38,7 @@ def problems(reply: str, state: TrajectoryState) -> list[str]:
     found = []
     if TOOL_MARKUP.search(reply):
         found.append("pasted_tool_markup")
-    if unsupported_numbers(reply, _sources(state)):
+    if unsupported_numbers(reply, grounding_sources(state)):
         found.append("ungrounded_values")
     if CLAIMS_CHANGE.search(reply) and not _wrote_this_turn(state):
         found.append("claims_unperformed_write")
@@ -46,12 +46,6 @@ def problems(reply: str, state: TrajectoryState) -> list[str]:
     if user_index >= 0 and repeats(reply, state.messages[user_index].content):
         found.append("repeats_user")
     return found
-
-
-def _sources(state: TrajectoryState) -> list[str]:
-    """What a reply may take values from: the system prompt and given context, the user, the tools."""
-    given = 1 + state.prefix_messages
-    return [m.content for i, m in enumerate(state.messages) if i < given or m.role in ("tool", "user")]
 
 
 def _wrote_this_turn(state: TrajectoryState) -> bool:

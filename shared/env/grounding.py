@@ -38,6 +38,36 @@ def unsupported_numbers(claim: str, sources: list[str]) -> list[str]:
     return [n for n in dict.fromkeys(NUMBER.findall(claim or "")) if normalise_number(n) not in known]
 
 
+def ungrounded_arguments(arguments: dict, sources: list[str]) -> list[str]:
+    """A call's argument values (ids, names, amounts) that appear in none of `sources`: invented, neither given by
+    the user nor returned by a tool. Flags are left out: a person says "switch it off", not false."""
+    text = "\n".join(sources)
+    invented = []
+    for name, value in arguments.items():
+        for v in value if isinstance(value, list) else [value]:
+            if v is None or isinstance(v, (bool, dict)):
+                continue
+            if not _given(text, v):
+                invented.append(f"{name}={v!r}")
+    return invented
+
+
+def _given(text: str, value) -> bool:
+    """`value` was said in `text`, exactly or word by word the way a person says it: "suspend" gives "suspended",
+    "on hold" gives "on_hold", "+1 555 0100" gives "+1-555-0100". Words of three letters or fewer, and numbers,
+    must be said as they are."""
+    if value_mentioned(text, value) or not isinstance(value, str):
+        return value_mentioned(text, value)
+    said = set(words(text))
+    for word in words(value):
+        if len(word) <= 3 or word.isdigit():
+            if word not in said:
+                return False
+        elif not any(w.startswith(word[:max(4, len(word) - 3)]) for w in said):
+            return False
+    return bool(words(value))
+
+
 def spoken_names(text: str) -> str:
     """Field names as a person says them: "customer_id = 7" reads "customer id 7"; values stay as they are (the
     agent must pass "on_hold" as it is)."""

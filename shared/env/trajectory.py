@@ -83,6 +83,14 @@ def last_user_index(state: TrajectoryState) -> int:
     return -1
 
 
+def grounding_sources(state: TrajectoryState, before: int | None = None) -> list[str]:
+    """What the agent may take values from, in the messages before index `before` (all by default): the system
+    prompt and any given conversation prefix, the user's words and the tools' results."""
+    given = 1 + state.prefix_messages
+    end = len(state.messages) if before is None else before
+    return [m.content for i, m in enumerate(state.messages[:end]) if i < given or m.role in ("tool", "user")]
+
+
 def executes_sql(state: TrajectoryState) -> bool:
     """Tools run in the sandbox; otherwise (no database, or tool_execution=simulated) a model answers for them."""
     return bool(state.toolset.domain_database) and state.settings.tool_execution != ToolExecution.TOOL_EXECUTION_SIMULATED

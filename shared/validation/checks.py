@@ -12,9 +12,9 @@ import jsonschema
 
 from shared.contracts import ChatMessage, CheckResult, TrajectoryState
 from shared.env import outcomes
-from shared.env.grounding import TOOL_MARKUP, unsupported_numbers
+from shared.env.grounding import TOOL_MARKUP, ungrounded_arguments, unsupported_numbers
 from shared.env.tool_spec import mutates, tool_parameters
-from shared.env.trajectory import executes_sql, tool_by_name
+from shared.env.trajectory import executes_sql, grounding_sources, tool_by_name
 
 DETAIL_LIMIT = 1000
 
@@ -144,8 +144,7 @@ def check_reads_delivered(state: TrajectoryState) -> CheckResult:
 
 def check_grounding(state: TrajectoryState) -> CheckResult:
     """Every number the agent states must appear in a tool result, the user's words or the given context."""
-    given = given_count(state)
-    sources = [m.content for i, m in enumerate(state.messages) if i < given or m.role in ("tool", "user")]
+    sources = grounding_sources(state)
     unsupported: list[str] = []
     for m in generated_messages(state):
         if m.role == "assistant" and m.content:
@@ -153,6 +152,23 @@ def check_grounding(state: TrajectoryState) -> CheckResult:
     stated = sorted(set(unsupported))[:10]
     return _check("claims_grounded_in_tool_results",
                   ["numbers stated without a source: " + ", ".join(stated)] if stated else [])
+
+
+def check_arguments_grounded(state: TrajectoryState) -> CheckResult:
+    """Every value the agent passes to a tool was given by the user or returned by a tool before the call: a call
+    with an invented id or name teaches guessing, even when its result did no harm."""
+    problems = []
+    for index in range(given_count(state), len(state.messages)):
+        message = state.messages[index]
+        for call in message.tool_calls:
+            try:
+                arguments = json.loads(call.function.arguments or "{}")
+            except json.JSONDecodeError:
+                continue  # call_arguments_match_schema reports it
+            if isinstance(arguments, dict) and \
+                    (invented := ungrounded_arguments(arguments, grounding_sources(state, before=index))):
+                problems.append(f"{call.function.name}: {', '.join(invented)}")
+    return _check("call_arguments_grounded", ["values nobody gave: " + p for p in problems])
 
 
 def check_no_tool_markup(state: TrajectoryState) -> CheckResult:
@@ -167,4 +183,5 @@ def deterministic_checks(state: TrajectoryState, final_hash: str) -> list[CheckR
     return [check_not_abandoned(state), check_closed_by_user(state), check_calls_answered(state),
             check_used_tools(state), check_tool_sources(state), check_call_arguments(state), check_outputs(state),
             check_state_hash(state, final_hash), check_writes_requested(state), check_subtasks_done(state),
-            check_reads_delivered(state), check_grounding(state), check_no_tool_markup(state)]
+            check_reads_delivered(state), check_grounding(state), check_arguments_grounded(state),
+            check_no_tool_markup(state)]

@@ -17,7 +17,7 @@ from shared.env.sandbox import SandboxManager
 from shared.evaluation.alignment import align, workload
 from shared.run.runner import RunConfig, build_seed_events
 from shared.runtime.config import Settings
-from shared.toolgen.toolset import InvalidSeed
+from shared.toolgen.toolset import InvalidSeed, validate_seed
 
 # Questions only, counted and ranked, as an analytics workload asks them (SQLite, as Spider writes its queries).
 TARGET = ["SELECT plan_id, COUNT(*) FROM customers GROUP BY plan_id ORDER BY COUNT(*) DESC LIMIT 3",
@@ -134,3 +134,11 @@ def test_select_for_target_needs_a_database(tmp_path):
                                       "--select-for-target"])
     with pytest.raises(ValueError, match="give --db"):
         cmd_align(args, Settings())
+
+
+def test_a_target_on_a_seed_without_a_database_is_refused():
+    tools_seed = SeedEvent(seed_id="s-tools", domain="shop", settings=GenerationSettings(
+        num_trajectories=1, tasks_per_trajectory=1, align_to=AlignmentTarget(statements=["SELECT 1"])))
+    tools_seed.seed_tools.tools.add(name="get_order", parameters_json="{}")
+    with pytest.raises(InvalidSeed, match="align_to selects a database's SQL tools"):
+        validate_seed(tools_seed)

@@ -29,9 +29,9 @@ from shared.data.seed_tools import load_seed_tools
 from shared.evaluation.alignment import read_statements
 from shared.env.trajectory import openai_messages
 from shared.contracts import flow
-from shared.contracts import (ActionMix, AlignmentTarget, DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
-                              ToolExecution, ToolSynthesizer, TaskWording, Topics, UserPersona, Verdict, StartState,
-                              ChatMessage)
+from shared.contracts import (ActionMix, AlignmentTarget, DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings,
+                              PipelineMode, SeedEvent, ToolExecution, ToolSynthesizer, TaskWording, Topics, UserPersona,
+                              Verdict, StartState, ChatMessage)
 
 ACCEPTED, REJECTED, DEAD_LETTERED = "accepted", "rejected", "dead-lettered"
 

@@ -5,7 +5,10 @@ import random
 
 from opentelemetry import trace
 
-from shared.toolgen.toolset import toolset_from_seed_tools, toolset_from_verifications, validate_seed
+from shared.evaluation.alignment import workload
+from shared.evaluation.tool_selection import alignment_record, select_for_target
+from shared.toolgen.toolset import (MAX_TOOLS, InvalidSeed, toolset_from_seed_tools, toolset_from_verifications,
+                                    validate_seed)
 from shared.toolgen.preparation import prepare_database_tools
 from shared.toolgen.seed_expansion import expand_seed_tools
 from shared.runtime.bus import Outgoing, Stage, consumes
@@ -67,8 +70,39 @@ class ToolSynth(Stage):
             rng = random.Random(f"{seed.domain}/{seed.settings.random_seed}")
             prepared = prepare_database_tools(self.sandboxes.connection(), domain_schema_name(domain), db_schema,
                                               synthesizer=synthesizer, llm=llm, rng=rng)
-            toolset = toolset_from_verifications(seed, prepared.verifications, prepared.kept)
+            target = seed.settings.align_to
+            if target.statements:
+                toolset = self.toolset_for_target(seed, prepared)
+                span.set_attribute("turnforge.tools.kl_alignment_before", toolset.alignment.kl_alignment_before)
+                span.set_attribute("turnforge.tools.kl_alignment_after", toolset.alignment.kl_alignment_after)
+                seed = without_target_statements(seed)
+            else:
+                toolset = toolset_from_verifications(seed, prepared.verifications, prepared.kept)
             span.set_attribute("turnforge.tools.proposed", len(prepared.verifications))
             span.set_attribute("turnforge.tools.kept", len(toolset.tools))
         return [Outgoing(Topics.TOOLSETS_SYNTHESIZED, seed.seed_id, SeedToolset(seed=seed, toolset=toolset))]
+
+    @staticmethod
+    def toolset_for_target(seed: SeedEvent, prepared) -> Toolset:
+        """The verified tools that align best with the seed's target workload (settings.align_to), recording the
+        default selection's alignment beside the kept one's."""
+        target = seed.settings.align_to
+        counts = workload(target.statements, target.dialect or "sqlite").counts
+        if not counts:
+            raise InvalidSeed(f"settings.align_to: none of its {len(target.statements)} statements parses as "
+                              f"{target.dialect or 'sqlite'} SQL")
+        selection = select_for_target([v for v in prepared.verifications if v.ok], prepared.kept, counts,
+                                      limit=MAX_TOOLS)
+        toolset = toolset_from_verifications(seed, prepared.verifications, selection.tools)
+        toolset.alignment.CopyFrom(alignment_record(selection, target.source, len(target.statements)))
+        return toolset
+
+
+def without_target_statements(seed: SeedEvent) -> SeedEvent:
+    """The seed as it travels on: the target's statements are used up here, and every trajectory event copies the
+    settings, so they are dropped (source and dialect stay; the toolset holds the figures)."""
+    forwarded = SeedEvent()
+    forwarded.CopyFrom(seed)
+    del forwarded.settings.align_to.statements[:]
+    return forwarded
 

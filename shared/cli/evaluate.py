@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from shared.evaluation.alignment import align, executed_tool_sql, workload
+from shared.evaluation.alignment import read_statements as target_statements
 from shared.evaluation import report
 from shared.evaluation.dysql import import_dysql, write_task_set
 from shared.evaluation.task_set import export_task_set, load_task_set
@@ -29,15 +30,12 @@ def _with_settings(command):
     return lambda args: command(args, load_settings(args.config or os.environ.get("TURNFORGE_CONFIG") or None))
 
 
-def target_statements(path: str) -> list[str]:
-    """One statement per line; blank lines and `--` comment lines are skipped."""
-    lines = (line.strip() for line in Path(path).read_text().splitlines())
-    return [line for line in lines if line and not line.startswith("--")]
-
-
-def _training_statements(args, settings: Settings) -> tuple[list[str], str]:
-    """(the statements to measure, where they came from) for --dataset or --db."""
+def _training_statements(args, settings: Settings, target) -> tuple[list[str], str, dict | None]:
+    """(the statements to measure, where they came from, the selection's before/after or None) for --dataset or
+    --db; with --select-for-target the --db toolset is the one selected for `target` (n-gram counts)."""
     if args.dataset:
+        if args.select_for_target:
+            raise ValueError("--select-for-target selects a database's tools: give --db, not --dataset")
         found = executed_tool_sql(load_records([args.dataset]))
         if not found.statements:
             raise ValueError(f"no executed tool SQL in {args.dataset}: {found.records_without_bindings} of "
@@ -45,20 +43,22 @@ def _training_statements(args, settings: Settings) -> tuple[list[str], str]:
                              "the others made no successful call; nothing to align")
         skipped = f", {found.records_without_bindings} records without tool bindings skipped" \
             if found.records_without_bindings else ""
-        return found.statements, f"{len(found.statements)} executed calls in {found.records} records{skipped}"
+        return found.statements, f"{len(found.statements)} executed calls in {found.records} records{skipped}", None
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with contextlib.ExitStack() as needs:
         needs.enter_context(stack.postgres_available(settings))
         if args.synthesizer != "template":
             needs.enter_context(stack.model_available(settings))
-        toolset = database_toolset(settings, args.db, synthesizer=args.synthesizer)
-    return [t["sql"] for t in toolset["tools"]], f"{len(toolset['tools'])} tools of domain {toolset['domain']}"
+        toolset = database_toolset(settings, args.db, synthesizer=args.synthesizer,
+                                   align_to=target if args.select_for_target else None)
+    source = f"{len(toolset['tools'])} tools of domain {toolset['domain']}"
+    return [t["sql"] for t in toolset["tools"]], source, toolset.get("selection")
 
 
 def cmd_align(args, settings: Settings) -> int:
-    statements, source = _training_statements(args, settings)
-    training = workload(statements, TOOL_DIALECT)
     target = workload(target_statements(args.target), args.target_dialect)
+    statements, source, selection = _training_statements(args, settings, target.counts)
+    training = workload(statements, TOOL_DIALECT)
     result = align(training.counts, target.counts, top=args.top)
     figures = {
         "kl_alignment": round(result.kl_alignment, 4),
@@ -68,11 +68,29 @@ def cmd_align(args, settings: Settings) -> int:
         "training": {"source": source, "statements": training.statements, "unparsed": len(training.unparsed)},
         "target": {"source": args.target, "statements": target.statements, "unparsed": len(target.unparsed)},
     }
+    if selection is not None:  # the figures above are the selected toolset's; the default's come with them
+        figures["selection"] = {
+            side: {"kl_alignment": round(selection[side]["kl_alignment"], 4),
+                   "overlap_ratio": round(selection[side]["overlap_ratio"], 4),
+                   "tools": len(selection[side]["tools"]), "tools_kept": selection[side]["tools"]}
+            for side in ("before", "after")}
+        figures["selection"] |= {k: selection[k] for k in ("added", "dropped", "floor_tables", "fell_back")}
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
     print(f"training: {source}; {training.statements} statements parsed, {len(training.unparsed)} not")
     print(f"target:   {args.target}; {target.statements} statements parsed, {len(target.unparsed)} not")
+    if selection is not None:
+        chosen = figures["selection"]
+        for side, label in (("before", "default toolset"), ("after", "selected for target")):
+            f = chosen[side]
+            print(f"{label:>20}: KL-alignment {f['kl_alignment']}, overlap ratio {f['overlap_ratio']}, "
+                  f"{f['tools']} tools")
+        if chosen["fell_back"]:
+            print("  no selection aligned better than the default toolset: the default is kept")
+        print(f"  added: {', '.join(chosen['added']) or '-'}")
+        print(f"  dropped: {', '.join(chosen['dropped']) or '-'}")
+        print(f"  a read tool kept for each table: {', '.join(chosen['floor_tables']) or '-'}")
     print(f"KL-alignment {figures['kl_alignment']}  (D_KL {figures['kl_divergence']}; 1/e is no alignment)")
     print(f"overlap ratio {figures['overlap_ratio']}  (share of the target's n-grams the training data has)")
     print("most frequent target n-grams the training data lacks:")
@@ -161,6 +179,9 @@ def add_parsers(sub, common) -> None:
                         help="a registered domain, SQLite file or DSN: the SQL of the toolset built for it")
     p.add_argument("--synthesizer", choices=["template", "llm", "both"], default="template",
                    help="--db: who proposes the tools (default: the schema templates, no model needed)")
+    p.add_argument("--select-for-target", action="store_true",
+                   help="--db: keep, among the verified candidate tools, the toolset that aligns best with the "
+                        "target (as a seed's settings.align_to does) and show the default's figures beside it")
     p.add_argument("--top", type=int, default=20, help="missing n-grams to show (default 20)")
     p.add_argument("--json", action="store_true", help="print kl_alignment, overlap_ratio and the top missing "
                                                        "n-grams as JSON")

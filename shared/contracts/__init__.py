@@ -27,6 +27,7 @@ TaskWording = seed_pb2.TaskWording
 AgentKind = seed_pb2.AgentKind
 EvaluationSettings = seed_pb2.EvaluationSettings
 EvaluationTasks = seed_pb2.EvaluationTasks
+AlignmentTarget = seed_pb2.AlignmentTarget
 
 Tool = tool_pb2.Tool
 Toolset = tool_pb2.Toolset
@@ -34,6 +35,7 @@ SqlBinding = tool_pb2.SqlBinding
 ToolEffect = tool_pb2.ToolEffect
 EffectKind = tool_pb2.EffectKind
 ToolRejection = tool_pb2.ToolRejection
+ToolsetAlignment = tool_pb2.ToolsetAlignment
 
 Task = task_pb2.Task
 Rubric = task_pb2.Rubric

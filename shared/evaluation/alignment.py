@@ -22,6 +22,7 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable
 
 import sqlglot
@@ -112,6 +113,12 @@ def ngrams(tokens: tuple[str, ...], max_n: int = MAX_NGRAM) -> Counter:
             if gram[0] != "," and gram[-1] != "," and any(_is_word(t) for t in gram) and _balanced(gram):
                 found[" ".join(gram)] += 1
     return found
+
+
+def read_statements(path: str | Path) -> list[str]:
+    """A target workload file: one statement per line; blank lines and `--` comment lines are skipped."""
+    lines = (line.strip() for line in Path(path).read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("--")]
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 from shared.data.import_db import domain_name_for, import_database, is_postgres_dsn
 from shared.data.synthetic_rows import DEFAULT_ROWS_PER_TABLE
 from shared.data.seed_tools import load_seed_responses, load_seed_tools
+from shared.evaluation.tool_selection import select_for_target
 from shared.env.sandbox import SandboxManager, UnknownDomain, domain_schema_name
 from shared.env.sql_guard import check_statement
 from shared.env.tool_spec import tool_parameters
@@ -19,6 +20,7 @@ from shared.runtime.llm import LLMClient
 from shared.toolgen.measures import database_measures
 from shared.toolgen.output_prediction import PredictionLog, agreement_with_truth, predict_output_schemas
 from shared.toolgen.preparation import prepare_database_tools
+from shared.toolgen.toolset import MAX_TOOLS
 from shared.toolgen.seed_expansion import Expansion, expand_seed_tools, purpose_key
 from shared.toolgen.type_repair import enforce_type_consistency, name_clashes, sql_field_entity
 
@@ -42,8 +44,12 @@ def _domain_for_db(settings: Settings, db: str, name: str | None, pg_schema: str
 
 
 def database_toolset(settings: Settings, db: str, *, synthesizer: str, name: str | None = None,
-                     pg_schema: str = "public", llm_calls: int = 3, seed: int = 0) -> dict:
-    """The toolset and its measures for one database, as `turnforge tools --db` prints them."""
+                     pg_schema: str = "public", llm_calls: int = 3, seed: int = 0,
+                     align_to: Counter | None = None) -> dict:
+    """The toolset and its measures for one database, as `turnforge tools --db` prints them.
+
+    With `align_to` (a target workload's n-gram counts) the tools are selected for that target, as tool-synth does
+    for a seed with settings.align_to, and the result has a `selection` entry with the default's figures."""
 
     domain, imported = _domain_for_db(settings, db, name, pg_schema)
     manager = SandboxManager(settings.postgres.dsn)
@@ -54,6 +60,11 @@ def database_toolset(settings: Settings, db: str, *, synthesizer: str, name: str
     llm = LLMClient(settings.llm, "tool_synth") if synthesizer != "template" else None
     prepared = prepare_database_tools(manager.connection(), domain_schema_name(domain), db_schema,
                                       synthesizer=synthesizer, llm=llm, rng=random.Random(seed), llm_calls=llm_calls)
+    selection = None
+    if align_to is not None:
+        selection = select_for_target([v for v in prepared.verifications if v.ok], prepared.kept, align_to,
+                                      limit=MAX_TOOLS)
+        prepared.kept = selection.tools  # the measures below describe the toolset kept
     tools = []
     for v in prepared.kept:
         c = v.candidate
@@ -79,6 +90,18 @@ def database_toolset(settings: Settings, db: str, *, synthesizer: str, name: str
                      for v in prepared.verifications if not v.ok],
         "failed_model_calls": [{"call": f.label, "reason": f.reason} for f in prepared.proposal_failures],
         "measures": measures,
+        **({"selection": _selection_summary(selection)} if selection is not None else {}),
+    }
+
+
+def _selection_summary(selection) -> dict:
+    return {
+        "before": {"kl_alignment": selection.before.kl_alignment, "overlap_ratio": selection.before.overlap_ratio,
+                   "tools": [v.candidate.name for v in selection.default]},
+        "after": {"kl_alignment": selection.after.kl_alignment, "overlap_ratio": selection.after.overlap_ratio,
+                  "tools": [v.candidate.name for v in selection.tools]},
+        "added": selection.added, "dropped": selection.dropped,
+        "floor_tables": selection.floor_tables, "fell_back": selection.fell_back,
     }
 
 

@@ -26,11 +26,12 @@ from shared.run import stats
 from shared.run.dataset import database_provenance, to_openai_record
 from shared.runtime.bus import ensure_topics, make_producer
 from shared.data.seed_tools import load_seed_tools
+from shared.evaluation.alignment import read_statements
 from shared.env.trajectory import openai_messages
 from shared.contracts import flow
-from shared.contracts import (ActionMix, DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings, PipelineMode, SeedEvent,
-                              ToolExecution, ToolSynthesizer, TaskWording, Topics, UserPersona, Verdict, StartState,
-                              ChatMessage)
+from shared.contracts import (ActionMix, AlignmentTarget, DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings,
+                              PipelineMode, SeedEvent, ToolExecution, ToolSynthesizer, TaskWording, Topics, UserPersona,
+                              Verdict, StartState, ChatMessage)
 
 ACCEPTED, REJECTED, DEAD_LETTERED = "accepted", "rejected", "dead-lettered"
 
@@ -90,6 +91,10 @@ class RunConfig(BaseModel):
     # Who judges a trajectory that passed every deterministic check: "model" (the judge role, the paper's rubric
     # policy) or "none" (the checks decide alone).
     judge: Literal["model", "none"] = "model"
+    # Databases only: a target SQL workload (a file, one statement a line) to select the toolset for (seed 003):
+    # tool-synth keeps the verified tools whose SQL aligns best with it. The statements travel in the seed.
+    align_to: str | None = None
+    align_to_dialect: str = "sqlite"  # the target's SQL dialect, as sqlglot names it (Spider and DySQL: sqlite)
     difficulty_mix: DifficultyMixConfig = Field(default_factory=DifficultyMixConfig)
     random_seed: int = 7
     timeout_s: float = Field(1800, gt=0)
@@ -104,6 +109,8 @@ class RunConfig(BaseModel):
     def _one_task_mix(self) -> "RunConfig":
         if self.action_mix is not None and self.write_task_share is not None:
             raise ValueError("give action_mix or write_task_share, not both")
+        if self.align_to and self.seed_tools:
+            raise ValueError("align_to selects SQL tools of a database; seed tools have no SQL to align")
         return self
 
     @property
@@ -146,7 +153,19 @@ def generation_settings(run_config: RunConfig, settings: Settings) -> Generation
         expand_seed_tools=run_config.expand_seed_tools,
         task_wording=TaskWording.Value(f"TASK_WORDING_{run_config.task_wording.upper()}"),
         checks_only=run_config.judge == "none",
+        align_to=alignment_target(run_config),
     )
+
+
+def alignment_target(run_config: RunConfig) -> AlignmentTarget | None:
+    """The target workload read here and embedded by value: the services run elsewhere and cannot read the file."""
+    if not run_config.align_to:
+        return None
+    statements = read_statements(run_config.align_to)
+    if not statements:
+        raise ValueError(f"align_to: {run_config.align_to} holds no statement")
+    return AlignmentTarget(statements=statements, dialect=run_config.align_to_dialect,
+                           source=Path(run_config.align_to).name)
 
 
 def task_mix(run_config: RunConfig) -> ActionMix:

@@ -38,6 +38,8 @@ def validate_seed(seed: SeedEvent) -> None:
     elif source == "evaluation" and not (seed.evaluation.tasks and seed.evaluation.toolset.domain_database):
         problems.append("evaluation needs tasks and a toolset with its domain database")
     s = seed.settings
+    if s.align_to.statements and source != "database":
+        problems.append("settings.align_to selects a database's SQL tools; this seed has no database")
     if not 1 <= s.num_trajectories <= MAX_TRAJECTORIES_PER_SEED:
         problems.append(f"settings.num_trajectories must be 1..{MAX_TRAJECTORIES_PER_SEED}, got {s.num_trajectories}")
     if not 1 <= s.tasks_per_trajectory <= MAX_TASKS_PER_TRAJECTORY:

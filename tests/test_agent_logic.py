@@ -191,3 +191,18 @@ def test_native_mode_gives_up_on_unknown_tools():
     bad = ChatResult(content="", tool_calls=[native_call("drop_tables", "{}")])
     with pytest.raises(InvalidModelOutput, match="unknown tool"):
         AgentStep(s, allow_tools=True).ask(FakeClient("native", bad, bad))
+
+
+def test_the_configured_agent_is_evaluated_as_its_endpoint_is_asked_and_a_named_one_natively():
+    from services.agent.service import model_under_test_config
+    from shared.contracts import EvaluationSettings
+    from shared.runtime.config import LLMConfig
+
+    config = LLMConfig(default={"base_url": "http://127.0.0.1:18080/v1", "model": "local",
+                                "tool_calling": "json_schema"})
+    own = model_under_test_config(config, EvaluationSettings())
+    assert own.for_role("agent").tool_calling == "json_schema"
+    served = model_under_test_config(config, EvaluationSettings(agent_base_url="http://gpu:8000/v1",
+                                                                agent_model="mine"))
+    agent = served.for_role("agent")
+    assert (agent.tool_calling, agent.base_url, agent.model) == ("native", "http://gpu:8000/v1", "mine")

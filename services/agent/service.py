@@ -18,9 +18,15 @@ REFERENCE_AGENTS = {AgentKind.AGENT_KIND_ORACLE: oracle_decision, AgentKind.AGEN
 
 
 def model_under_test_config(config: LLMConfig, evaluation: EvaluationSettings) -> LLMConfig:
-    """The agent role's endpoint, at the evaluation's own address and model when it names them, always asked with
-    native tools= (how a served model is called in deployment)."""
-    endpoint = config.for_role("agent").model_copy(update={"tool_calling": "native"})
+    """The agent role's endpoint, or the evaluation's own address and model when it names them.
+
+    A named endpoint is a served model, asked with native tools= as it is in deployment. The configured agent role
+    keeps the way its endpoint is asked: llama.cpp hands Qwen2.5's native calls back as prose (asked "what is the
+    last name of bowler 7?" with an execute_sql tool, the 1.5B answered with the SQL in a code block), so the local
+    model is evaluated through the JSON-schema step, without the generation guards."""
+    endpoint = config.for_role("agent")
+    if evaluation.agent_base_url or evaluation.agent_model:
+        endpoint = endpoint.model_copy(update={"tool_calling": "native"})
     if evaluation.agent_base_url:
         endpoint = endpoint.model_copy(update={"base_url": evaluation.agent_base_url})
     if evaluation.agent_model:

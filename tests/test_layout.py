@@ -96,3 +96,16 @@ def test_the_check_sees_both_kinds_of_private_use():
                                             "shared/cli/tools.py:4: stack._hidden",
                                             "shared/cli/tools.py:5: c._gpus"]
 
+
+
+def test_no_model_schema_bounds_a_string_past_what_llama_cpp_compiles():
+    """A JSON-schema string bound becomes one grammar rule per character in llama.cpp: 1200 made its grammar compiler
+    refuse the schema and the local server die mid-run, 800 works."""
+    import re
+
+    too_long = []
+    for path in [*ROOT.glob("services/**/*.py"), *ROOT.glob("shared/**/*.py")]:
+        for n in re.findall(r'"maxLength":\s*(\d+)', path.read_text()):
+            if int(n) > 800:
+                too_long.append(f"{path.relative_to(ROOT)}: maxLength {n}")
+    assert too_long == []

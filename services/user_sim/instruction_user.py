@@ -33,7 +33,10 @@ Answer with JSON: {{"user_message": "your message", "is_task_complete": false}}.
 
 USER_TURN_SCHEMA = {
     "type": "object",
-    "properties": {"user_message": {"type": "string", "minLength": 1, "maxLength": 1200}, "is_task_complete": {"type": "boolean"}},
+    # 800, not more: llama.cpp compiles a string bound into a grammar rule per character, and at 1200 its grammar
+    # compiler refused the schema and llama-cpp-python's server died (tests/test_layout.py holds every bound to 800).
+    "properties": {"user_message": {"type": "string", "minLength": 1, "maxLength": 800},
+                   "is_task_complete": {"type": "boolean"}},
     "required": ["user_message", "is_task_complete"],
 }
 

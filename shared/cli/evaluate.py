@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 from shared.evaluation.alignment import align, executed_tool_sql, workload
@@ -155,8 +156,11 @@ def cmd_eval(args, settings: Settings) -> int:
                  f"agents: {', '.join(a.name for a in agents)}",
                  f"dead-lettered trials: {result.dead_lettered}, missing: {result.missing}"
                  + (" (timed out)" if result.timed_out else ""), f"wall time: {result.wall_s:.1f} s"]
+        notes += [f"dead-lettered {n}x: {reason}" for reason, n in result.dead_letter_reasons.most_common()]
         for path in report.write_report(figures, Path(args.out), result.run_id, notes):
             print(f"wrote {path}")
+    for reason, n in result.dead_letter_reasons.most_common():
+        print(f"dead-lettered {n}x: {reason}", file=sys.stderr)
     if not args.json:
         for name, f in (figures.get("agents") or {figures["agent"]: figures}).items():
             print(f"{name}: {f['executable']} of {f['tasks']} tasks executable, {f['trials']} trials, "

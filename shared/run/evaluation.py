@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from rich.console import Console
 
@@ -123,6 +124,7 @@ class EvaluationResult:
     missing: int
     wall_s: float
     timed_out: bool
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)  # why trials were dead-lettered, counted
 
 
 def collect_trials(tracker: RunTracker, seeds: list[SeedEvent], k: int) -> dict[str, list[TrialOutcome]]:
@@ -170,4 +172,5 @@ def run_evaluation(settings: Settings, records: list[dict], agents: list[AgentUn
     counts = tracker.counts()
     return EvaluationResult(run_id=run_id, trials=collect_trials(tracker, seeds, k),
                             dead_lettered=counts["dead-lettered"], missing=counts["missing"],
-                            wall_s=time.time() - started, timed_out=not tracker.done)
+                            wall_s=time.time() - started, timed_out=not tracker.done,
+                            dead_letter_reasons=Counter(f"{d.service}: {d.reason}" for d in tracker.dead_letters))

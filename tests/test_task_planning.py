@@ -319,6 +319,9 @@ def test_aggregates_ask_for_their_computed_values():
     planned = golden.ranking_read(count, g)
     assert "subscription_count" in planned.asks_for and planned.answer_rows == 1
     assert 3 <= planned.arguments["limit"] <= 5
+    # Worded by what it ranks by, not "the first 5 customers" (first by what?).
+    wording = logic.request_wording(planned, ["customer_id"])
+    assert f"the {planned.arguments['limit']} customers with the highest subscription count" in wording
 
 
 def test_the_wording_check_finds_tool_names_identifiers_unknown_ids_and_missing_values():

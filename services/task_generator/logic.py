@@ -16,7 +16,7 @@ from services.task_generator.actions import PlannedAction
 from services.task_generator.planning import PlannedTask
 from shared.contracts import EffectKind, GoldenAction, Rubric, Subtask, Task, Toolset
 from shared.env.dbschema import DatabaseSchema, schema_ddl
-from shared.toolgen.binding import limit_parameters
+from shared.toolgen.binding import limit_parameters, ranking
 from shared.runtime.errors import PermanentError
 
 SNAKE_CASE = re.compile(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b")
@@ -111,6 +111,10 @@ def request_wording(action: PlannedAction, key_columns: list[str]) -> str:
         owners = "".join(f" for that {words(k).removesuffix(' id')}" for k in action.looked_up)
         return f"Add a new {thing}{owners} with {_spoken(given)}."
     rows = f"the{first} {thing}s"
+    ranked = ranking(action.tool.sql.statement) if first and action.tool.sql.statement else None
+    if ranked:  # "the 5 plans with the highest subscription count", not "the first 5 plans": first by what?
+        count = "".join(f" {value_text(action.given[k])}" for k in limits if k in action.given)
+        rows = f"the{count} {thing}s with the {'highest' if ranked[1] else 'lowest'} {words(ranked[0])}"
     which = (f"{rows} with {_spoken(given)}" if given else rows) if action.answer_rows > 1 or first else (
         f"the {thing} with {_spoken(given)}" if given else f"that {thing}")
     if action.asks_for:

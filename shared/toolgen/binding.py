@@ -47,6 +47,16 @@ def limit_parameters(sql: str) -> set[str]:
     return names
 
 
+def ranking(sql: str) -> tuple[str, bool] | None:
+    """The column a statement's rows are ranked by first and whether the largest come first ("subscription_count",
+    True for ORDER BY subscription_count DESC); None when it orders by no plain column."""
+    order = sqlglot.parse_one(sql, read="postgres").args.get("order")
+    first = order.expressions[0] if order is not None and order.expressions else None
+    if first is None or not isinstance(first.this, exp.Column):
+        return None
+    return first.this.name, bool(first.args.get("desc"))
+
+
 def _table_aliases(tree: exp.Expression, schema: DatabaseSchema) -> dict[str, str]:
     known = {t.lower(): t for t in schema.table_names}
     aliases = {}

@@ -103,3 +103,16 @@ def test_two_task_generators_of_one_group_each_plan_the_trajectories_of_their_pa
     with psycopg.connect(postgres_dsn) as conn:
         registered = dict(conn.execute("SELECT trajectory_id, deadline FROM tf_trajectories").fetchall())
     assert registered == {r.key.decode(): TrajectoryState.FromString(r.value).deadline for r in first_events}
+
+
+def test_the_dead_letters_of_two_plans_that_failed_are_not_one_message_to_sql_executor():
+    """A plan that fails for good is dead-lettered by the handler, not for a consumed record, so its letter has
+    partition and offset 0; sql-executor's ledger must still tell two trajectories' letters apart, or it skips the
+    second one and that trajectory stays unresolved (and its sandboxes kept) until the deadline sweep."""
+    from services.sql_executor.service import dead_letter_info
+    from shared.runtime.bus import dead_letter
+
+    letters = [dead_letter(service="task-generator", source_topic=Topics.TRAJECTORIES_SEEDED, key=tid.encode(),
+                           error_type="PermanentError", reason="no task's wording matched", seed_id="s",
+                           trajectory_id=tid).message for tid in ("s-t0000", "s-t0001")]
+    assert dead_letter_info(letters[0]).entity != dead_letter_info(letters[1]).entity

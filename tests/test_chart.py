@@ -149,6 +149,8 @@ def test_external_kafka_and_postgresql_with_lag_autoscaling():
     # maxReplicas 10, but a service never gets more replicas than its busiest topic has partitions.
     assert objects["agent"]["spec"]["maxReplicaCount"] == 10             # turns.agent: 12 partitions
     assert objects["validator"]["spec"]["maxReplicaCount"] == 6          # default: 6 partitions
+    # Planning scales with trajectories.seeded (12 partitions), not with toolsets.ready (6): one per seed.
+    assert objects["task-generator"]["spec"]["maxReplicaCount"] == 10
     sql = objects["sql-executor"]["spec"]["triggers"]
     assert [t["metadata"]["topic"] for t in sql] == [f"tf.{t}" for t in cluster.SERVICE_TOPICS["sql-executor"]]
     assert {t["metadata"]["consumerGroup"] for t in sql} == {"turnforge.sql-executor"}
@@ -157,7 +159,8 @@ def test_external_kafka_and_postgresql_with_lag_autoscaling():
     [config_map] = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
     kafka = yaml.safe_load(config_map["data"]["config.yaml"])["kafka"]
     assert kafka["partitions"] == 6 and kafka["replication_factor"] == 3
-    assert kafka["topic_partitions"] == {"turns.user": 12, "turns.agent": 12, "tool.calls": 12}
+    assert kafka["topic_partitions"] == {"trajectories.seeded": 12, "turns.user": 12, "turns.agent": 12,
+                                         "tool.calls": 12}
     agent = next(d for d in of_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-agent"))
     assert "replicas" not in agent["spec"]  # KEDA owns the replica count
     dsn = next(e for e in containers(agent)[0]["env"] if e["name"] == "TURNFORGE_POSTGRES__DSN")

@@ -13,7 +13,7 @@ from rich.console import Console
 from shared.ops import cluster, trace_lookup
 from shared.runtime.bus import Service
 from shared.runtime.config import Settings
-from shared.contracts import DeadLetter, TrajectoryState, Verdict
+from shared.contracts import DeadLetter, Topics, TrajectoryState, Verdict
 
 
 def deployment(labels, replicas, ready, annotations=None, gpu=None):
@@ -73,7 +73,7 @@ def test_status_renders_every_service_even_without_a_deployment():
 
 def test_topic_partitions_take_overrides_and_reject_unknown_topics():
     counts = cluster.topic_partitions(4, {"turns.user": 16})
-    assert counts["turns.user"] == 16 and counts["seeds"] == 4 and len(counts) == 10
+    assert counts["turns.user"] == 16 and counts["seeds"] == 4 and len(counts) == len(Topics.ALL) == 11
     with pytest.raises(ValueError, match="no such topic: turns.usr"):
         cluster.topic_partitions(4, {"turns.usr": 16})
 

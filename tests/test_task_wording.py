@@ -126,8 +126,8 @@ def test_a_run_that_words_tasks_by_rules_asks_the_model_nothing():
 
 
 def test_a_trajectory_that_cannot_be_planned_is_saved_as_its_dead_letter_and_sent_again_without_model_calls():
-    """A seed retried after a transient error must not pay again for a trajectory that failed for good."""
-    from shared.contracts import DeadLetter, Topics
+    """A redelivered trajectory must not pay again for a plan that failed for good."""
+    from shared.contracts import DeadLetter, SeededTrajectory, Topics
 
     class Registry:
         def __init__(self):
@@ -149,8 +149,10 @@ def test_a_trajectory_that_cannot_be_planned_is_saved_as_its_dead_letter_and_sen
 
     generator.new_trajectory = fails_for_good
     prepared = SeedToolset(seed=SeedEvent(seed_id="s", domain="travel"), toolset=toolset())
-    first = generator.planned_or_new_trajectory(prepared, None, 0, None)
-    again = generator.planned_or_new_trajectory(prepared, None, 0, None)
+    seeded = SeededTrajectory(seed_id="s", trajectory_id="s-t0000", index=0, deadline=1e12)
+    first = generator.planned_or_new_trajectory(prepared, None, seeded, None)
+    again = generator.planned_or_new_trajectory(prepared, None, seeded, None)
     assert first.topic == again.topic == Topics.DEAD_LETTER and len(attempts) == 1
     assert isinstance(again.message, DeadLetter) and again.message == first.message
     assert "context overflow" in again.message.reason and again.message.trajectory_id == "s-t0000"
+    assert again.message.seed_id == "s" and again.message.source_topic == Topics.TRAJECTORIES_SEEDED

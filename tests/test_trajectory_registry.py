@@ -55,3 +55,23 @@ def test_the_ledger_forgets_trajectories_that_ended_and_are_past_their_deadline(
     assert seen("ended-recently")  # within its deadline: a redelivery must still be skipped
     assert seen("running")  # past its deadline but unresolved: the sweeper names its last step from these rows
     assert seen("seed-s")  # not a trajectory
+
+
+def test_a_seed_toolset_is_stored_once_and_kept_until_every_trajectory_of_its_seed_ended(postgres_dsn):
+    registry = TrajectoryRegistry(postgres_dsn)
+    first = registry.store_seed_toolset("s", b"toolset", now=1000.0)
+    again = registry.store_seed_toolset("s", b"another toolset", now=2000.0)  # a redelivered seed
+    assert first == again == 1000.0 and registry.seed_toolset("s") == b"toolset"
+    assert registry.seed_toolset("unknown") is None
+
+    # Stored but not registered yet (the fan-out is between the two): kept while it is young.
+    assert registry.forget_seed_toolsets(max_age_s=1e12) == 0
+    registry.register([("s-t0000", "s", 1e12), ("s-t0001", "s", 1e12)])
+    registry.claim_verdict("s-t0000")
+    assert registry.forget_seed_toolsets(max_age_s=0) == 0  # s-t0001 may still wait to be planned
+    registry.mark_dead_lettered("s-t0001")
+    assert registry.forget_seed_toolsets(max_age_s=1e12) == 1 and registry.seed_toolset("s") is None
+
+    # A seed whose fan-out never registered anything (it failed in between) is dropped once old enough.
+    registry.store_seed_toolset("orphan", b"toolset", now=1000.0)
+    assert registry.forget_seed_toolsets(max_age_s=60) == 1

@@ -30,7 +30,9 @@ def verdict_info(v: Verdict) -> MessageInfo:
 
 
 def dead_letter_info(d: DeadLetter) -> MessageInfo:
-    return MessageInfo(entity=f"{d.source_topic}/{d.partition}/{d.offset}", seed_id=d.seed_id,
+    # Letters no consumed record failed (a plan that failed for good, the deadline sweep's) carry partition and
+    # offset 0: the trajectory id keeps one trajectory's letter from being skipped as another's duplicate.
+    return MessageInfo(entity=f"{d.source_topic}/{d.partition}/{d.offset}/{d.trajectory_id}", seed_id=d.seed_id,
                        trajectory_id=d.trajectory_id)
 
 

@@ -16,6 +16,7 @@ GenerationSettings = seed_pb2.GenerationSettings
 DatabaseRef = seed_pb2.DatabaseRef
 SeedTools = seed_pb2.SeedTools
 SeedToolset = seed_pb2.SeedToolset
+SeededTrajectory = seed_pb2.SeededTrajectory
 StartState = seed_pb2.StartState
 DifficultyMix = seed_pb2.DifficultyMix
 ActionMix = seed_pb2.ActionMix

@@ -27,6 +27,7 @@ class Topics:
     SEEDS = "seeds"
     TOOLSETS_SYNTHESIZED = "toolsets.synthesized"
     TOOLSETS_READY = "toolsets.ready"
+    TRAJECTORIES_SEEDED = "trajectories.seeded"
     TURNS_USER = "turns.user"
     TURNS_AGENT = "turns.agent"
     TOOL_CALLS = "tool.calls"
@@ -54,6 +55,8 @@ FLOW = (
     Topic(Topics.SEEDS, SEED_ID, seed_pb2.SeedEvent, (RUN, PRODUCE_SEED), (TOOL_SYNTH,)),
     Topic(Topics.TOOLSETS_SYNTHESIZED, SEED_ID, seed_pb2.SeedToolset, (TOOL_SYNTH,), (SCHEMA_PREDICTOR,)),
     Topic(Topics.TOOLSETS_READY, SEED_ID, seed_pb2.SeedToolset, (SCHEMA_PREDICTOR,), (TASK_GENERATOR,)),
+    # The seed's fan-out: one small message per trajectory, so any task-generator replica can plan any of them.
+    Topic(Topics.TRAJECTORIES_SEEDED, TRAJECTORY_ID, seed_pb2.SeededTrajectory, (TASK_GENERATOR,), (TASK_GENERATOR,)),
     Topic(Topics.TURNS_USER, TRAJECTORY_ID, STATE, (TASK_GENERATOR, AGENT), (USER_SIM,)),
     Topic(Topics.TURNS_AGENT, TRAJECTORY_ID, STATE, (USER_SIM, SQL_EXECUTOR), (AGENT,)),
     Topic(Topics.TOOL_CALLS, TRAJECTORY_ID, STATE, (AGENT,), (SQL_EXECUTOR,)),

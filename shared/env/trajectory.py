@@ -4,8 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from shared.runtime.bus import MessageInfo
-from shared.contracts import ChatMessage, SeedEvent, SeedToolset, ToolExecution, Toolset, TrajectoryState
+from shared.contracts import (ChatMessage, SeedEvent, SeededTrajectory, SeedToolset, ToolExecution, Toolset,
+                              TrajectoryState)
 from shared.env.tool_spec import tool_parameters
+from shared.runtime.errors import PermanentError
 from shared.runtime.llm import ChatResult
 
 
@@ -29,6 +31,16 @@ def seed_info(seed: SeedEvent) -> MessageInfo:
 
 def seed_toolset_info(prepared: SeedToolset) -> MessageInfo:
     return MessageInfo(entity=prepared.seed.seed_id, seed_id=prepared.seed.seed_id)
+
+
+def seeded_trajectory_info(seeded: SeededTrajectory) -> MessageInfo:
+    """A trajectory to plan is identified by its trajectory id (step 0: before its first event, step 1)."""
+    if not seeded.trajectory_id or not seeded.seed_id:
+        # Not from a seed's fan-out (garbage that happened to decode): dead-lettered under its record position, and
+        # not remembered by the ledger under an empty id that a second such record would then be skipped as.
+        raise PermanentError("a seeded trajectory needs a trajectory id and a seed id")
+    return MessageInfo(entity=seeded.trajectory_id, step=0, seed_id=seeded.seed_id,
+                       trajectory_id=seeded.trajectory_id, deadline=seeded.deadline)
 
 
 def advance(state: TrajectoryState) -> TrajectoryState:

@@ -1,8 +1,9 @@
 """Which trajectories exist, their deadlines and their one outcome, in PostgreSQL.
 
 Kafka carries each trajectory's events; this table is what lets the system notice one that stopped moving. The
-task generator registers every trajectory (with its deadline) before its first event leaves; the validator claims
-the outcome "verdict" before it sends one; a dead letter records "dead-lettered"; the deadline sweeper claims
+task generator registers every trajectory of a seed (with its deadline) when it fans the seed out, before any message
+about them leaves, so one still waiting to be planned is known like one under way; the validator claims the outcome
+"verdict" before it sends one; a dead letter records "dead-lettered"; the deadline sweeper claims
 "stuck" for trajectories past their deadline and dead-letters them with the reason. The first claim wins, so a
 trajectory ends exactly one way even when a late verdict races the sweeper.
 """
@@ -28,6 +29,13 @@ DDL = [
     # The topic the plan goes to: its first turn, or the dead letter of a trajectory that could not be planned (a
     # retried seed must not ask the model again for what already failed for good).
     "ALTER TABLE public.tf_planned ADD COLUMN IF NOT EXISTS topic text NOT NULL DEFAULT 'turns.user'",
+    # A seed's prepared toolset, stored once when the seed fans out: each of its trajectories is planned from it by
+    # whichever task-generator replica receives that trajectory, and the fan-out messages only name the seed.
+    # fanned_out_at (Unix seconds) is the first fan-out's time: a redelivered seed gets its deadlines from it again.
+    "CREATE TABLE IF NOT EXISTS public.tf_seed_toolsets (seed_id text PRIMARY KEY, toolset bytea NOT NULL,"
+    " fanned_out_at double precision NOT NULL)",
+    # A seed's trajectories, looked up to forget its toolset once they all ended.
+    "CREATE INDEX IF NOT EXISTS tf_trajectories_seed ON public.tf_trajectories (seed_id)",
 ]
 
 
@@ -78,6 +86,31 @@ class TrajectoryRegistry:
         self._conn().execute("INSERT INTO public.tf_planned (trajectory_id, topic, state, trace_headers)"
                              " VALUES (%s, %s, %s, %s) ON CONFLICT (trajectory_id) DO NOTHING",
                              (trajectory_id, topic, message, Jsonb(trace_headers)))
+
+    def store_seed_toolset(self, seed_id: str, toolset: bytes, now: float) -> float:
+        """Keep a seed's SeedToolset (serialized) for planning its trajectories; returns the time of the seed's first
+        fan-out. A second store (a redelivered seed) keeps the first toolset and time, so it yields the same plans."""
+        conn = self._conn()
+        conn.execute("INSERT INTO public.tf_seed_toolsets (seed_id, toolset, fanned_out_at) VALUES (%s, %s, %s)"
+                     " ON CONFLICT (seed_id) DO NOTHING", (seed_id, toolset, now))
+        return conn.execute("SELECT fanned_out_at FROM public.tf_seed_toolsets WHERE seed_id = %s",
+                            (seed_id,)).fetchone()[0]
+
+    def seed_toolset(self, seed_id: str) -> bytes | None:
+        """The serialized SeedToolset a seed fanned out with, if it is still kept."""
+        row = self._conn().execute("SELECT toolset FROM public.tf_seed_toolsets WHERE seed_id = %s",
+                                   (seed_id,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def forget_seed_toolsets(self, max_age_s: float) -> int:
+        """Drop the toolsets of seeds none of whose trajectories is still unresolved. A seed with no registered
+        trajectory at all is kept for max_age_s: its fan-out may be between storing the toolset and registering."""
+        cur = self._conn().execute(
+            "DELETE FROM public.tf_seed_toolsets s WHERE NOT EXISTS (SELECT 1 FROM public.tf_trajectories t"
+            "  WHERE t.seed_id = s.seed_id AND t.outcome IS NULL)"
+            " AND (EXISTS (SELECT 1 FROM public.tf_trajectories t WHERE t.seed_id = s.seed_id)"
+            "  OR s.fanned_out_at < extract(epoch FROM now()) - %s)", (max_age_s,))
+        return cur.rowcount
 
     def forget_planned(self, max_age_s: float) -> int:
         """Drop plans of trajectories that ended, and of seeds that never finished (older than max_age_s)."""

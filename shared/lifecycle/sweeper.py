@@ -26,8 +26,8 @@ class DeadlineSweeper:
         self.plan_max_age_s = plan_max_age_s
 
     def sweep(self) -> list[Outgoing]:
-        """Dead letters for trajectories past their deadline, naming the last step any service finished; plans
-        no seed retry will need any more, and ledger rows no redelivery will need, are forgotten."""
+        """Dead letters for trajectories past their deadline, naming the last step any service finished; plans and
+        seed toolsets no planning will need any more, and ledger rows no redelivery will need, are forgotten."""
         now = time.time()
         letters = []
         for t in self.registry.claim_overdue(now):
@@ -39,6 +39,7 @@ class DeadlineSweeper:
                                        error_type="DeadlineExceeded", reason=reason, seed_id=t.seed_id,
                                        trajectory_id=t.trajectory_id))
         self.registry.forget_planned(max_age_s=self.plan_max_age_s)
+        self.registry.forget_seed_toolsets(max_age_s=self.plan_max_age_s)
         self.registry.forget_processed(deadline_before=now - LEDGER_KEPT_AFTER_DEADLINE_S)
         return letters
 

@@ -407,6 +407,10 @@ class Service:
         if self._fatal is not None:
             raise self._fatal
 
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this member of the consumer group owns, as of its last poll."""
+        return frozenset(self._assigned)
+
     def forget(self, partitions) -> None:
         """Partitions that moved to another member: their next owner commits them from now on."""
         self._tracker.forget(partitions)

@@ -29,7 +29,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "turnforge.serviceTopics" -}}
 tool-synth: [seeds]
 schema-predictor: [toolsets.synthesized]
-task-generator: [toolsets.ready]
+task-generator: [toolsets.ready, trajectories.seeded]
 user-sim: [turns.user]
 agent: [turns.agent]
 sql-executor: [tool.calls, trajectories.accepted, trajectories.rejected, deadletter]

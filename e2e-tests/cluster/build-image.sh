@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# build-image.sh TAG ARCHIVE: build docker/Dockerfile as localhost/turnforge/turnforge:TAG without a Docker engine
-# and write it to ARCHIVE (an OCI archive, for `ctr images import` on a real node).
+# build-image.sh TAG [ARCHIVE]: build docker/Dockerfile as localhost/turnforge/turnforge:TAG without a Docker engine,
+# and write it to ARCHIVE if given (an OCI archive, for `ctr images import` on a real node; compressing it takes
+# about 30 s).
 #
 # - The base image is Debian bookworm's own Python (3.11, as python:3.11-slim), made by mmdebstrap from the Debian
 #   mirror (no registry needed) and cached as a tarball in $CACHE/images; `podman import` turns it into an image.
@@ -10,8 +11,8 @@
 #   configuration are mounted read-only into every RUN step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TAG=${1:?usage: build-image.sh TAG ARCHIVE}
-ARCHIVE=${2:?usage: build-image.sh TAG ARCHIVE}
+TAG=${1:?usage: build-image.sh TAG [ARCHIVE]}
+ARCHIVE=${2:-}
 CACHE=${TURNFORGE_CACHE:-$HOME/.cache/turnforge}
 BASE=localhost/turnforge-base:bookworm
 BASE_TAR=$CACHE/images/debian-bookworm-python3.tar
@@ -40,6 +41,8 @@ mounts=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt
 nice -n 19 ionice -c3 buildah bud --quiet --isolation chroot --layers \
   --build-arg "PYTHON_IMAGE=$BASE" "${mounts[@]}" \
   -f docker/Dockerfile -t "$IMAGE" . > /dev/null
-rm -f "$ARCHIVE"
-buildah push --quiet "$IMAGE" "oci-archive:$ARCHIVE:$IMAGE"
+if [ -n "$ARCHIVE" ]; then
+  rm -f "$ARCHIVE"
+  buildah push --quiet "$IMAGE" "oci-archive:$ARCHIVE:$IMAGE"
+fi
 echo "$IMAGE"

@@ -77,8 +77,15 @@ step "image: docker/Dockerfile with buildah"
 if [ "${CLUSTER_TEST_SKIP_IMAGE:-}" = 1 ]; then
   echo "skipped (CLUSTER_TEST_SKIP_IMAGE=1)"
 else
-  "$HERE/build-image.sh" "$TAG" "$WORK/turnforge-image.tar"
-  echo "archive: $(du -h "$WORK/turnforge-image.tar" | cut -f1)"
+  "$HERE/build-image.sh" "$TAG"
+  podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "localhost/turnforge/turnforge:$TAG"
+  # The image runs: as its unprivileged user, every service importable, the CLI answering. podman uses runc (crun
+  # cannot set rlimits here) with limits below this machine's hard ones (podman's defaults exceed them).
+  podman run --rm --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --entrypoint python \
+    "localhost/turnforge/turnforge:$TAG" -c "import os, shared.cli.main
+for s in ('agent', 'schema_predictor', 'sql_executor', 'task_generator', 'tool_synth', 'user_sim', 'validator'):
+    __import__(f'services.{s}.service')
+print('image runs as uid', os.getuid(), 'and imports all seven services')"
 fi
 
 step "cluster: kwokctl, binary runtime, Kubernetes v$KUBE_VERSION"

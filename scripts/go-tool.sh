@@ -33,8 +33,11 @@ esac
 name=$1
 target="$BIN/$name"
 [ "$name" = kubernetes ] && target="$BIN/kubernetes-$version"
+# The stamped helm has a name of its own, so checkouts whose go-tool.sh builds it unstamped do not keep replacing it.
+[ "$name" = helm ] && target="$BIN/helm-$version-kube1.36"
 stamp="$module@$version${ldflags:+ $ldflags}"
-if [ -e "$target" ] && [ "$(cat "$BIN/.$name.version" 2>/dev/null)" = "$stamp" ]; then
+record="$BIN/.$(basename "$target").version"
+if [ -e "$target" ] && [ "$(cat "$record" 2>/dev/null)" = "$stamp" ]; then
   echo "$target"
   exit 0
 fi
@@ -64,10 +67,11 @@ elif [ "$name" = jaeger ]; then
   cp -r "$src/." "$work/" && chmod -R u+w "$work"
   (cd "$work" && go build -trimpath -o "$target.tmp" "$package")
 else
-  (cd /tmp && GOBIN="$BIN" GOFLAGS=-trimpath go install -ldflags "${ldflags:-}" "$module/${package#./}@$version")
-  mv "$target" "$target.tmp"
+  gobin=$(mktemp -d)
+  (cd /tmp && GOBIN="$gobin" GOFLAGS=-trimpath go install -ldflags "${ldflags:-}" "$module/${package#./}@$version")
+  mv "$gobin/$(basename "$package")" "$target.tmp" && rmdir "$gobin"
 fi
 mv "$target.tmp" "$target"
-echo "$stamp" > "$BIN/.$name.version"
+echo "$stamp" > "$record"
 echo "built $name in $(( $(date +%s) - start )) s" >&2
 echo "$target"

@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard protos/turnforge/v1/*.proto)
 GEN    := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: install protos run test test-fast bench clean down chart-check faults measure-tools
+.PHONY: install protos run test test-fast bench clean down chart-check cluster-test faults measure-tools
 
 install: $(STAMP) $(GEN)
 
@@ -55,6 +55,12 @@ bench: install
 # charts/turnforge/ci/, kubeconform on every manifest. Builds helm and kubeconform once (cached in ~/.cache/turnforge).
 chart-check: install
 	PY=$(PY) bash charts/check.sh
+
+# The chart on a real Kubernetes API server (kwok, fake CPU and GPU nodes), the image built with buildah: server-side
+# dry-run of every value set, installs, upgrade and uninstall checks (e2e-tests/cluster/cluster-test.sh). Needs the
+# Debian packages buildah podman runc mmdebstrap etcd-server; builds Kubernetes once (~12 min, cached).
+cluster-test: install
+	PY=$(PY) bash e2e-tests/cluster/cluster-test.sh
 
 down: install
 	$(VENV)/bin/turnforge down

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make chart-check`: hadolint on the Dockerfile, helm lint, helm template for every value set in
-# charts/turnforge/ci/, and kubeconform on every rendered manifest, all offline.
+# charts/turnforge/ci/, kubeconform on every rendered manifest, and tests/test_chart.py (what the chart renders,
+# including the checks for what installing on a real API server found: issue 14), all offline.
+# `make cluster-test` installs the chart on a real API server.
 #
 # helm and kubeconform are built once by scripts/go-tool.sh and cached in ~/.cache/turnforge/bin;
 # the Kubernetes JSON schemas are generated once from Go modules (the k8s.io/kubernetes OpenAPI spec, the KEDA
@@ -56,4 +58,12 @@ for values in "$CHART"/ci/*-values.yaml; do
     -schema-location "$SCHEMAS/crds/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json" \
     "$rendered/$name.yaml"
 done
+
+# Without --kube-version Helm uses the Kubernetes version it was built for (scripts/go-tool.sh stamps it as Helm's
+# releases do); the chart must render there too.
+echo "== helm template without --kube-version"
+"$HELM" template tf "$CHART" > /dev/null
+
+echo "== tests/test_chart.py"
+"$PY" -m pytest -q -p no:cacheprovider tests/test_chart.py
 echo "chart-check passed"

@@ -37,8 +37,11 @@ def helm_binary() -> str:
     return build.stdout.strip()
 
 
-def helm_template(*values_files: Path, set_values: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    argv = [helm_binary(), "template", "tf", str(CHART), "--namespace", "turnforge", "--kube-version", "1.33.4"]
+def helm_template(*values_files: Path, set_values: tuple[str, ...] = (), release: str = "tf",
+                  kube_version: str | None = "1.33.4") -> subprocess.CompletedProcess:
+    argv = [helm_binary(), "template", release, str(CHART), "--namespace", "turnforge"]
+    if kube_version:
+        argv += ["--kube-version", kube_version]
     for f in values_files:
         argv += ["-f", str(f)]
     for s in set_values:
@@ -46,8 +49,8 @@ def helm_template(*values_files: Path, set_values: tuple[str, ...] = ()) -> subp
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
 
-def render(*values_files: Path, set_values: tuple[str, ...] = ()) -> list[dict]:
-    result = helm_template(*values_files, set_values=set_values)
+def render(*values_files: Path, set_values: tuple[str, ...] = (), release: str = "tf") -> list[dict]:
+    result = helm_template(*values_files, set_values=set_values, release=release)
     assert result.returncode == 0, result.stderr
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
@@ -153,7 +156,7 @@ def test_external_kafka_and_postgresql_with_lag_autoscaling():
     assert objects["task-generator"]["spec"]["maxReplicaCount"] == 10
     sql = objects["sql-executor"]["spec"]["triggers"]
     assert [t["metadata"]["topic"] for t in sql] == [f"tf.{t}" for t in cluster.SERVICE_TOPICS["sql-executor"]]
-    assert {t["metadata"]["consumerGroup"] for t in sql} == {"turnforge.sql-executor"}
+    assert {t["metadata"]["consumerGroup"] for t in sql} == {"turnforge.tf.sql-executor"}  # the release's own
     assert sql[0]["metadata"]["bootstrapServers"] == "kafka-0.kafka.data:9092,kafka-1.kafka.data:9092"
     # The topic Job and the services read the same partition counts and replication factor.
     [config_map] = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
@@ -190,3 +193,186 @@ def test_the_charts_topic_table_matches_the_services_stages():
     assert {k: tuple(v) for k, v in yaml.safe_load(table).items()} == cluster.SERVICE_TOPICS
     consumed = {stage.name: tuple(topic for topic, *_ in stage.consumed()) for stage in STAGES}
     assert consumed == cluster.SERVICE_TOPICS
+
+
+# -- What installing on a real API server found (issue 14); `make cluster-test` checks the same on a cluster --------
+VALUE_SETS = sorted((CHART / "ci").glob("*-values.yaml"))
+
+
+def pod_spec(doc: dict) -> dict:
+    return doc["spec"]["template"]["spec"]
+
+
+def workloads(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if d["kind"] in ("Deployment", "Job")]
+
+
+def hook_annotations(doc: dict) -> dict:
+    return {k: v for k, v in doc["metadata"].get("annotations", {}).items() if k.startswith("helm.sh/hook")}
+
+
+def kafka_settings(docs: list[dict]) -> dict:
+    [config_map] = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    return yaml.safe_load(config_map["data"]["config.yaml"])["kafka"]
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.stem)
+def test_two_releases_in_one_namespace_share_no_name_topic_or_consumer_group(values):
+    """Finding 1 (a fixed KafkaNodePool name) and finding 8 (a second release's seeds went to the first release's
+    consumers: same topics, same groups on one broker)."""
+    first, second = render(values, release="tf"), render(values, release="tf2")
+    names = lambda docs: {(d["kind"], d["metadata"]["name"]) for d in docs}  # noqa: E731
+    assert not names(first) & names(second)
+    if any(d["kind"] == "KafkaNodePool" for d in first):
+        [pool] = of_kind(first, "KafkaNodePool")
+        assert pool["metadata"]["name"].startswith("tf-")
+    if "kafka" not in values.read_text():  # an explicit kafka.topicPrefix would be shared on purpose
+        assert kafka_settings(first)["topic_prefix"] != kafka_settings(second)["topic_prefix"]
+    assert kafka_settings(first)["group_prefix"] != kafka_settings(second)["group_prefix"]
+
+
+def test_the_services_consume_in_the_group_the_config_names():
+    from shared.ops.cluster import consumer_group
+    from shared.runtime.bus import Service
+
+    settings = Settings()
+    settings.kafka.group_prefix = "turnforge.tf2."
+    assert consumer_group("agent", settings.kafka.group_prefix) == "turnforge.tf2.agent"
+    assert "self.group_id = f\"{settings.kafka.group_prefix}{name}\"" in Path(
+        __import__("inspect").getsourcefile(Service)).read_text()
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.stem)
+def test_uninstall_leaves_no_hook_behind(values):
+    """Finding 2: hooks are not release resources, so `helm uninstall` deletes only what Helm deletes itself. Every
+    hook is deleted once it succeeded; a failed Job expires; the seeds ConfigMap is a release resource."""
+    docs = render(values)
+    for doc in docs:
+        hooks = hook_annotations(doc)
+        if hooks:
+            assert "hook-succeeded" in hooks["helm.sh/hook-delete-policy"], doc["metadata"]["name"]
+            assert "before-hook-creation" in hooks["helm.sh/hook-delete-policy"], doc["metadata"]["name"]
+            assert doc["kind"] == "Job" and doc["spec"]["ttlSecondsAfterFinished"] > 0
+    seeds = [d for d in of_kind(docs, "ConfigMap") if "-seeds-" in d["metadata"]["name"]]
+    assert seeds and not hook_annotations(seeds[0])
+    # What Helm keeps on uninstall: nothing by default (the model cache only when asked).
+    kept = [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep"]
+    assert not kept
+    kept = render(values, set_values=("modelServers.modelCache.keepOnUninstall=true",))
+    assert [d["kind"] for d in kept if d["metadata"].get("annotations", {}).get("helm.sh/resource-policy")] \
+        in ([], ["PersistentVolumeClaim"] * len(of_kind(kept, "PersistentVolumeClaim")))
+
+
+def test_hook_jobs_take_scheduling_of_their_own_or_the_services():
+    """Finding 3: a cluster whose TurnForge nodes are tainted or labelled needs the Jobs scheduled there too."""
+    toleration = {"key": "turnforge", "operator": "Exists", "effect": "NoSchedule"}
+    docs = render(set_values=("serviceDefaults.nodeSelector.pool=turnforge",
+                              "serviceDefaults.tolerations[0].key=turnforge",
+                              "serviceDefaults.tolerations[0].operator=Exists",
+                              "serviceDefaults.tolerations[0].effect=NoSchedule",
+                              "seedJob.nodeSelector.pool=seeding",
+                              "initJob.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                              ".nodeSelectorTerms[0].matchExpressions[0].key=zone",
+                              "initJob.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                              ".nodeSelectorTerms[0].matchExpressions[0].operator=Exists"))
+    jobs = {d["metadata"]["labels"]["app.kubernetes.io/component"]: pod_spec(d) for d in of_kind(docs, "Job")}
+    assert jobs["init"]["nodeSelector"] == {"pool": "turnforge"} and jobs["init"]["tolerations"] == [toleration]
+    assert "nodeAffinity" in jobs["init"]["affinity"]
+    assert jobs["seed"]["nodeSelector"] == {"pool": "seeding"} and jobs["seed"]["tolerations"] == [toleration]
+
+
+def duration_s(text: str) -> int:
+    """A Go duration as Helm's --timeout takes it (30m, 1h30m, 900s)."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", text))
+
+
+def test_the_readme_install_waits_longer_than_the_chart_does():
+    """Finding 4: Helm's default 5 minutes was shorter than the topic Job's retries and vLLM's startup probe."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    [vllm] = [d for d in of_kind(render(), "Deployment") if "turnforge.io/model-server" in d["metadata"]["labels"]]
+    probe = containers(vllm)[0]["startupProbe"]
+    startup_s = probe["periodSeconds"] * probe["failureThreshold"]
+    assert startup_s >= values["modelServers"]["startupTimeoutS"]
+    readme = (ROOT / "README.md").read_text()
+    installs = re.findall(r"^helm install [^\n]*(?:\\\n[^\n]*)*", readme, re.M)
+    assert installs, "the README shows no helm install"
+    for command in installs:
+        timeout = re.search(r"--timeout[ =](\S+)", command)
+        assert timeout and "--wait" in command, command
+        assert duration_s(timeout.group(1)) > max(startup_s, values["initJob"]["waitS"]), command
+
+
+def test_a_model_server_update_keeps_the_old_pod_until_the_new_one_is_ready():
+    """Finding 5: with Recreate, a new pod the API server rejects (a missing RuntimeClass) left no model server."""
+    for values in VALUE_SETS:
+        for d in of_kind(render(values), "Deployment"):
+            if "turnforge.io/model-server" in d["metadata"]["labels"]:
+                assert d["spec"]["strategy"] == {"type": "RollingUpdate",
+                                                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    [vllm] = [d for d in of_kind(render(set_values=("modelServers.strategy.type=Recreate",
+                                                    "modelServers.strategy.rollingUpdate=null")), "Deployment")
+              if "turnforge.io/model-server" in d["metadata"]["labels"]]
+    assert vllm["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def restricted_violations(doc: dict) -> list[str]:
+    """Pod Security Standards, "restricted" profile (the checks of Kubernetes' PodSecurity admission, v1.33)."""
+    spec, name, problems = pod_spec(doc), doc["metadata"]["name"], []
+    pod_ctx = spec.get("securityContext", {})
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(key):
+            problems.append(f"{name}: {key}")
+    allowed_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                       "projected", "secret"}
+    for volume in spec.get("volumes", []):
+        if not set(volume) - {"name"} <= allowed_volumes:
+            problems.append(f"{name}: volume {volume['name']}")
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        ctx, where = c.get("securityContext", {}), f"{name}/{c['name']}"
+        if ctx.get("privileged"):
+            problems.append(f"{where}: privileged")
+        if ctx.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: allowPrivilegeEscalation must be false")
+        if "ALL" not in ctx.get("capabilities", {}).get("drop", []):
+            problems.append(f"{where}: capabilities must drop ALL")
+        if set(ctx.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{where}: adds capabilities")
+        if not ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")):
+            problems.append(f"{where}: runAsNonRoot must be true")
+        if ctx.get("runAsUser", pod_ctx.get("runAsUser")) == 0:
+            problems.append(f"{where}: runs as root")
+        seccomp = ctx.get("seccompProfile", pod_ctx.get("seccompProfile", {})).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{where}: seccompProfile must be RuntimeDefault")
+    return problems
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.stem)
+def test_every_pod_meets_pod_security_restricted(values):
+    """Finding 6: the bundled Jaeger and the vLLM servers failed "restricted"; the services passed."""
+    problems = [p for doc in workloads(render(values)) for p in restricted_violations(doc)]
+    assert not problems
+
+
+def test_template_needs_no_kube_version():
+    """Finding 7: a Helm built without its release flags assumed Kubernetes v1.20 and refused the chart."""
+    result = helm_template(kube_version=None)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("server", "structured", "tools"), [
+    ("vllm", "json_schema", "native"), ("openai", "json_schema", "native"),
+    ("llama-cpp-python", "json_object_schema", "json_schema"), ("llama-server", "json_schema", "json_schema")])
+def test_an_external_endpoint_gets_the_settings_its_server_takes(server, structured, tools):
+    """Finding 8: the chart's default json_schema answered HTTP 500 from llama-cpp-python's server."""
+    docs = render(set_values=("modelServers.enabled=false", "externalModel.baseUrl=http://model:8000/v1",
+                              "externalModel.model=m", f"externalModel.server={server}"))
+    [config_map] = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    llm = yaml.safe_load(config_map["data"]["config.yaml"])["llm"]["default"]
+    assert (llm["structured_output"], llm["tool_calling"]) == (structured, tools)
+    docs = render(set_values=("modelServers.enabled=false", "externalModel.baseUrl=http://model:8000/v1",
+                              "externalModel.model=m", "externalModel.server=llama-cpp-python",
+                              "externalModel.structuredOutput=json_schema"))
+    [config_map] = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
+    assert yaml.safe_load(config_map["data"]["config.yaml"])["llm"]["default"]["structured_output"] == "json_schema"

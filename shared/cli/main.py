@@ -23,7 +23,7 @@ from shared.ops import cluster, stack, trace_lookup
 from shared.ops.validate import validate_dataset
 from shared.ops.stack import StackError
 from shared.run import dataset, runner, stats
-from shared.runtime.config import ROLES, load_settings
+from shared.runtime.config import ROLES, Settings, load_settings
 
 
 def _config_path(args) -> str | None:
@@ -172,7 +172,10 @@ def runner_output_dir(config_path: str | None) -> str:
 
 
 def cmd_cluster_status(args) -> int:
-    settings = load_settings(_config_path(args))
+    if _config_path(args):
+        settings = load_settings(_config_path(args))
+    else:  # the release's own settings (its topic and consumer group prefixes), as its pods read them
+        settings = Settings(**(yaml.safe_load(cluster.release_config(args.release, args.namespace)) or {}))
     if args.bootstrap:
         settings.kafka.bootstrap_servers = args.bootstrap
     status = cluster.gather(settings, args.release, args.namespace)
@@ -241,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_trace)
     cluster_cmd = sub.add_parser("cluster", help="TurnForge on Kubernetes").add_subparsers(dest="cluster_command",
                                                                                           required=True)
-    p = cluster_cmd.add_parser("status", parents=[common], help="ready replicas, model servers and GPUs, consumer lag")
+    p = cluster_cmd.add_parser("status", parents=[common], help="ready replicas, model servers and GPUs, consumer lag",
+                               description="Without --config or $TURNFORGE_CONFIG, the release's own config (its "
+                                           "ConfigMap) names the topics and consumer groups.")
     p.add_argument("--release", required=True, help="the Helm release")
     p.add_argument("--namespace", default="default")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers reachable from here (default: from the config)")

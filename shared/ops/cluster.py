@@ -32,8 +32,8 @@ SERVICE_LABEL = "turnforge.io/service"
 MODEL_SERVER_LABEL = "turnforge.io/model-server"
 
 
-def consumer_group(service: str) -> str:
-    return f"turnforge.{service}"  # shared.bus.Service's group id
+def consumer_group(service: str, prefix: str = "turnforge.") -> str:
+    return f"{prefix}{service}"  # shared.bus.Service's group id (kafka.group_prefix)
 
 
 # -- init: topics and demo domains --------------------------------------------------------------------------------
@@ -185,7 +185,7 @@ class ClusterError(ValueError):
     """A problem for the user (no credentials, no such release), not a bug: printed without a traceback."""
 
 
-def list_release_deployments(release: str, namespace: str) -> list[Any]:
+def _kube_client():
     from kubernetes import client, config  # about a second to import, needed only by `cluster status`
 
     try:
@@ -195,8 +195,27 @@ def list_release_deployments(release: str, namespace: str) -> list[Any]:
             config.load_incluster_config()
         except config.ConfigException as e:
             raise ClusterError(f"no Kubernetes credentials (kubeconfig or in-cluster): {e}") from e
-    selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/name=turnforge"
-    return client.AppsV1Api().list_namespaced_deployment(namespace, label_selector=selector).items
+    return client
+
+
+def _release_selector(release: str) -> str:
+    return f"app.kubernetes.io/instance={release},app.kubernetes.io/name=turnforge"
+
+
+def list_release_deployments(release: str, namespace: str) -> list[Any]:
+    client = _kube_client()
+    return client.AppsV1Api().list_namespaced_deployment(namespace, label_selector=_release_selector(release)).items
+
+
+def release_config(release: str, namespace: str) -> str:
+    """The services' config file of a release (its `<fullname>-config` ConfigMap): the topic and group prefixes
+    are the release's own, so status reads them from there unless given a config."""
+    client = _kube_client()
+    maps = client.CoreV1Api().list_namespaced_config_map(namespace, label_selector=_release_selector(release)).items
+    for config_map in maps:
+        if config_map.metadata.name.endswith("-config") and "config.yaml" in (config_map.data or {}):
+            return config_map.data["config.yaml"]
+    raise ClusterError(f"no config of release {release} in namespace {namespace}")
 
 
 def committed_offsets(admin, group: str) -> dict:
@@ -215,7 +234,7 @@ def lag_rows(settings: Settings, timeout_s: float = 10.0) -> list[LagRow]:
     try:
         rows = []
         for service, topics in SERVICE_TOPICS.items():
-            offsets = committed_offsets(admin, consumer_group(service))
+            offsets = committed_offsets(admin, consumer_group(service, settings.kafka.group_prefix))
             committed = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
             partitions = [TopicPartition(settings.topic(t), p) for t in topics
                           for p in sorted(consumer.partitions_for_topic(settings.topic(t)) or ())]

@@ -20,6 +20,9 @@ ROLES = ("tool_synth", "schema_predictor", "task_generator", "user_sim", "agent"
 class KafkaConfig(BaseModel):
     bootstrap_servers: str = "127.0.0.1:19092"
     topic_prefix: str = "tf."
+    # Each service consumes as group <group_prefix><service>. Releases sharing a broker need their own prefix (the
+    # chart sets turnforge.<release>.): with one group, a release's seeds were handed to another release's consumers.
+    group_prefix: str = "turnforge."
     partitions: int = 4
     # Per-topic counts over `partitions` (e.g. {turns.user: 16}) and the replication factor of created topics.
     topic_partitions: dict[str, int] = Field(default_factory=dict)

@@ -36,6 +36,16 @@ sql-executor: [tool.calls, trajectories.accepted, trajectories.rejected, deadlet
 validator: [trajectories.complete]
 {{- end -}}
 
+{{/* Per release, so that releases sharing a broker neither read each other's topics nor join each other's
+     consumer groups (kafka.topic_prefix and kafka.group_prefix in the services' config). */}}
+{{- define "turnforge.topicPrefix" -}}
+{{ .Values.kafka.topicPrefix | default (printf "%s." .Release.Name) }}
+{{- end -}}
+
+{{- define "turnforge.groupPrefix" -}}
+turnforge.{{ .Release.Name }}.
+{{- end -}}
+
 {{- define "turnforge.kafkaBootstrap" -}}
 {{- if .Values.kafka.bundled.enabled -}}
 {{ include "turnforge.fullname" . }}-kafka-kafka-bootstrap:9092
@@ -93,8 +103,15 @@ roles:
 default:
   base_url: {{ required "externalModel.baseUrl is required when modelServers.enabled is false" .Values.externalModel.baseUrl | quote }}
   model: {{ required "externalModel.model is required when modelServers.enabled is false" .Values.externalModel.model | quote }}
-  structured_output: {{ .Values.externalModel.structuredOutput }}
-  tool_calling: {{ .Values.externalModel.toolCalling }}
+  {{- /* How each kind of server takes a JSON schema and tool calls (values.yaml, externalModel.server). */}}
+  {{- $presets := dict
+    "vllm" (list "json_schema" "native")
+    "openai" (list "json_schema" "native")
+    "llama-cpp-python" (list "json_object_schema" "json_schema")
+    "llama-server" (list "json_schema" "json_schema") }}
+  {{- $preset := get $presets .Values.externalModel.server }}
+  structured_output: {{ .Values.externalModel.structuredOutput | default (index $preset 0) }}
+  tool_calling: {{ .Values.externalModel.toolCalling | default (index $preset 1) }}
   extra_body: {}
 {{- end -}}
 {{- end -}}
@@ -139,4 +156,22 @@ allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities:
   drop: [ALL]
+{{- end -}}
+
+{{/* Where a hook Job's pod may run: the Job's own nodeSelector/tolerations/affinity, else the services' defaults
+     (a cluster whose TurnForge nodes are tainted or labelled needs the Jobs there too). */}}
+{{- define "turnforge.jobScheduling" -}}
+{{- $defaults := .root.Values.serviceDefaults -}}
+{{- with .job.nodeSelector | default $defaults.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .job.tolerations | default $defaults.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .job.affinity | default $defaults.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}

@@ -119,6 +119,13 @@ def run_golden_actions(manager: SandboxManager, owner: str, domain: str, actions
             except psycopg.Error as e:
                 message = (e.diag.message_primary or str(e)).splitlines()[0]
                 raise GoldenActionFailed(f"action {number}: {message}") from None
+        # Reads before a task's first change look a record up or verify the user (SELECT * of the bowler who
+        # authenticates): the end state scores them, not every column read back to the user. Reads after a change
+        # show its result ("then show both of my rows") and must reach the user.
+        # A task that only reads keeps every read's values: they are its answer.
+        first_change = next((i for i, entry in enumerate(golden) if entry["kind"] != "read"), None)
+        for entry in golden[:first_change or 0]:
+            entry.pop("expected_values", None)
         return golden, manager.state_hash(owner, domain)
     finally:
         manager.drop(owner)

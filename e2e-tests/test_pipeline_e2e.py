@@ -118,10 +118,12 @@ def test_a_planted_wrong_update_is_rejected_by_the_state_hash(services, fake_llm
         fake_llm.overrides.pop("agent_step")
     assert result.rejected == 1, (tmp_path / "report.md").read_text()
     rejected = json.loads((tmp_path / "rejected.jsonl").read_text().splitlines()[0])
-    # The state hash and the writes check both see it; nothing else is wrong with the trajectory.
+    # The state hash, the writes check and the argument check (a key nobody gave) see it; nothing else is wrong.
     reasons = rejected["reasons"]
     assert "golden_state: the sandbox's final state differs from the golden actions' end state" in reasons
-    assert len(reasons) == 2 and any(r.startswith("writes_requested: update_") for r in reasons), reasons
+    assert any(r.startswith("writes_requested: update_") for r in reasons), reasons
+    assert any(r.startswith("call_arguments_grounded: values nobody gave: update_") for r in reasons), reasons
+    assert len(reasons) == 3, reasons
     checks = {c["name"]: c["passed"] for c in rejected["checks"]}
     assert checks["user_closed_conversation"] and checks["call_arguments_match_schema"] and not checks["golden_state"]
 

@@ -95,11 +95,3 @@ def test_call_values_count_as_given_when_a_person_said_them_in_their_own_way():
     assert ungrounded_arguments({"ticket_id": 12, "state": "on_hold", "urgent": True}, said) == []
     assert ungrounded_arguments({"ticket_id": 13, "status": "closed", "plan": "mobile"}, said) == [
         "ticket_id=13", "status='closed'", "plan='mobile'"]
-
-
-def test_a_small_count_may_be_written_as_a_word():
-    from shared.env.grounding import value_mentioned
-
-    assert value_mentioned("Which are the top five plans by subscriptions?", 5)
-    assert not value_mentioned("Which are the top four plans by subscriptions?", 5)
-    assert value_mentioned("Show me the 5 busiest plans.", 5) and not value_mentioned("Show me five plans.", 50)

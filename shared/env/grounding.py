@@ -11,9 +11,6 @@ from difflib import SequenceMatcher
 FIELD_ASSIGNMENT = re.compile(r"\b(\w+)\s*=\s*")  # "customer_id = 7"
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\w|\.\d)")  # "3." at a sentence end is the number 3
 WORD = re.compile(r"[a-z0-9]+")
-# Small counts as people write them.
-NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-                "sixteen seventeen eighteen nineteen twenty").split()
 
 # Markup a model copies from its own chat template or from tool messages instead of writing a reply.
 TOOL_MARKUP = re.compile(r"</?tool_(?:call|response|result)>|\"tool_calls\"\s*:|\"arguments\"\s*:\s*\{|```json",
@@ -108,8 +105,6 @@ def value_mentioned(text: str, value) -> bool:
     if isinstance(value, bool):
         return str(value).lower() in (text or "").lower()
     if isinstance(value, (int, float)):
-        if isinstance(value, int) and 0 <= value < len(NUMBER_WORDS) and NUMBER_WORDS[value] in words(text):
-            return True  # "the top five plans" gives the 5 a ranking asks for
         return normalise_number(str(value)) in numbers_in(text)
     needle = str(value).strip().lower()
     if not needle:

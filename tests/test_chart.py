@@ -226,20 +226,21 @@ def test_two_releases_in_one_namespace_share_no_name_topic_or_consumer_group(val
     if any(d["kind"] == "KafkaNodePool" for d in first):
         [pool] = of_kind(first, "KafkaNodePool")
         assert pool["metadata"]["name"].startswith("tf-")
-    if "kafka" not in values.read_text():  # an explicit kafka.topicPrefix would be shared on purpose
-        assert kafka_settings(first)["topic_prefix"] != kafka_settings(second)["topic_prefix"]
-    assert kafka_settings(first)["group_prefix"] != kafka_settings(second)["group_prefix"]
+    assert "topicPrefix" not in values.read_text()  # one explicit prefix for two releases shares topics on purpose
+    assert kafka_settings(first)["topic_prefix"] != kafka_settings(second)["topic_prefix"]
+    groups = [Settings(kafka=kafka_settings(docs)).consumer_group("agent") for docs in (first, second)]
+    assert groups[0] != groups[1]
 
 
-def test_the_services_consume_in_the_group_the_config_names():
-    from shared.ops.cluster import consumer_group
-    from shared.runtime.bus import Service
-
-    settings = Settings()
-    settings.kafka.group_prefix = "turnforge.tf2."
-    assert consumer_group("agent", settings.kafka.group_prefix) == "turnforge.tf2.agent"
-    assert "self.group_id = f\"{settings.kafka.group_prefix}{name}\"" in Path(
-        __import__("inspect").getsourcefile(Service)).read_text()
+def test_the_autoscaler_watches_the_groups_the_services_consume_in():
+    docs = render(CHART / "ci" / "default-values.yaml", set_values=("autoscaling.enabled=true",))
+    settings = Settings(kafka=kafka_settings(docs))
+    triggers = [(d["metadata"]["labels"]["turnforge.io/service"], t["metadata"])
+                for d in of_kind(docs, "ScaledObject") for t in d["spec"]["triggers"]]
+    assert len({service for service, _ in triggers}) == 7
+    for service, trigger in triggers:
+        assert trigger["consumerGroup"] == settings.consumer_group(service)
+        assert trigger["topic"].startswith(settings.kafka.topic_prefix)
 
 
 @pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.stem)

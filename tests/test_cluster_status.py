@@ -158,7 +158,7 @@ def test_init_creates_the_topics_with_their_counts_and_lag_is_read_from_the_brok
     for i in range(3):  # one at a time: the embedded broker gives a whole batch a single offset
         producer.send(prefix + "turns.user", value=b"x", partition=0).get(timeout=10)
     producer.close()
-    group = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=cluster.consumer_group("user-sim"),
+    group = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=settings.consumer_group("user-sim"),
                           enable_auto_commit=False)
     try:
         group.assign([TopicPartition(prefix + "turns.user", 0)])

@@ -32,10 +32,6 @@ SERVICE_LABEL = "turnforge.io/service"
 MODEL_SERVER_LABEL = "turnforge.io/model-server"
 
 
-def consumer_group(service: str, prefix: str = "turnforge.") -> str:
-    return f"{prefix}{service}"  # shared.bus.Service's group id (kafka.group_prefix)
-
-
 # -- init: topics and demo domains --------------------------------------------------------------------------------
 def topic_partitions(default: int, overrides: dict[str, int]) -> dict[str, int]:
     """Partitions per logical topic name; an override for a topic TurnForge does not have is a mistake."""
@@ -234,7 +230,7 @@ def lag_rows(settings: Settings, timeout_s: float = 10.0) -> list[LagRow]:
     try:
         rows = []
         for service, topics in SERVICE_TOPICS.items():
-            offsets = committed_offsets(admin, consumer_group(service, settings.kafka.group_prefix))
+            offsets = committed_offsets(admin, settings.consumer_group(service))
             committed = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
             partitions = [TopicPartition(settings.topic(t), p) for t in topics
                           for p in sorted(consumer.partitions_for_topic(settings.topic(t)) or ())]

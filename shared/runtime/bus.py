@@ -320,7 +320,7 @@ class Service:
         self._key_queues: dict[bytes, deque] = {}
         self.ledger = ProcessedLedger(settings.postgres.dsn)
         self.transactional = settings.kafka.transactions
-        self.group_id = f"{settings.kafka.group_prefix}{name}"
+        self.group_id = settings.consumer_group(name)
         self.producer = make_producer(settings, transactional_id(settings, name) if self.transactional else None)
         if self.transactional:
             self.producer.init_transactions()

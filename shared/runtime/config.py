@@ -20,9 +20,6 @@ ROLES = ("tool_synth", "schema_predictor", "task_generator", "user_sim", "agent"
 class KafkaConfig(BaseModel):
     bootstrap_servers: str = "127.0.0.1:19092"
     topic_prefix: str = "tf."
-    # Each service consumes as group <group_prefix><service>. Releases sharing a broker need their own prefix (the
-    # chart sets turnforge.<release>.): with one group, a release's seeds were handed to another release's consumers.
-    group_prefix: str = "turnforge."
     partitions: int = 4
     # Per-topic counts over `partitions` (e.g. {turns.user: 16}) and the replication factor of created topics.
     topic_partitions: dict[str, int] = Field(default_factory=dict)
@@ -130,6 +127,12 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return self.kafka.topic_prefix + name
+
+    def consumer_group(self, service: str) -> str:
+        """The group a service consumes in: named after the topic prefix, so that consumers of other topics never
+        share it. A group reused for another prefix handed one deployment's seeds to another's consumers, and on
+        tansu a group whose members all left never assigns partitions of a new topic (a stalled run)."""
+        return f"turnforge.{self.kafka.topic_prefix}{service}"
 
 
 def load_settings(path: str | os.PathLike | None = None) -> Settings:

@@ -37,13 +37,13 @@ validator: [trajectories.complete]
 {{- end -}}
 
 {{/* Per release, so that releases sharing a broker neither read each other's topics nor join each other's
-     consumer groups (kafka.topic_prefix and kafka.group_prefix in the services' config). */}}
+     consumer groups. The services name their groups after the topic prefix (Settings.consumer_group). */}}
 {{- define "turnforge.topicPrefix" -}}
 {{ .Values.kafka.topicPrefix | default (printf "%s." .Release.Name) }}
 {{- end -}}
 
 {{- define "turnforge.groupPrefix" -}}
-turnforge.{{ .Release.Name }}.
+turnforge.{{ include "turnforge.topicPrefix" . }}
 {{- end -}}
 
 {{- define "turnforge.kafkaBootstrap" -}}

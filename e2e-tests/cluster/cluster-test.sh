@@ -217,9 +217,9 @@ pods_of tf-gpu | awk '/-vllm-judge-/ {found=1; if ($4 != "nvidia" || $5 != 2) ex
 bound=$(kubectl -n tf-fake get pvc --no-headers -o custom-columns=S:.status.phase | sort | uniq -c | xargs)
 echo "model cache claims: $bound"
 kubectl -n tf-fake get pvc --no-headers -o custom-columns=S:.status.phase | grep -qv Bound && fail "a PVC is not Bound"
-# Releases sharing a broker keep to their own topics and consumer groups.
+# Releases sharing a broker keep to their own topics and consumer groups (groups are named after the topic prefix).
 prefixes=$(for r in tf-a tf-b; do kubectl -n tf-fake get cm "$r-turnforge-config" -o jsonpath='{.data.config\.yaml}' \
-  | grep -E '^  (topic|group)_prefix:' | tr -d ' \n'; echo; done)
+  | grep -E '^  topic_prefix:' | tr -d ' \n'; echo; done)
 echo "$prefixes" | sed 's/^/   /'
 [ "$(echo "$prefixes" | sort -u | wc -l)" = 2 ] || fail "tf-a and tf-b share topics or consumer groups"
 

@@ -18,6 +18,7 @@ from shared.evaluation import report
 from shared.evaluation.dysql import import_dysql, write_task_set
 from shared.evaluation.task_set import export_task_set, load_task_set
 from shared.run import evaluation, runner, stats
+from shared.runtime.toolsets import ToolsetStore
 from test_pipeline_e2e import read_topic, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -68,6 +69,9 @@ def test_oracle_passes_every_dysql_task_and_noop_none(services, dysql_task_set, 
     # The agent was offered execute_sql alone, with the schema in its system prompt; each trial had its own sandbox.
     states = [TrajectoryState.FromString(r.value) for r in read_topic(services, Topics.TRAJECTORIES_COMPLETE)]
     trials = [s for s in states if s.seed_id.startswith(result.run_id)]
+    toolsets = ToolsetStore(services.postgres.dsn)
+    for s in trials:  # the topic carries each trial's toolset by reference
+        toolsets.restore(s)
     assert len({s.trajectory_id for s in trials}) == 12
     assert all([t.name for t in s.toolset.tools] == ["execute_sql"] for s in trials)
     assert all('CREATE TABLE "players"' in s.messages[0].content for s in trials)

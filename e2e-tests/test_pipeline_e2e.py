@@ -65,6 +65,7 @@ def test_two_trajectories_end_to_end(services, tmp_path):
         for record in read_topic(settings, topic):
             state = TrajectoryState.FromString(record.value)
             assert record.key.decode() == state.trajectory_id
+            assert state.toolset_digest and not state.HasField("toolset")  # sent once, referred to on every hop
             steps.setdefault(state.trajectory_id, []).append(state.step)
     assert set(steps) == {r["id"] for r in lines}
     for s in steps.values():

@@ -20,6 +20,7 @@ from shared.lifecycle.registry import TrajectoryRegistry
 from shared.lifecycle.sweeper import DeadlineSweeper
 from shared.runtime.bus import MessageInfo, Outgoing, Periodic, Stage, consumes
 from shared.runtime.config import Settings
+from shared.runtime.toolsets import ToolsetStore
 from shared.runtime.llm import LLMClients
 from shared.runtime.tracing import tracer
 
@@ -45,11 +46,13 @@ class SqlExecutor(Stage):
         self.sandboxes = SandboxManager(settings.postgres.dsn)
         self.registry = TrajectoryRegistry(settings.postgres.dsn)
         self.janitor = SandboxJanitor(self.sandboxes, self.registry)
-        self.sweeper = DeadlineSweeper(self.registry, self.name,
+        self.toolsets = ToolsetStore(settings.postgres.dsn)
+        self.sweeper = DeadlineSweeper(self.registry, self.toolsets, self.name,
                                        plan_max_age_s=settings.service.trajectory_deadline_s)
 
     def close(self) -> None:
         self.registry.close()
+        self.toolsets.close()
         self.sandboxes.close()
         self.llm.close()
 

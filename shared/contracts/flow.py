@@ -46,6 +46,9 @@ class Topic:
     message: type[Message]
     producers: tuple[str, ...]  # services and commands
     consumers: tuple[str, ...]
+    # A trajectory state here carries its toolset as a digest, not whole (shared/runtime/toolsets.py): the toolset is
+    # fixed once planned and was most of every hop's bytes. Outcomes carry it whole: they leave the pipeline.
+    toolset_by_reference: bool = False
 
 
 SEED_ID, TRAJECTORY_ID = "seed id", "trajectory id"
@@ -57,10 +60,10 @@ FLOW = (
     Topic(Topics.TOOLSETS_READY, SEED_ID, seed_pb2.SeedToolset, (SCHEMA_PREDICTOR,), (TASK_GENERATOR,)),
     # The seed's fan-out: one small message per trajectory, so any task-generator replica can plan any of them.
     Topic(Topics.TRAJECTORIES_SEEDED, TRAJECTORY_ID, seed_pb2.SeededTrajectory, (TASK_GENERATOR,), (TASK_GENERATOR,)),
-    Topic(Topics.TURNS_USER, TRAJECTORY_ID, STATE, (TASK_GENERATOR, AGENT), (USER_SIM,)),
-    Topic(Topics.TURNS_AGENT, TRAJECTORY_ID, STATE, (USER_SIM, SQL_EXECUTOR), (AGENT,)),
-    Topic(Topics.TOOL_CALLS, TRAJECTORY_ID, STATE, (AGENT,), (SQL_EXECUTOR,)),
-    Topic(Topics.TRAJECTORIES_COMPLETE, TRAJECTORY_ID, STATE, (USER_SIM,), (VALIDATOR,)),
+    Topic(Topics.TURNS_USER, TRAJECTORY_ID, STATE, (TASK_GENERATOR, AGENT), (USER_SIM,), toolset_by_reference=True),
+    Topic(Topics.TURNS_AGENT, TRAJECTORY_ID, STATE, (USER_SIM, SQL_EXECUTOR), (AGENT,), toolset_by_reference=True),
+    Topic(Topics.TOOL_CALLS, TRAJECTORY_ID, STATE, (AGENT,), (SQL_EXECUTOR,), toolset_by_reference=True),
+    Topic(Topics.TRAJECTORIES_COMPLETE, TRAJECTORY_ID, STATE, (USER_SIM,), (VALIDATOR,), toolset_by_reference=True),
     # The runner collects outcomes; the executor drops a finished trajectory's sandbox.
     Topic(Topics.ACCEPTED, TRAJECTORY_ID, VERDICT, (VALIDATOR,), (RUN, SQL_EXECUTOR)),
     Topic(Topics.REJECTED, TRAJECTORY_ID, VERDICT, (VALIDATOR,), (RUN, SQL_EXECUTOR)),
@@ -68,6 +71,7 @@ FLOW = (
 )
 
 Topics.ALL = tuple(topic.name for topic in FLOW)
+TOOLSET_BY_REFERENCE = frozenset(topic.name for topic in FLOW if topic.toolset_by_reference)
 
 
 def consumed_by(actor: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import time
 
 from shared.lifecycle.registry import TrajectoryRegistry
 from shared.runtime.bus import Outgoing, dead_letter
+from shared.runtime.toolsets import REFRESH_S, ToolsetStore
 
 log = logging.getLogger("turnforge.sweeper")
 
@@ -20,14 +21,16 @@ LEDGER_KEPT_AFTER_DEADLINE_S = 600.0
 
 
 class DeadlineSweeper:
-    def __init__(self, registry: TrajectoryRegistry, service: str, plan_max_age_s: float):
+    def __init__(self, registry: TrajectoryRegistry, toolsets: ToolsetStore, service: str, plan_max_age_s: float):
         self.registry = registry
         self.service = service  # who sends the letters
         self.plan_max_age_s = plan_max_age_s
+        self.toolsets = toolsets
 
     def sweep(self) -> list[Outgoing]:
         """Dead letters for trajectories past their deadline, naming the last step any service finished; plans and
-        seed toolsets no planning will need any more, and ledger rows no redelivery will need, are forgotten."""
+        seed toolsets no planning will need any more, ledger rows no redelivery will need, and trajectory toolsets
+        no event refers to any more, are forgotten."""
         now = time.time()
         letters = []
         for t in self.registry.claim_overdue(now):
@@ -41,6 +44,7 @@ class DeadlineSweeper:
         self.registry.forget_planned(max_age_s=self.plan_max_age_s)
         self.registry.forget_seed_toolsets(max_age_s=self.plan_max_age_s)
         self.registry.forget_processed(deadline_before=now - LEDGER_KEPT_AFTER_DEADLINE_S)
+        self.toolsets.forget(older_than_s=self.plan_max_age_s + REFRESH_S + LEDGER_KEPT_AFTER_DEADLINE_S)
         return letters
 
     def letters_out(self, letters: list[Outgoing]) -> None:

@@ -41,9 +41,10 @@ from opentelemetry import trace
 from shared.runtime import llm, tracing
 from shared.runtime.config import Settings, get_settings
 from shared.contracts import flow
-from shared.contracts import DeadLetter, Topics
+from shared.contracts import DeadLetter, Topics, TrajectoryState
 from shared.runtime.db import ConnectionPerThread
 from shared.runtime.errors import PermanentError, TransientError
+from shared.runtime.toolsets import ToolsetStore
 
 log = logging.getLogger("turnforge.bus")
 
@@ -319,6 +320,7 @@ class Service:
         self._key_lock = threading.Lock()
         self._key_queues: dict[bytes, deque] = {}
         self.ledger = ProcessedLedger(settings.postgres.dsn)
+        self.toolsets = ToolsetStore(settings.postgres.dsn)
         self.transactional = settings.kafka.transactions
         self.group_id = settings.consumer_group(name)
         self.producer = make_producer(settings, transactional_id(settings, name) if self.transactional else None)
@@ -403,6 +405,7 @@ class Service:
             self.producer.flush(10)
             self.producer.close(10)
             self.hops.close()
+            self.toolsets.close()
             tracing.shutdown()
         if self._fatal is not None:
             raise self._fatal
@@ -555,6 +558,8 @@ class Service:
             copy.CopyFrom(message)  # a failed attempt must not leave half-applied changes behind
             try:
                 try:
+                    if route.topic in flow.TOOLSET_BY_REFERENCE:
+                        self.toolsets.restore(copy)
                     return route.handler(copy), attempt
                 except (psycopg.OperationalError, psycopg.InterfaceError) as e:
                     if isinstance(e, psycopg.errors.QueryCanceled):  # a statement timeout repeats: not transient
@@ -571,6 +576,11 @@ class Service:
                 time.sleep(delay * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")
 
+    def _encode(self, out: Outgoing) -> bytes:
+        if out.topic in flow.TOOLSET_BY_REFERENCE and isinstance(out.message, TrajectoryState):
+            return self.toolsets.encode(out.message)
+        return out.message.SerializeToString()
+
     def _produce(self, outputs: list[Outgoing], done: tuple[TopicPartition, int] | None = None) -> None:
         """Send outputs and wait for the broker's acknowledgement. Transactional: outputs and the offsets finished so
         far (including `done`, the message they answer) commit together or not at all."""
@@ -581,7 +591,7 @@ class Service:
             futures = []
             for out in outputs:
                 futures.append(self.producer.send(self.settings.topic(out.topic), key=out.key.encode(),
-                                                  value=out.message.SerializeToString(), headers=record_headers(out)))
+                                                  value=self._encode(out), headers=record_headers(out)))
             for f in futures:
                 f.get(timeout=60)
         except KafkaError as e:
@@ -597,8 +607,7 @@ class Service:
                 self.producer.begin_transaction()
                 for out in outputs:
                     self.producer.send(self.settings.topic(out.topic), key=out.key.encode(),
-                                       value=out.message.SerializeToString(),
-                                       headers=record_headers(out))
+                                       value=self._encode(out), headers=record_headers(out))
                 if done is not None:
                     self._tracker.finished(*done)  # its offset commits with its outputs
                 offsets = self._offsets(self._assigned)

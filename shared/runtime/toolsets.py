@@ -19,7 +19,7 @@ from collections import OrderedDict
 import psycopg
 
 from shared.contracts import Toolset, TrajectoryState
-from shared.runtime.db import ConnectionPerThread
+from shared.runtime.db import SharedConnection
 from shared.runtime.errors import PermanentError, TransientError
 
 log = logging.getLogger("turnforge.toolsets")
@@ -37,20 +37,20 @@ def digest_of(toolset: Toolset) -> str:
 
 class ToolsetStore:
     def __init__(self, dsn: str):
-        self._db = ConnectionPerThread(dsn)
+        self._db = SharedConnection(dsn)
         self._kept: OrderedDict[str, tuple[Toolset, float]] = OrderedDict()  # digest -> (toolset, stored at)
         self._lock = threading.Lock()
         self._created = False
 
-    def _conn(self):
-        conn = self._db.get()
-        if not self._created:
-            with conn.transaction():  # services start together: serialise the CREATE, IF NOT EXISTS alone races
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_toolsets'))")
-                conn.execute("CREATE TABLE IF NOT EXISTS tf_toolsets (digest text PRIMARY KEY, toolset bytea NOT NULL,"
-                             " stored_at timestamptz DEFAULT now())")
-            self._created = True
-        return conn
+    def _execute(self, sql: str, params: tuple) -> psycopg.Cursor:
+        with self._db.use() as conn:
+            if not self._created:
+                with conn.transaction():  # services start together: serialise the CREATE, IF NOT EXISTS alone races
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_toolsets'))")
+                    conn.execute("CREATE TABLE IF NOT EXISTS tf_toolsets (digest text PRIMARY KEY,"
+                                 " toolset bytea NOT NULL, stored_at timestamptz DEFAULT now())")
+                self._created = True
+            return conn.execute(sql, params)
 
     def _keep(self, digest: str, toolset: Toolset, stored_at: float) -> None:
         with self._lock:
@@ -76,9 +76,9 @@ class ToolsetStore:
         entry = self._kept_entry(state.toolset_digest)
         if entry is None or time.monotonic() - entry[1] > REFRESH_S:
             try:
-                self._conn().execute("INSERT INTO tf_toolsets (digest, toolset) VALUES (%s, %s)"
-                                     " ON CONFLICT (digest) DO UPDATE SET stored_at = now()",
-                                     (state.toolset_digest, state.toolset.SerializeToString()))
+                self._execute("INSERT INTO tf_toolsets (digest, toolset) VALUES (%s, %s)"
+                              " ON CONFLICT (digest) DO UPDATE SET stored_at = now()",
+                              (state.toolset_digest, state.toolset.SerializeToString()))
             except (psycopg.Error, TransientError) as e:  # the state goes whole: slower, never lost
                 log.warning("toolset %s not stored, sending it whole: %s", state.toolset_digest[:12], e)
                 return state.SerializeToString()
@@ -96,8 +96,8 @@ class ToolsetStore:
             return
         entry = self._kept_entry(state.toolset_digest)
         if entry is None:
-            row = self._conn().execute("SELECT toolset FROM tf_toolsets WHERE digest = %s",
-                                       (state.toolset_digest,)).fetchone()
+            row = self._execute("SELECT toolset FROM tf_toolsets WHERE digest = %s",
+                                (state.toolset_digest,)).fetchone()
             if row is None:
                 raise PermanentError(f"toolset {state.toolset_digest[:12]} is not stored: the state cannot be read")
             # Read, not stored, here: a sender that keeps using it refreshes the row (REFRESH_S).
@@ -108,8 +108,8 @@ class ToolsetStore:
     def forget(self, older_than_s: float) -> int:
         """Drop toolsets no sender has stored for older_than_s (a trajectory's deadline plus REFRESH_S and a margin:
         every event that refers to one was sent within REFRESH_S of its row being stored)."""
-        return self._conn().execute("DELETE FROM tf_toolsets WHERE stored_at < now() - make_interval(secs => %s)",
-                                    (older_than_s,)).rowcount
+        return self._execute("DELETE FROM tf_toolsets WHERE stored_at < now() - make_interval(secs => %s)",
+                             (older_than_s,)).rowcount
 
     def close(self) -> None:
         self._db.close()

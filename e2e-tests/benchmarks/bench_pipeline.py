@@ -47,7 +47,7 @@ from shared.runtime.config import Settings  # noqa: E402
 from shared.runtime.ports import free_port  # noqa: E402
 
 console = Console(width=150)
-MODEL_CALLING = ("user_sim", "agent")  # the services whose handlers wait on the model for most of their time
+MODEL_CALLING = ("task_generator", "user_sim", "agent", "validator")  # their handlers wait on the model most of the time
 STATE_TOPICS = tuple(t.name for t in FLOW if t.message is TrajectoryState)
 
 

@@ -54,7 +54,7 @@ class FlakyTransactionalProducer:
 @pytest.fixture
 def service(monkeypatch):
     monkeypatch.setattr(bus, "make_producer", FlakyTransactionalProducer)
-    monkeypatch.setattr(bus, "ProcessedLedger", lambda _dsn: None)
+    monkeypatch.setattr(bus, "ProcessedLedger", lambda *_args, **_kwargs: None)
     settings = Settings()
     settings.kafka.transactions = True
     s = Service(NothingConsumed(settings))

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, ClassVar
 
 import psycopg
+from psycopg_pool import ConnectionPool
 from google.protobuf.message import DecodeError, Message
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -42,7 +43,6 @@ from shared.runtime import llm, tracing
 from shared.runtime.config import Settings, get_settings
 from shared.contracts import flow
 from shared.contracts import DeadLetter, Topics, TrajectoryState
-from shared.runtime.db import ConnectionPerThread
 from shared.runtime.errors import PermanentError, TransientError
 from shared.runtime.toolsets import ToolsetStore
 
@@ -135,12 +135,18 @@ def dead_letter(*, service: str, source_topic: str, key: bytes, error_type: str,
 
 
 class ProcessedLedger:
-    """Which (service, topic, entity, step) a service has already turned into outputs."""
+    """Which (service, topic, entity, step) a service has already turned into outputs.
 
-    def __init__(self, dsn: str):
-        self._db = ConnectionPerThread(dsn)
-        conn = self._db.get()
-        with conn.transaction():  # services start together: serialise the CREATE, IF NOT EXISTS alone races
+    Every message is checked and marked, by whichever of the service's handler threads has it. A connection per
+    thread held one PostgreSQL backend per handler: at 256 handlers in four services that alone passed
+    max_connections ("too many clients", trajectories dead-lettered). The checks take a millisecond, so a few pooled
+    connections serve all handlers."""
+
+    def __init__(self, dsn: str, size: int = 4):
+        self._pool = ConnectionPool(dsn, min_size=1, max_size=size, open=True, timeout=30, name="tf-ledger",
+                                    kwargs={"autocommit": True, "connect_timeout": 10})
+        with self._pool.connection() as conn, conn.transaction():
+            # Services start together: serialise the CREATE, IF NOT EXISTS alone races.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('tf_processed'))")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS tf_processed (service text, topic text, entity text, step bigint,"
@@ -148,17 +154,22 @@ class ProcessedLedger:
             )
 
     def seen(self, service: str, topic: str, info: MessageInfo) -> bool:
-        row = self._db.get().execute(
-            "SELECT 1 FROM tf_processed WHERE service=%s AND topic=%s AND entity=%s AND step=%s",
-            (service, topic, info.entity, info.step),
-        ).fetchone()
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM tf_processed WHERE service=%s AND topic=%s AND entity=%s AND step=%s",
+                (service, topic, info.entity, info.step),
+            ).fetchone()
         return row is not None
 
     def mark(self, service: str, topic: str, info: MessageInfo) -> None:
-        self._db.get().execute(
-            "INSERT INTO tf_processed (service, topic, entity, step) VALUES (%s,%s,%s,%s) ON CONFLICT DO NOTHING",
-            (service, topic, info.entity, info.step),
-        )
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO tf_processed (service, topic, entity, step) VALUES (%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+                (service, topic, info.entity, info.step),
+            )
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 class OffsetTracker:
@@ -319,7 +330,7 @@ class Service:
         self._tracker = OffsetTracker()
         self._key_lock = threading.Lock()
         self._key_queues: dict[bytes, deque] = {}
-        self.ledger = ProcessedLedger(settings.postgres.dsn)
+        self.ledger = ProcessedLedger(settings.postgres.dsn, size=min(self.concurrency, 8))
         self.toolsets = ToolsetStore(settings.postgres.dsn)
         self.transactional = settings.kafka.transactions
         self.group_id = settings.consumer_group(name)
@@ -406,6 +417,7 @@ class Service:
             self.producer.close(10)
             self.hops.close()
             self.toolsets.close()
+            self.ledger.close()
             tracing.shutdown()
         if self._fatal is not None:
             raise self._fatal

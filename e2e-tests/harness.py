@@ -1,10 +1,7 @@
 """Helpers the end-to-end tests share."""
 from __future__ import annotations
 
-from kafka.admin import KafkaAdminClient
-
-from shared.contracts import flow
-from shared.ops import stack
+from shared.ops import cluster, stack
 from shared.runtime.config import Settings
 from shared.env.sandbox import SandboxManager
 
@@ -21,24 +18,17 @@ def service_logs(settings: Settings, lines: int = 15) -> str:
 
 
 def consumer_groups(settings: Settings) -> str:
-    """Each service's consumer group as the broker sees it. A run that stalls with nothing in any log is most often
-    a group that never handed its partitions out (CI of stop 16: a group left behind by another test)."""
+    """Each service's consumer group on its topics: what it committed against what is there. A run that stalls with
+    nothing in any log is most often a group that never consumed (CI of stop 16: a group another test left behind
+    never handed its partitions out); its rows then say "nothing committed"."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers, request_timeout_ms=5000)
-        try:
-            groups = admin.describe_groups([settings.consumer_group(s) for s in flow.SERVICES])
-        finally:
-            admin.close()
+        rows = cluster.lag_rows(settings, timeout_s=5)
     except Exception as e:  # noqa: BLE001 - a failing test's message must not fail in turn
-        return f"--- consumer groups: could not be described ({type(e).__name__}: {e})"
-    lines = ["--- consumer groups"]
-    for group_id, group in groups.items():
-        members = group.get("members") or []
-        lines.append(f"{group_id}: {group.get('group_state')}, {len(members)} member(s)")
-        for member in members:
-            assignment = member.get("member_assignment")
-            partitions = getattr(assignment, "assignment", assignment)
-            lines.append(f"    {member.get('client_id')} {member.get('member_id', '')[-8:]}: assigned {partitions}")
+        return f"--- consumer groups: not read ({type(e).__name__}: {e})"
+    lines = ["--- consumer groups (lag = records not yet committed)"]
+    for row in rows:
+        lag = "nothing committed" if row.lag is None else f"lag {row.lag}"
+        lines.append(f"{settings.consumer_group(row.service)} on {row.topic}: {lag} ({row.partitions} partitions)")
     return "\n".join(lines)
 
 

@@ -196,8 +196,10 @@ def run_direct(sim: SimulatedModelServer, concurrency: int, bodies: list[dict], 
 # -- what travelled --------------------------------------------------------------------------------------------------
 def read_topics(settings: Settings) -> dict[str, list[bytes]]:
     names = {settings.topic(t.name): t.name for t in FLOW}
+    # A short fetch wait: tansu often answers a held fetch only when the wait runs out (see KafkaConfig).
     consumer = KafkaConsumer(*names, bootstrap_servers=settings.kafka.bootstrap_servers, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=3000)
+                             enable_auto_commit=False, consumer_timeout_ms=3000,
+                             fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms)
     values: dict[str, list[bytes]] = defaultdict(list)
     for record in consumer:
         values[names[record.topic]].append(record.value or b"")

@@ -203,9 +203,12 @@ def main(argv=None) -> int:
     p.add_argument("--deadline-s", type=float, default=900.0, help="deadline of a normal trajectory")
     p.add_argument("--stuck-deadline-s", type=float, default=30.0)
     p.add_argument("--model-timeout-s", type=float, default=2.0)
-    p.add_argument("--timeout-s", type=float, default=900.0, help="give up on the whole run after this")
+    p.add_argument("--timeout-s", type=float, default=None,
+                   help="give up on the whole run after this (default: 900 s and 2.5 s per trajectory)")
     p.add_argument("--seed", type=int, default=20251125)
     args = p.parse_args(argv)
+    if args.timeout_s is None:  # 200 trajectories take about 6 minutes here; the bound only ends a hung run
+        args.timeout_s = 900.0 + 2.5 * args.trajectories
     started = time.monotonic()
 
     t0 = time.monotonic()

@@ -31,7 +31,7 @@ def plot(runs: list[tuple[str, dict]], out: Path) -> None:
         ax.plot(xs, [data["throughput"][c]["pipeline_tokens_per_s"] for c in levels], "s" + style, color="tab:orange",
                 label=f"through the pipeline{label}")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("concurrency C (server batch limit; pipeline: 1.5·C trajectories)")
+    ax.set_xlabel("concurrency C (the server's batch limit; the pipeline runs 2–4 trajectories per slot)")
     ax.set_ylabel("generated tokens/s")
     ax.set_title(f"Simulated batching server, {runs[0][1]['machine']}")
     ax.grid(True, alpha=0.3)

@@ -13,7 +13,7 @@ from rich.console import Console
 from shared.ops import cluster, trace_lookup
 from shared.runtime.bus import Service
 from shared.runtime.config import Settings
-from shared.contracts import DeadLetter, Topics, TrajectoryState, Verdict
+from shared.contracts import DeadLetter, GenerationSettings, SeedEvent, Topics, TrajectoryState, Verdict
 
 
 def deployment(labels, replicas, ready, annotations=None, gpu=None):
@@ -68,7 +68,43 @@ def test_status_renders_every_service_even_without_a_deployment():
     console = Console(record=True, width=160)
     for part in cluster.render(status):
         console.print(part)
-    assert "consumer lag unavailable: NoBrokersAvailable" in console.export_text()
+    assert "consumer lag and seeds unavailable: NoBrokersAvailable" in console.export_text()
+
+
+def verdict(seed_id: str, trajectory_id: str, accepted: bool) -> bytes:
+    v = Verdict(trajectory_id=trajectory_id, accepted=accepted)
+    v.trajectory.seed_id = seed_id
+    return v.SerializeToString()
+
+
+def seed(seed_id: str, domain: str, trajectories: int) -> SeedEvent:
+    return SeedEvent(seed_id=seed_id, domain=domain, settings=GenerationSettings(num_trajectories=trajectories))
+
+
+def test_seed_progress_counts_each_trajectory_once_and_a_failed_seed_closes_its_slots():
+    seeds = [seed("r1-telecom", "telecom", 3), seed("r1-banking", "banking", 2), seed("r2-retail", "retail", 1)]
+    outcomes = [
+        (Topics.ACCEPTED, verdict("r1-telecom", "t0", True)),
+        (Topics.ACCEPTED, verdict("r1-telecom", "t0", True)),  # redelivered: counted once
+        (Topics.DEAD_LETTER, DeadLetter(seed_id="r1-telecom", trajectory_id="t1", service="agent",
+                                        reason="stuck").SerializeToString()),
+        (Topics.REJECTED, verdict("r1-telecom", "t1", False)),  # a verdict outranks the earlier dead letter
+        (Topics.DEAD_LETTER, DeadLetter(seed_id="r1-banking", service="tool-synth",
+                                        reason="no such domain").SerializeToString()),  # the whole seed failed
+        (Topics.ACCEPTED, verdict("other-seed", "x", True)),  # a seed no longer on the topic: not listed
+    ]
+    rows = {r.seed_id: r for r in cluster.seed_progress(seeds, outcomes)}
+    assert set(rows) == {"r1-telecom", "r1-banking", "r2-retail"}
+    t, b, r = rows["r1-telecom"], rows["r1-banking"], rows["r2-retail"]
+    assert (t.domain, t.trajectories, t.accepted, t.rejected, t.dead_lettered, t.in_flight) == ("telecom", 3, 1, 1, 0, 1)
+    assert (b.accepted, b.rejected, b.dead_lettered, b.in_flight) == (0, 0, 2, 0)
+    assert (r.trajectories, r.in_flight) == (1, 1)
+    status = cluster.ClusterStatus("tf", "prod", seeds=list(rows.values()))
+    console = Console(record=True, width=160)
+    for part in cluster.render(status):
+        console.print(part)
+    text = console.export_text()
+    assert "r1-telecom" in text and "in flight" in text
 
 
 def test_topic_partitions_take_overrides_and_reject_unknown_topics():
@@ -168,3 +204,13 @@ def test_init_creates_the_topics_with_their_counts_and_lag_is_read_from_the_brok
     rows = {(r.service, r.topic): r for r in cluster.lag_rows(settings)}
     assert (rows["user-sim", prefix + "turns.user"].lag, rows["user-sim", prefix + "turns.user"].partitions) == (2, 3)
     assert rows["tool-synth", prefix + "seeds"].lag is None  # nothing produced, nothing committed
+    assert cluster.seed_rows(settings) == []
+
+    # The seeds' progress, read from the topics' start: one seed of two trajectories, one accepted so far.
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(prefix + "seeds", value=seed("s1", "telecom", 2).SerializeToString()).get(timeout=10)
+    producer.send(prefix + "seeds", value=b"not a seed").get(timeout=10)
+    producer.send(prefix + "trajectories.accepted", value=verdict("s1", "s1-t0", True)).get(timeout=10)
+    producer.close()
+    assert [(r.seed_id, r.trajectories, r.accepted, r.in_flight) for r in cluster.seed_rows(settings)] == [
+        ("s1", 2, 1, 1)]

@@ -14,12 +14,19 @@
 #     GPUs and RuntimeClass, model cache PVCs bound, hook Jobs gone, topics and groups per release; an upgrade whose
 #     new model server pod is rejected (missing RuntimeClass) keeps the old one serving.
 #  6. `helm uninstall` of each release, then lists whatever of the release is left (nothing).
+#  7. A real node joins: a kubelet with containerd on this machine (real-node.sh). A release of the image runs on it
+#     for real against a broker, PostgreSQL and the local model served on this machine (host_services.py; the
+#     chart's external options, as on a CPU cluster without operators): the seed Job's seeds become trajectories,
+#     each accepted, rejected or dead-lettered, as `turnforge cluster status` reports; then `helm uninstall`
+#     leaves nothing of it.
 #
 # Everything it starts (the cluster's processes) is stopped on exit, failure included; a cluster left by an
 # interrupted run is deleted first. Work files live in $WORK; logs of a failed run are kept in $WORK.failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HERE=e2e-tests/cluster
+# How long the real-pod run may take: two trajectories take 5-10 minutes on 2 cores with the 1.5B model.
+RUN_TIMEOUT_S=${CLUSTER_TEST_RUN_TIMEOUT_S:-1800}
 CACHE=${TURNFORGE_CACHE:-$HOME/.cache/turnforge}
 WORK=${TURNFORGE_CLUSTER_WORK:-/tmp/turnforge-cluster-test}
 NAME=turnforge-ct
@@ -49,13 +56,21 @@ KWOK=$(scripts/go-tool.sh kwok)
 K8S=$(scripts/go-tool.sh kubernetes)
 ETCD=$(command -v etcd) || fail "etcd is needed: apt-get install etcd-server"
 kubectl() { "$K8S/kubectl" "$@"; }
+# shellcheck source=e2e-tests/cluster/real-node.sh
+source "$HERE/real-node.sh"
 
 cleanup() {
   local rc=$?
+  if [ $rc -ne 0 ] && [ -d "$NODE" ]; then  # the node's, the host services' and the pods' logs
+    mkdir -p "$WORK.failed"
+    cp -r "$NODE"/*.log "$NODE/pod-logs" "$WORK/host"/*.log "$WORK.failed/" 2> /dev/null || true
+  fi
+  real_node_down
+  "$PY" "$HERE/host_services.py" down --work "$WORK/host" 2> /dev/null || true
   # kwokctl stops the processes it started (etcd, the control plane, kwok) and removes the cluster's files.
   if [ -d "$KWOK_WORKDIR/clusters/$NAME" ]; then
     if [ $rc -ne 0 ]; then
-      rm -rf "$WORK.failed" && mkdir -p "$WORK.failed"
+      mkdir -p "$WORK.failed"
       cp -r "$KWOK_WORKDIR/clusters/$NAME/logs" "$WORK.failed/" 2>/dev/null || true
       echo "logs of the failed run: $WORK.failed/logs" >&2
     fi
@@ -66,10 +81,12 @@ cleanup() {
 }
 
 # A cluster left by an interrupted run: delete it (and its processes) before starting again.
+real_node_down
+"$PY" "$HERE/host_services.py" down --work "$WORK/host" 2> /dev/null || true
 if [ -d "$KWOK_WORKDIR/clusters/$NAME" ]; then
   "$KWOKCTL" delete cluster --name "$NAME" > /dev/null 2>&1 || true
 fi
-rm -rf "$WORK"
+rm -rf "$WORK" "$WORK.failed"
 mkdir -p "$WORK"
 trap cleanup EXIT
 
@@ -89,7 +106,7 @@ print('image runs as uid', os.getuid(), 'and imports all seven services')"
 fi
 
 step "cluster: kwokctl, binary runtime, Kubernetes v$KUBE_VERSION"
-"$KWOKCTL" create cluster --name "$NAME" --runtime binary --wait 120s \
+"$KWOKCTL" create cluster --name "$NAME" --runtime binary --wait 120s --config "$HERE/kwokctl.yaml" \
   --kube-apiserver-port "$APISERVER_PORT" \
   --etcd-binary "$ETCD" \
   --kube-apiserver-binary "$K8S/kube-apiserver" \
@@ -229,7 +246,7 @@ COLUMNS=120 "$PY" -m shared.cli.main cluster status --release tf-a --namespace t
   2> "$WORK/status.err" || true
 sed 's/^/   /' "$WORK/status.txt"
 grep -q "tool-synth .*1/1" "$WORK/status.txt" && grep -q "Qwen/Qwen3-8B" "$WORK/status.txt" \
-  && grep -q "consumer lag unavailable" "$WORK/status.txt" \
+  && grep -q "consumer lag and seeds unavailable" "$WORK/status.txt" \
   || fail "cluster status did not report the release's services, model server and (unreachable) broker"
 
 step "upgrade whose new model server pod is rejected (no such RuntimeClass): the old one keeps serving"
@@ -257,5 +274,66 @@ left=$(kubectl -n tf-fake get "$kinds" -l app.kubernetes.io/name=turnforge -o na
        kubectl -n tf-fake get pods,jobs,configmaps,pvc -o name | grep -E '/tf-(a|b|gpu|ext)-' || true)
 echo "left after uninstall: ${left:-nothing}"
 [ -z "$left" ] || fail "helm uninstall left resources behind"
+
+step "a real node: kubelet and containerd on this machine, pods on a CNI bridge ($POD_CIDR)"
+real_node_up "localhost/turnforge/turnforge:$TAG"
+kubectl get node "$NODE_NAME" --no-headers \
+  -o custom-columns='NODE:.metadata.name,STATUS:.status.conditions[?(@.type=="Ready")].type,IP:.status.addresses[0].address,RUNTIME:.status.nodeInfo.containerRuntimeVersion,CPU:.status.allocatable.cpu,MEMORY:.status.allocatable.memory' \
+  | sed 's/^/   /'
+
+step "broker, PostgreSQL and the local model on this machine, at the node's address"
+endpoints=$("$PY" "$HERE/host_services.py" up --work "$WORK/host" --host "$(node_ip)" --pods "$POD_CIDR")
+endpoint() { echo "$endpoints" | "$PY" -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
+echo "   broker $(endpoint bootstrap), PostgreSQL $(endpoint dsn), model $(endpoint model) at $(endpoint model_url)"
+
+step "a release running for real on that node: install, seed Job, the run"
+namespace tf-real
+if ! "$HELM" install tf-real "$CHART" -n tf-real -f "$HERE/real-node-values.yaml" \
+    --set image.repository=localhost/turnforge/turnforge \
+    --set kafka.external.bootstrapServers="$(endpoint bootstrap)" --set postgresql.external.dsn="$(endpoint dsn)" \
+    --set externalModel.baseUrl="$(endpoint model_url)" --set externalModel.model="$(endpoint model)" \
+    --wait --timeout 10m > "$WORK/tf-real.install" 2>&1; then
+  cat "$WORK/tf-real.install" >&2; kubectl -n tf-real get pods -o wide >&2; fail "helm install tf-real"
+fi
+sed -n '/produced seed/p' "$WORK/tf-real.install" | sed 's/^/   seed Job: /'
+echo "-- tf-real: resources"
+kubectl -n tf-real get deploy,svc,cm,secret,pvc,job -l app.kubernetes.io/instance=tf-real --no-headers 2>/dev/null \
+  | awk '{print "   " $1}'
+echo "-- tf-real: pods (name, phase, IP, node)"
+kubectl -n tf-real get pods -o wide --no-headers | awk '{print "   " $1, $3, $6, $7}'
+real_status() { "$PY" -m shared.cli.main cluster status --release tf-real --namespace tf-real "$@"; }
+deadline=$(( $(date +%s) + RUN_TIMEOUT_S ))
+while :; do
+  progress=$(real_status --json 2> "$WORK/status.err" | "$PY" -c "import json, sys
+seeds = json.load(sys.stdin)['seeds']
+print(sum(s['trajectories'] for s in seeds), sum(s['in_flight'] for s in seeds))" 2>> "$WORK/status.err") || progress=""
+  set -- $progress
+  if [ -n "$progress" ] && [ "$1" -gt 0 ] && [ "$2" = 0 ]; then break; fi
+  if [ "$(date +%s)" -gt "$deadline" ]; then
+    real_status >&2 || true; cat "$WORK/status.err" >&2
+    for pod in $(kubectl -n tf-real get pods -o name); do kubectl -n tf-real logs --tail 20 "$pod" >&2; done
+    fail "the run did not finish in $RUN_TIMEOUT_S s"
+  fi
+  sleep 15
+done
+COLUMNS=120 real_status | sed 's/^/   /'
+real_status --json | "$PY" -c "import json, sys
+for s in json.load(sys.stdin)['seeds']:
+    ended = s['accepted'] + s['rejected'] + s['dead_lettered']
+    print(f\"   {s['seed_id']}: seeded {s['trajectories']} = accepted {s['accepted']} + rejected {s['rejected']}\"
+          f\" + dead-lettered {s['dead_lettered']}\")
+    assert ended == s['trajectories'], s" || fail "a trajectory did not end"
+
+step "helm uninstall of the real release: nothing of it is left, no container on the node"
+"$HELM" uninstall tf-real -n tf-real --wait --timeout 2m > /dev/null
+sleep 5
+left=$(kubectl -n tf-real get "$kinds" -l app.kubernetes.io/name=turnforge -o name 2>/dev/null;
+       kubectl -n tf-real get pods,jobs,configmaps,secrets,pvc -o name | grep -E '/tf-real-' || true)
+echo "left after uninstall: ${left:-nothing}"
+[ -z "$left" ] || fail "helm uninstall left resources behind"
+running() { ctr_ tasks ls | awk 'NR > 1 && $3 == "RUNNING"' | wc -l; }
+for _ in $(seq 30); do [ "$(running)" = 0 ] && break; sleep 2; done
+echo "containers running on the node: $(running)"
+[ "$(running)" = 0 ] || fail "the node still runs containers of the release"
 
 step "done"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -179,9 +180,12 @@ def cmd_cluster_status(args) -> int:
     if args.bootstrap:
         settings.kafka.bootstrap_servers = args.bootstrap
     status = cluster.gather(settings, args.release, args.namespace)
-    console = Console()
-    for part in cluster.render(status):
-        console.print(part)
+    if args.json:  # for scripts, e.g. waiting until no trajectory is in flight
+        print(json.dumps(dataclasses.asdict(status), indent=2))
+    else:
+        console = Console()
+        for part in cluster.render(status):
+            console.print(part)
     healthy = status.services and all(r.healthy for r in status.services + status.model_servers)
     return 0 if healthy else 1
 
@@ -244,12 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_trace)
     cluster_cmd = sub.add_parser("cluster", help="TurnForge on Kubernetes").add_subparsers(dest="cluster_command",
                                                                                           required=True)
-    p = cluster_cmd.add_parser("status", parents=[common], help="ready replicas, model servers and GPUs, consumer lag",
+    p = cluster_cmd.add_parser("status", parents=[common],
+                               help="ready replicas, model servers and GPUs, consumer lag, the seeds' progress",
                                description="Without --config or $TURNFORGE_CONFIG, the release's own config (its "
                                            "ConfigMap) names the topics and consumer groups.")
     p.add_argument("--release", required=True, help="the Helm release")
     p.add_argument("--namespace", default="default")
     p.add_argument("--bootstrap", help="Kafka bootstrap servers reachable from here (default: from the config)")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=cmd_cluster_status)
     p = cluster_cmd.add_parser("init", parents=[common], help="create the topics (and load the demo domains)")
     p.add_argument("--partitions", type=int, help="partitions per topic (default: kafka.partitions)")

@@ -1,8 +1,9 @@
 """TurnForge on Kubernetes: `turnforge cluster init` (the chart's topic Job) and `turnforge cluster status`.
 
 status shows what an operator checks first: each service's ready replicas, each model server's readiness and GPUs,
-and the consumer lag per topic. Deployments come from the Kubernetes API (the `kubernetes` client, kubeconfig or
-in-cluster credentials), lag from Kafka (committed offsets of each service's group against the topics' end offsets).
+the consumer lag per topic, and how far each seed got (its trajectories accepted, rejected, dead-lettered, in flight). Deployments come from the Kubernetes API (the `kubernetes` client, kubeconfig or
+in-cluster credentials), lag from Kafka (committed offsets of each service's group against the topics' end offsets),
+the seeds' progress from the seeds and outcome topics, read from their start as `turnforge run` reads them.
 The gathering is thin; the aggregation and rendering below it are pure functions.
 """
 from __future__ import annotations
@@ -15,13 +16,16 @@ from typing import Any, Iterable
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
+from google.protobuf.message import DecodeError
 from kafka.structs import TopicPartition
 from rich.table import Table
 
 from shared.runtime.config import Settings
-from shared.contracts import Topics
-from shared.contracts.flow import SERVICES, consumed_by
+from shared.contracts import SeedEvent, Topics
+from shared.contracts.flow import RUN, SERVICES, consumed_by
+
 from shared.ops.stack import load_demo_domains
+from shared.run.runner import ACCEPTED, DEAD_LETTERED, REJECTED, RunTracker
 
 log = logging.getLogger("turnforge.cluster")
 
@@ -123,13 +127,25 @@ class LagRow:
 
 
 @dataclass
+class SeedRow:
+    seed_id: str
+    domain: str
+    trajectories: int  # asked for
+    accepted: int
+    rejected: int
+    dead_lettered: int
+    in_flight: int
+
+
+@dataclass
 class ClusterStatus:
     release: str
     namespace: str
     services: list[ServiceRow] = field(default_factory=list)
     model_servers: list[ModelServerRow] = field(default_factory=list)
     lag: list[LagRow] = field(default_factory=list)
-    lag_error: str = ""
+    seeds: list[SeedRow] = field(default_factory=list)
+    lag_error: str = ""  # Kafka could not be read: no lag, no seeds
 
 
 def _gpus(container) -> int:
@@ -246,11 +262,59 @@ def lag_rows(settings: Settings, timeout_s: float = 10.0) -> list[LagRow]:
         admin.close()
 
 
+def seed_progress(seeds: Iterable[SeedEvent], outcomes: Iterable[tuple[str, bytes | None]]) -> list[SeedRow]:
+    """Per seed, how its trajectories ended so far: outcome records (logical topic, value) counted as a run counts
+    them (once each, a verdict over a dead letter). Seeds that do not parse are the dead-letter topic's business."""
+    seeds = {s.seed_id: s for s in seeds if s.seed_id}
+    tracker = RunTracker({seed_id: max(s.settings.num_trajectories, 1) for seed_id, s in seeds.items()})
+    for topic, value in outcomes:
+        tracker.on_record(topic, value)
+    rows = []
+    for seed_id, seed in seeds.items():
+        counts = tracker.counts(seed_id)
+        rows.append(SeedRow(seed_id, seed.domain, counts["seeded"], counts[ACCEPTED], counts[REJECTED],
+                            counts[DEAD_LETTERED], counts["missing"]))
+    return rows
+
+
+def read_topics(settings: Settings, topics: Iterable[str], timeout_s: float = 10.0):
+    """(logical topic, value) of every record now on the topics, from their start; no consumer group."""
+    names = {settings.topic(t): t for t in topics}
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, client_id="turnforge-status",
+                             enable_auto_commit=False, request_timeout_ms=int(timeout_s * 1000) + 1000,
+                             isolation_level="read_committed" if settings.kafka.transactions else "read_uncommitted")
+    try:
+        partitions = [TopicPartition(name, p) for name in names for p in consumer.partitions_for_topic(name) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {', '.join(names)} took over {timeout_s:.0f} s")
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for record in records:
+                    yield names[tp.topic], record.value
+    finally:
+        consumer.close()
+
+
+def seed_rows(settings: Settings) -> list[SeedRow]:
+    seeds = []
+    for _, value in read_topics(settings, [Topics.SEEDS]):
+        try:
+            seeds.append(SeedEvent.FromString(value or b""))
+        except DecodeError:
+            continue
+    return seed_progress(seeds, read_topics(settings, consumed_by(RUN)))
+
+
 def gather(settings: Settings, release: str, namespace: str) -> ClusterStatus:
     status = ClusterStatus(release, namespace)
     status.services, status.model_servers = summarize_deployments(list_release_deployments(release, namespace))
     try:
         status.lag = lag_rows(settings)
+        status.seeds = seed_rows(settings)
     except Exception as e:  # noqa: BLE001 - no route to Kafka must not hide what the Kubernetes API said
         status.lag_error = f"{type(e).__name__}: {e}"
     return status
@@ -275,5 +339,10 @@ def render(status: ClusterStatus):
     for r in status.lag:
         lag.add_row(r.service, r.topic, str(r.partitions), "-" if r.lag is None else str(r.lag))
     out = [services, models if status.model_servers else "no model servers in this release (external endpoint)"]
-    out.append(f"[yellow]consumer lag unavailable: {status.lag_error}[/]" if status.lag_error else lag)
-    return out
+    if status.lag_error:
+        return out + [f"[yellow]consumer lag and seeds unavailable: {status.lag_error}[/]"]
+    seeds = Table("seed", "domain", "trajectories", "accepted", "rejected", "dead-lettered", "in flight")
+    for r in status.seeds:
+        seeds.add_row(r.seed_id, r.domain, str(r.trajectories), str(r.accepted), str(r.rejected),
+                      str(r.dead_lettered), str(r.in_flight))
+    return out + [lag, seeds if status.seeds else "no seeds produced yet"]

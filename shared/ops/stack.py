@@ -221,7 +221,7 @@ def _pg_accepts(dsn: str) -> bool:
         return False
 
 
-def _model_ready(base_url: str) -> bool:
+def model_ready(base_url: str) -> bool:
     try:
         with urllib.request.urlopen(base_url.rstrip("/") + "/models", timeout=3) as resp:
             return resp.status == 200
@@ -231,7 +231,7 @@ def _model_ready(base_url: str) -> bool:
 
 def _model_up(settings: Settings, server: ModelServer) -> bool:
     # A model busy generating may be slow to answer /v1/models: its live process is enough.
-    return is_running(pid_path(settings, server.name)) or _model_ready(server.base_url)
+    return is_running(pid_path(settings, server.name)) or model_ready(server.base_url)
 
 
 def gguf_path(model: str) -> Path:
@@ -329,7 +329,7 @@ def _start_model_server(settings: Settings, server: ModelServer) -> None:
             "--model_alias", server.model, "--host", LOCAL_HOST, "--port", str(server.port),
             "--n_threads", str(MODEL_THREADS), "--n_ctx", str(MODEL_CONTEXT_TOKENS)]
     _spawn(settings, server.name, argv)
-    _wait_ready(settings, server.name, lambda: _model_ready(server.base_url), 180)
+    _wait_ready(settings, server.name, lambda: model_ready(server.base_url), 180)
     log.info("model: %s on port %d", server.model, server.port)
 
 
@@ -434,10 +434,10 @@ def status(settings: Settings) -> list[ComponentStatus]:
     rows.append(ComponentStatus("postgres", _pg_accepts(settings.postgres.dsn), pid("postgres"), where))
     servers = model_servers(settings)
     for server in servers:
-        rows.append(ComponentStatus(server.name, _model_ready(server.base_url), pid(server.name),
+        rows.append(ComponentStatus(server.name, model_ready(server.base_url), pid(server.name),
                                     f"local: {server.model} at {server.base_url}"))
     if not servers:
-        rows.append(ComponentStatus("model", _model_ready(settings.llm.default.base_url), None,
+        rows.append(ComponentStatus("model", model_ready(settings.llm.default.base_url), None,
                                     f"external: {settings.llm.default.base_url}"))
     for name in SERVICES:
         rows.append(ComponentStatus(name, pid(name) is not None, pid(name), str(log_path(settings, name))))

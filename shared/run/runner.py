@@ -321,10 +321,13 @@ class RunTracker:
     def done(self) -> bool:
         return all(seed in self.failed_seeds or self._resolved_of(seed) >= n for seed, n in self.expected.items())
 
-    def counts(self) -> dict[str, int]:
-        by_outcome = Counter(r.outcome for r in self.resolved.values())
-        dead = by_outcome[DEAD_LETTERED] + sum(self.failed_seeds.values())
-        seeded = sum(self.expected.values())
+    def counts(self, seed_id: str | None = None) -> dict[str, int]:
+        """Trajectories seeded and how they ended (missing: not yet), of the run or of one of its seeds."""
+        def of_seed(seed: str) -> bool:
+            return seed_id is None or seed == seed_id
+        by_outcome = Counter(r.outcome for r in self.resolved.values() if of_seed(r.seed_id))
+        dead = by_outcome[DEAD_LETTERED] + sum(n for seed, n in self.failed_seeds.items() if of_seed(seed))
+        seeded = sum(n for seed, n in self.expected.items() if of_seed(seed))
         resolved = by_outcome[ACCEPTED] + by_outcome[REJECTED] + dead
         return {"seeded": seeded, ACCEPTED: by_outcome[ACCEPTED], REJECTED: by_outcome[REJECTED],
                 DEAD_LETTERED: dead, "missing": max(seeded - resolved, 0), "malformed": self.malformed}

@@ -57,8 +57,10 @@ chart-check: install
 	PY=$(PY) bash charts/check.sh
 
 # The chart on a real Kubernetes API server (kwok, fake CPU and GPU nodes), the image built with buildah: server-side
-# dry-run of every value set, installs, upgrade and uninstall checks (e2e-tests/cluster/cluster-test.sh). Needs the
-# Debian packages buildah podman runc mmdebstrap etcd-server; builds Kubernetes once (~12 min, cached).
+# dry-run of every value set, installs, upgrade and uninstall checks; then a real kubelet node on which two releases
+# finish small runs against tansu, PostgreSQL and the local model (e2e-tests/cluster/cluster-test.sh). Needs root and
+# the Debian packages buildah podman runc containerd containernetworking-plugins mmdebstrap etcd-server; builds
+# Kubernetes once (~12 min, cached).
 cluster-test: install
 	PY=$(PY) bash e2e-tests/cluster/cluster-test.sh
 

@@ -20,6 +20,7 @@ from services.task_generator.service import TaskGenerator
 from services.tool_synth.service import ToolSynth
 from services.user_sim.service import UserSimulator
 from services.validator.service import Validator
+from shared.cli.main import seeds_from_file
 from shared.ops import cluster
 from shared.runtime.config import Settings, load_settings
 
@@ -377,3 +378,25 @@ def test_an_external_endpoint_gets_the_settings_its_server_takes(server, structu
                               "externalModel.structuredOutput=json_schema"))
     [config_map] = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-config")]
     assert yaml.safe_load(config_map["data"]["config.yaml"])["llm"]["default"]["structured_output"] == "json_schema"
+
+
+def test_the_cluster_tests_real_node_release_renders_settings_and_seeds_that_run(tmp_path):
+    """make cluster-test runs this release for real; here it is held to what its services and seed Job read."""
+    docs = render(ROOT / "e2e-tests/cluster/real-node-values.yaml", set_values=(
+        "kafka.external.bootstrapServers=10.0.0.5:29092", "postgresql.external.dsn=postgresql://p@10.0.0.5:25432/tf",
+        "externalModel.baseUrl=http://10.0.0.5:28080/v1", "externalModel.model=qwen2.5-coder-1.5b-instruct"))
+    assert not [d for d in docs if d["kind"] in ("Kafka", "Cluster") or "vllm" in d["metadata"]["name"]]
+    by_name = {d["metadata"]["name"]: d for d in of_kind(docs, "ConfigMap")}
+    (tmp_path / "config.yaml").write_text(by_name["tf-turnforge-config"]["data"]["config.yaml"])
+    settings = load_settings(tmp_path / "config.yaml")
+    assert settings.kafka.bootstrap_servers == "10.0.0.5:29092" and not settings.kafka.transactions
+    assert settings.llm.default.base_url == "http://10.0.0.5:28080/v1"
+    assert (settings.llm.default.structured_output, settings.llm.default.tool_calling) == (
+        "json_object_schema", "json_schema")  # what llama-cpp-python takes
+    assert settings.llm.default.timeout_s == 600
+    [seeds_map] = [d for name, d in by_name.items() if "-seeds-" in name]
+    (tmp_path / "seeds.yaml").write_text(seeds_map["data"]["seeds.yaml"])
+    [seed] = seeds_from_file(str(tmp_path / "seeds.yaml"), settings, "tf-test")
+    assert (seed.domain, seed.settings.num_trajectories) == ("telecom", 2)
+    for job in of_kind(docs, "Job") + of_kind(docs, "Deployment"):
+        assert pod_spec(job)["nodeSelector"] == {"kubernetes.io/hostname": "tf-real-0"}, job["metadata"]["name"]

@@ -14,18 +14,18 @@
 #     GPUs and RuntimeClass, model cache PVCs bound, hook Jobs gone, topics and groups per release; an upgrade whose
 #     new model server pod is rejected (missing RuntimeClass) keeps the old one serving.
 #  6. `helm uninstall` of each release, then lists whatever of the release is left (nothing).
-#  7. A real node joins: a kubelet with containerd on this machine (real-node.sh). A release of the image runs on it
-#     for real against a broker, PostgreSQL and the local model served on this machine (host_services.py; the
-#     chart's external options, as on a CPU cluster without operators): the seed Job's seeds become trajectories,
+#  7. A real node joins: a kubelet with containerd on this machine (real-node.sh). Two releases of the image run on
+#     it for real, sharing a broker, PostgreSQL and the local model served on this machine (host_services.py; the
+#     chart's external options, as on a CPU cluster without operators): each seed Job's seeds become trajectories,
 #     each accepted, rejected or dead-lettered, as `turnforge cluster status` reports; then `helm uninstall`
-#     leaves nothing of it.
+#     leaves nothing of them and no container on the node.
 #
 # Everything it starts (the cluster's processes) is stopped on exit, failure included; a cluster left by an
 # interrupted run is deleted first. Work files live in $WORK; logs of a failed run are kept in $WORK.failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HERE=e2e-tests/cluster
-# How long the real-pod run may take: two trajectories take 5-10 minutes on 2 cores with the 1.5B model.
+# How long the real-pod runs may take: three trajectories, 6-12 minutes on 2 cores with the 1.5B model.
 RUN_TIMEOUT_S=${CLUSTER_TEST_RUN_TIMEOUT_S:-1800}
 CACHE=${TURNFORGE_CACHE:-$HOME/.cache/turnforge}
 WORK=${TURNFORGE_CLUSTER_WORK:-/tmp/turnforge-cluster-test}
@@ -286,47 +286,65 @@ endpoints=$("$PY" "$HERE/host_services.py" up --work "$WORK/host" --host "$(node
 endpoint() { echo "$endpoints" | "$PY" -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
 echo "   broker $(endpoint bootstrap), PostgreSQL $(endpoint dsn), model $(endpoint model) at $(endpoint model_url)"
 
-step "a release running for real on that node: install, seed Job, the run"
+step "two releases running for real on that node, sharing the broker: install, seed Job, the run"
+# Two, because a second release on one broker once never consumed its seeds (its groups were the first's).
 namespace tf-real
-if ! "$HELM" install tf-real "$CHART" -n tf-real -f "$HERE/real-node-values.yaml" \
-    --set image.repository=localhost/turnforge/turnforge \
-    --set kafka.external.bootstrapServers="$(endpoint bootstrap)" --set postgresql.external.dsn="$(endpoint dsn)" \
-    --set externalModel.baseUrl="$(endpoint model_url)" --set externalModel.model="$(endpoint model)" \
-    --wait --timeout 10m > "$WORK/tf-real.install" 2>&1; then
-  cat "$WORK/tf-real.install" >&2; kubectl -n tf-real get pods -o wide >&2; fail "helm install tf-real"
-fi
-sed -n '/produced seed/p' "$WORK/tf-real.install" | sed 's/^/   seed Job: /'
-echo "-- tf-real: resources"
-kubectl -n tf-real get deploy,svc,cm,secret,pvc,job -l app.kubernetes.io/instance=tf-real --no-headers 2>/dev/null \
-  | awk '{print "   " $1}'
-echo "-- tf-real: pods (name, phase, IP, node)"
-kubectl -n tf-real get pods -o wide --no-headers | awk '{print "   " $1, $3, $6, $7}'
-real_status() { "$PY" -m shared.cli.main cluster status --release tf-real --namespace tf-real "$@"; }
-deadline=$(( $(date +%s) + RUN_TIMEOUT_S ))
-while :; do
-  progress=$(real_status --json 2> "$WORK/status.err" | "$PY" -c "import json, sys
-seeds = json.load(sys.stdin)['seeds']
-print(sum(s['trajectories'] for s in seeds), sum(s['in_flight'] for s in seeds))" 2>> "$WORK/status.err") || progress=""
-  set -- $progress
-  if [ -n "$progress" ] && [ "$1" -gt 0 ] && [ "$2" = 0 ]; then break; fi
-  if [ "$(date +%s)" -gt "$deadline" ]; then
-    real_status >&2 || true; cat "$WORK/status.err" >&2
-    for pod in $(kubectl -n tf-real get pods -o name); do kubectl -n tf-real logs --tail 20 "$pod" >&2; done
-    fail "the run did not finish in $RUN_TIMEOUT_S s"
+real_releases=(tf-real:2 tf-real-b:1)  # release:trajectories
+for entry in "${real_releases[@]}"; do
+  release=${entry%%:*}
+  if ! "$HELM" install "$release" "$CHART" -n tf-real -f "$HERE/real-node-values.yaml" \
+      --set image.repository=localhost/turnforge/turnforge \
+      --set kafka.external.bootstrapServers="$(endpoint bootstrap)" --set postgresql.external.dsn="$(endpoint dsn)" \
+      --set externalModel.baseUrl="$(endpoint model_url)" --set externalModel.model="$(endpoint model)" \
+      --set seedJob.seeds.generation.num_trajectories="${entry#*:}" \
+      --wait --timeout 10m > "$WORK/$release.install" 2>&1; then
+    cat "$WORK/$release.install" >&2; kubectl -n tf-real get pods -o wide >&2; fail "helm install $release"
   fi
-  sleep 15
+  sed -n '/produced seed/p' "$WORK/$release.install" | sed "s/^/   $release seed Job: /"
+  echo "-- $release: resources"
+  kubectl -n tf-real get deploy,svc,cm,secret,pvc,job -l "app.kubernetes.io/instance=$release" --no-headers \
+    2>/dev/null | awk '{print "   " $1}'
 done
-COLUMNS=120 real_status | sed 's/^/   /'
-real_status --json | "$PY" -c "import json, sys
+echo "-- pods (name, phase, IP, node)"
+kubectl -n tf-real get pods -o wide --no-headers | awk '{print "   " $1, $3, $6, $7}'
+real_status() { "$PY" -m shared.cli.main cluster status --namespace tf-real --release "$@"; }
+in_flight() {  # trajectories seeded and in flight, or nothing if the status cannot be read
+  real_status "$1" --json 2>> "$WORK/status.err" | "$PY" -c "import json, sys
+seeds = json.load(sys.stdin)['seeds']
+print(sum(s['trajectories'] for s in seeds), sum(s['in_flight'] for s in seeds))" 2>> "$WORK/status.err"
+}
+deadline=$(( $(date +%s) + RUN_TIMEOUT_S ))
+for entry in "${real_releases[@]}"; do
+  release=${entry%%:*}
+  while :; do
+    progress=$(in_flight "$release") || progress=""
+    # shellcheck disable=SC2086
+    set -- $progress
+    if [ -n "$progress" ] && [ "$1" = "${entry#*:}" ] && [ "$2" = 0 ]; then break; fi
+    if [ "$(date +%s)" -gt "$deadline" ]; then
+      real_status "$release" >&2 || true; tail -20 "$WORK/status.err" >&2
+      for pod in $(kubectl -n tf-real get pods -o name); do kubectl -n tf-real logs --tail 20 "$pod" >&2; done
+      fail "$release: the run did not finish in $RUN_TIMEOUT_S s"
+    fi
+    sleep 15
+  done
+  COLUMNS=120 real_status "$release" | sed 's/^/   /'
+  real_status "$release" --json | "$PY" -c "import json, sys
 for s in json.load(sys.stdin)['seeds']:
     ended = s['accepted'] + s['rejected'] + s['dead_lettered']
     print(f\"   {s['seed_id']}: seeded {s['trajectories']} = accepted {s['accepted']} + rejected {s['rejected']}\"
           f\" + dead-lettered {s['dead_lettered']}\")
-    assert ended == s['trajectories'], s" || fail "a trajectory did not end"
+    assert ended == s['trajectories'], s" || fail "$release: a trajectory did not end"
+done
 
-step "helm uninstall of the real release: nothing of it is left, no container on the node"
-"$HELM" uninstall tf-real -n tf-real --wait --timeout 2m > /dev/null
-sleep 5
+step "helm uninstall of the real releases: nothing of them is left, no container on the node"
+for entry in "${real_releases[@]}"; do
+  "$HELM" uninstall "${entry%%:*}" -n tf-real --wait --timeout 2m > /dev/null
+done
+# Helm waits for the objects it deleted; their pods then stop (SIGTERM, each service leaves its consumer group).
+stopping_since=$(date +%s)
+kubectl -n tf-real wait --for=delete pod -l app.kubernetes.io/name=turnforge --timeout=120s > /dev/null 2>&1 || true
+echo "pods stopped $(( $(date +%s) - stopping_since )) s after the uninstall"
 left=$(kubectl -n tf-real get "$kinds" -l app.kubernetes.io/name=turnforge -o name 2>/dev/null;
        kubectl -n tf-real get pods,jobs,configmaps,secrets,pvc -o name | grep -E '/tf-real-' || true)
 echo "left after uninstall: ${left:-nothing}"
@@ -334,6 +352,6 @@ echo "left after uninstall: ${left:-nothing}"
 running() { ctr_ tasks ls | awk 'NR > 1 && $3 == "RUNNING"' | wc -l; }
 for _ in $(seq 30); do [ "$(running)" = 0 ] && break; sleep 2; done
 echo "containers running on the node: $(running)"
-[ "$(running)" = 0 ] || fail "the node still runs containers of the release"
+[ "$(running)" = 0 ] || fail "the node still runs containers of the releases"
 
 step "done"

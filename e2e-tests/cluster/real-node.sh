@@ -131,10 +131,14 @@ real_node_down() (
   done
   awk -v dir="$NODE" '$2 ~ "^" dir {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2> /dev/null
   ip link delete "$BRIDGE" 2> /dev/null
+  # The bridge plugin's NAT chains carry the network's name; a pod torn down halfway can leave one empty.
   local chain
-  for chain in $(iptables -t nat -S POSTROUTING 2> /dev/null | grep -- "-s ${POD_CIDR%.*}\." | awk '{print $NF}' | grep '^CNI-'); do
-    iptables -t nat -S POSTROUTING | grep -- "-j $chain" | sed 's/^-A/-D/' | xargs -r -L1 iptables -t nat
-    iptables -t nat -F "$chain" && iptables -t nat -X "$chain"
+  for chain in $(iptables -t nat -S 2> /dev/null | awk '/^-N CNI-/ {print $2}'); do
+    if iptables -t nat -S "$chain" | grep -q 'turnforge-cluster-test' \
+       || [ "$(iptables -t nat -S "$chain" | wc -l)" = 1 ]; then
+      iptables -t nat -S POSTROUTING | grep -- "-j $chain" | sed 's/^-A/-D/' | xargs -r -L1 iptables -t nat
+      iptables -t nat -F "$chain" && iptables -t nat -X "$chain"
+    fi
   done 2> /dev/null
   exit 0
 )

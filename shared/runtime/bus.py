@@ -683,7 +683,9 @@ def run_stage(stage_class: type[Stage]) -> None:
     """Entry point of every service's __main__: settings from the environment, logging, tracing, then the bus."""
     settings = get_settings()
     name = stage_class.name
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    # force: under `turnforge service NAME` (the image's entry point) the CLI has configured logging already, and a
+    # service's log lines must still carry its name and time, without one line per model request.
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s", force=True)
     for noisy in ("kafka", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     tracing.init_tracing(name, settings.tracing.otlp_endpoint)

@@ -48,6 +48,7 @@ EOF
 
 real_node_up() {  # real_node_up IMAGE: start containerd and a kubelet, import IMAGE, wait until the node is Ready
   local image=$1
+  [ "$(id -u)" = 0 ] || { echo "a real node needs root (kubelet, containerd, the CNI bridge)" >&2; return 1; }
   mkdir -p "$NODE/cni" "$NODE/kubelet"
   pause_image
   cat > "$NODE/containerd.toml" <<EOF

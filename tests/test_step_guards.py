@@ -75,7 +75,12 @@ def test_a_user_who_offers_help_like_the_assistant_is_refused():
     assert message_check.problems("Hello! How can I assist you today?", s) == ["speaks_as_assistant"]
     assert message_check.problems("Hello! How can I help you find the subscription?", s) == ["speaks_as_assistant"]
     assert message_check.problems("Sure, I'll find Metro Talk and tell you its status.", s) == ["speaks_as_assistant"]
+    assert message_check.problems("What would you like to know about the subscription with phone number "
+                                  "+1-555-309-7283?", s) == ["speaks_as_assistant"]
+    assert message_check.problems("Would you like me to look up Metro Talk?", s) == ["speaks_as_assistant"]
     assert message_check.problems("Hello! Can you help me find my subscription?", s) == []
+    assert message_check.problems("I would like to know the status of Metro Talk.", s) == []
+    assert message_check.problems("Do you need the phone number? It is +1-555-309-7283.", s) == []
     assert message_check.problems("Sure, go ahead. I'll wait for the result.", s) == []
 
 

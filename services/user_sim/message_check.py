@@ -21,9 +21,13 @@ META = re.compile(
 )
 # How a model starts when it answers the assistant's apology instead of speaking as the customer.
 ECHO_OPENING = re.compile(r"^\s*(?:you(?:'re| are) sorry|you (?:don't|do not|can't|cannot) have)", re.IGNORECASE)
-# The assistant's lines in the customer's mouth: a small model playing the user often greets like the helpdesk.
-# or agrees to do the customer's request itself ("Sure, I'll find Metro Talk and tell you its status.").
+# The assistant's lines in the customer's mouth: a small model playing the user often greets like the helpdesk,
+# asks the customer's questions back ("What would you like to know about the subscription with phone number …?",
+# seen in an accepted dialogue), or agrees to do the request itself ("Sure, I'll find Metro Talk and tell you its
+# status.").
 ASSISTANT_SPEAK = re.compile(r"\bhow (?:can|may|could) i (?:help|assist)\b|\bis there anything else i can\b|"
+                             r"\bwhat (?:would|do) you (?:like|want|need) (?:to know|to do|me to|help with)\b|"
+                             r"\b(?:would|do) you (?:like|want) me to\b|"
                              r"^\W*(?:sure|certainly|of course|absolutely)\b[^.!?]*\bi(?:'ll| will)\b",
                              re.IGNORECASE)
 # "device_id = 120", "customer_id: 7": code, not speech.

@@ -73,7 +73,7 @@ def test_status_renders_every_service_even_without_a_deployment():
 
 def verdict(seed_id: str, trajectory_id: str, accepted: bool) -> bytes:
     v = Verdict(trajectory_id=trajectory_id, accepted=accepted)
-    v.trajectory.seed_id = seed_id
+    v.trajectory.seed_id, v.trajectory.trajectory_id = seed_id, trajectory_id
     return v.SerializeToString()
 
 
@@ -93,7 +93,7 @@ def test_seed_progress_counts_each_trajectory_once_and_a_failed_seed_closes_its_
                                         reason="no such domain").SerializeToString()),  # the whole seed failed
         (Topics.ACCEPTED, verdict("other-seed", "x", True)),  # a seed no longer on the topic: not listed
     ]
-    rows = {r.seed_id: r for r in cluster.seed_progress(seeds, outcomes)}
+    rows = {r.seed_id: r for r in cluster.seed_progress(*cluster.track_seeds(seeds, outcomes))}
     assert set(rows) == {"r1-telecom", "r1-banking", "r2-retail"}
     t, b, r = rows["r1-telecom"], rows["r1-banking"], rows["r2-retail"]
     assert (t.domain, t.trajectories, t.accepted, t.rejected, t.dead_lettered, t.in_flight) == ("telecom", 3, 1, 1, 0, 1)
@@ -168,7 +168,8 @@ def test_the_consume_loop_heartbeat_is_touched_at_most_every_few_seconds(tmp_pat
 
 
 @pytest.mark.integration
-def test_init_creates_the_topics_with_their_counts_and_lag_is_read_from_the_broker(kafka_bootstrap, postgres_dsn):
+def test_init_creates_the_topics_with_their_counts_and_lag_is_read_from_the_broker(kafka_bootstrap, postgres_dsn,
+                                                                                    tmp_path):
     import uuid
 
     from kafka import KafkaConsumer, KafkaProducer
@@ -214,3 +215,8 @@ def test_init_creates_the_topics_with_their_counts_and_lag_is_read_from_the_brok
     producer.close()
     assert [(r.seed_id, r.trajectories, r.accepted, r.in_flight) for r in cluster.seed_rows(settings)] == [
         ("s1", 2, 1, 1)]
+    # Collecting the release's dataset so far: the accepted trajectory's record, nothing rejected yet.
+    rows, paths = cluster.collect(settings, tmp_path / "collected")
+    [record] = [json.loads(line) for line in paths["dataset_path"].read_text().splitlines()]
+    assert record["id"] == "s1-t0" and record["metadata"]["seed_id"] == "s1"
+    assert paths["rejected_path"].read_text() == "" and rows[0].in_flight == 1

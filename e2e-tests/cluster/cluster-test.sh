@@ -17,8 +17,9 @@
 #  7. A real node joins: a kubelet with containerd on this machine (real-node.sh). Two releases of the image run on
 #     it for real, sharing a broker, PostgreSQL and the local model served on this machine (host_services.py; the
 #     chart's external options, as on a CPU cluster without operators): each seed Job's seeds become trajectories,
-#     each accepted, rejected or dead-lettered, as `turnforge cluster status` reports; then `helm uninstall`
-#     leaves nothing of them and no container on the node.
+#     each accepted, rejected or dead-lettered, as `turnforge cluster status` reports; `turnforge cluster collect`
+#     writes each release's dataset, which re-validates offline; then `helm uninstall` leaves nothing of them and no
+#     container on the node.
 #
 # Everything it starts (the cluster's processes) is stopped on exit, failure included; a cluster left by an
 # interrupted run is deleted first. Work files live in $WORK; logs of a failed run are kept in $WORK.failed.
@@ -335,6 +336,18 @@ for s in json.load(sys.stdin)['seeds']:
     print(f\"   {s['seed_id']}: seeded {s['trajectories']} = accepted {s['accepted']} + rejected {s['rejected']}\"
           f\" + dead-lettered {s['dead_lettered']}\")
     assert ended == s['trajectories'], s" || fail "$release: a trajectory did not end"
+  # What a trainer takes away: the release's dataset, collected from its topics, re-validated offline.
+  "$PY" -m shared.cli.main cluster collect --namespace tf-real --release "$release" --out "$WORK/$release-out" \
+    | sed 's/^/   /'
+  accepted=$(real_status "$release" --json | "$PY" -c "import json, sys
+print(sum(s['accepted'] for s in json.load(sys.stdin)['seeds']))")
+  [ "$(grep -c . "$WORK/$release-out/dataset.jsonl")" = "$accepted" ] || fail "$release: collected dataset != accepted"
+  if [ "$accepted" -gt 0 ]; then
+    TURNFORGE_POSTGRES__DSN=$(endpoint local_dsn) "$PY" -m shared.cli.main validate \
+      "$WORK/$release-out/dataset.jsonl" > "$WORK/$release.validate" || { cat "$WORK/$release.validate" >&2;
+      fail "$release: a collected record does not re-validate"; }
+    tail -1 "$WORK/$release.validate" | sed 's/^/   /'
+  fi
 done
 
 step "helm uninstall of the real releases: nothing of them is left, no container on the node"

@@ -41,7 +41,8 @@ def up(work: Path, host: str, pods: str) -> dict:
                            "--model_alias", MODEL, "--host", host, "--port", str(MODEL_PORT),
                            "--n_threads", str(stack.MODEL_THREADS), "--n_ctx", str(stack.MODEL_CONTEXT_TOKENS)])
     readiness.wait_ready("model server", lambda: stack.model_ready(base_url), 180)
-    return {"bootstrap": f"{host}:{BROKER_PORT}", "dsn": dsn.replace("127.0.0.1", host),
+    # The pods connect at the node's address (trusted as the pods' network); this machine's own tools at 127.0.0.1.
+    return {"bootstrap": f"{host}:{BROKER_PORT}", "dsn": dsn.replace("127.0.0.1", host), "local_dsn": dsn,
             "model_url": base_url, "model": MODEL}
 
 

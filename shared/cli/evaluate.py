@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from shared.run import evaluation
 from shared.ops import stack
 from shared.ops.tools import database_toolset
 from shared.run.stats import load_records
+from shared.runtime.llm import quiet_http_client_logs
 from shared.runtime.config import Settings, load_settings
 
 TOOL_DIALECT = "postgres"  # the SQL TurnForge's tools run
@@ -45,7 +45,7 @@ def _training_statements(args, settings: Settings, target) -> tuple[list[str], s
         skipped = f", {found.records_without_bindings} records without tool bindings skipped" \
             if found.records_without_bindings else ""
         return found.statements, f"{len(found.statements)} executed calls in {found.records} records{skipped}", None
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    quiet_http_client_logs()
     with contextlib.ExitStack() as needs:
         needs.enter_context(stack.postgres_available(settings))
         if args.synthesizer != "template":

@@ -172,14 +172,18 @@ def runner_output_dir(config_path: str | None) -> str:
     return runner.load_run_config(config_path).output_dir
 
 
-def cmd_cluster_status(args) -> int:
+def _release_settings(args) -> Settings:
     if _config_path(args):
         settings = load_settings(_config_path(args))
     else:  # the release's own settings (its topic and consumer group prefixes), as its pods read them
         settings = Settings(**(yaml.safe_load(cluster.release_config(args.release, args.namespace)) or {}))
     if args.bootstrap:
         settings.kafka.bootstrap_servers = args.bootstrap
-    status = cluster.gather(settings, args.release, args.namespace)
+    return settings
+
+
+def cmd_cluster_status(args) -> int:
+    status = cluster.gather(_release_settings(args), args.release, args.namespace)
     if args.json:  # for scripts, e.g. waiting until no trajectory is in flight
         print(json.dumps(dataclasses.asdict(status), indent=2))
     else:
@@ -188,6 +192,15 @@ def cmd_cluster_status(args) -> int:
             console.print(part)
     healthy = status.services and all(r.healthy for r in status.services + status.model_servers)
     return 0 if healthy else 1
+
+
+def cmd_cluster_collect(args) -> int:
+    rows, paths = cluster.collect(_release_settings(args), Path(args.out or f"out/{args.release}"))
+    accepted, rejected, in_flight = (sum(getattr(r, f) for r in rows) for f in ("accepted", "rejected", "in_flight"))
+    print(f"{len(rows)} seed(s): {accepted} accepted, {rejected} rejected, "
+          f"{sum(r.dead_lettered for r in rows)} dead-lettered, {in_flight} in flight (collect again for those)")
+    print(f"dataset: {paths['dataset_path']}\nrejected: {paths['rejected_path']}")
+    return 0
 
 
 def cmd_cluster_init(args) -> int:
@@ -257,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", help="Kafka bootstrap servers reachable from here (default: from the config)")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=cmd_cluster_status)
+    p = cluster_cmd.add_parser("collect", parents=[common],
+                               help="write a release's finished trajectories as dataset.jsonl and rejected.jsonl",
+                               description="Reads the release's seeds and outcome topics from their start, as "
+                                           "`turnforge run` does; the release's config names them unless --config.")
+    p.add_argument("--release", required=True, help="the Helm release")
+    p.add_argument("--namespace", default="default")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers reachable from here (default: from the config)")
+    p.add_argument("--out", help="output folder (default: out/RELEASE)")
+    p.set_defaults(func=cmd_cluster_collect)
     p = cluster_cmd.add_parser("init", parents=[common], help="create the topics (and load the demo domains)")
     p.add_argument("--partitions", type=int, help="partitions per topic (default: kafka.partitions)")
     p.add_argument("--topic-partitions", action="append", default=[], metavar="TOPIC=N",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sys
 
@@ -19,6 +18,7 @@ from shared.data.import_db import domain_name_for
 from shared.data.synthetic_rows import DEFAULT_ROWS_PER_TABLE
 from shared.ops import stack
 from shared.ops.tools import database_toolset, import_db, seed_toolset
+from shared.runtime.llm import quiet_http_client_logs
 from shared.runtime.config import Settings, load_settings
 
 
@@ -37,7 +37,7 @@ def cmd_tools(args, settings: Settings) -> int:
     if bool(args.db) == bool(args.seed_tools):
         print("turnforge tools: give exactly one of --db or --seed-tools", file=sys.stderr)
         return 2
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model request drowns the summary
+    quiet_http_client_logs()
     needs_model = args.seed_tools or args.synthesizer != "template"
     with contextlib.ExitStack() as stack_:
         if args.db:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer
@@ -25,7 +26,7 @@ from shared.contracts import SeedEvent, Topics
 from shared.contracts.flow import RUN, SERVICES, consumed_by
 
 from shared.ops.stack import load_demo_domains
-from shared.run.runner import ACCEPTED, DEAD_LETTERED, REJECTED, RunTracker
+from shared.run.runner import ACCEPTED, DEAD_LETTERED, REJECTED, RunTracker, write_records
 
 log = logging.getLogger("turnforge.cluster")
 
@@ -262,13 +263,19 @@ def lag_rows(settings: Settings, timeout_s: float = 10.0) -> list[LagRow]:
         admin.close()
 
 
-def seed_progress(seeds: Iterable[SeedEvent], outcomes: Iterable[tuple[str, bytes | None]]) -> list[SeedRow]:
-    """Per seed, how its trajectories ended so far: outcome records (logical topic, value) counted as a run counts
-    them (once each, a verdict over a dead letter). Seeds that do not parse are the dead-letter topic's business."""
-    seeds = {s.seed_id: s for s in seeds if s.seed_id}
-    tracker = RunTracker({seed_id: max(s.settings.num_trajectories, 1) for seed_id, s in seeds.items()})
+def track_seeds(seeds: Iterable[SeedEvent], outcomes: Iterable[tuple[str, bytes | None]]
+                ) -> tuple[dict[str, SeedEvent], RunTracker]:
+    """The seeds by id, and their outcome records (logical topic, value) counted as a run counts them (once each,
+    a verdict over a dead letter). Seeds that do not parse are the dead-letter topic's business."""
+    by_id = {s.seed_id: s for s in seeds if s.seed_id}
+    tracker = RunTracker({seed_id: max(s.settings.num_trajectories, 1) for seed_id, s in by_id.items()})
     for topic, value in outcomes:
         tracker.on_record(topic, value)
+    return by_id, tracker
+
+
+def seed_progress(seeds: dict[str, SeedEvent], tracker: RunTracker) -> list[SeedRow]:
+    """Per seed, how its trajectories ended so far."""
     rows = []
     for seed_id, seed in seeds.items():
         counts = tracker.counts(seed_id)
@@ -299,14 +306,27 @@ def read_topics(settings: Settings, topics: Iterable[str], timeout_s: float = 10
         consumer.close()
 
 
-def seed_rows(settings: Settings) -> list[SeedRow]:
+def release_outcomes(settings: Settings) -> tuple[dict[str, SeedEvent], RunTracker]:
+    """Every seed on the release's seeds topic and how its trajectories ended so far, read from the topics."""
     seeds = []
     for _, value in read_topics(settings, [Topics.SEEDS]):
         try:
             seeds.append(SeedEvent.FromString(value or b""))
         except DecodeError:
             continue
-    return seed_progress(seeds, read_topics(settings, consumed_by(RUN)))
+    return track_seeds(seeds, read_topics(settings, consumed_by(RUN)))
+
+
+def seed_rows(settings: Settings) -> list[SeedRow]:
+    return seed_progress(*release_outcomes(settings))
+
+
+def collect(settings: Settings, out: Path) -> tuple[list[SeedRow], dict[str, Path]]:
+    """The release's finished trajectories as a run writes them: dataset.jsonl (accepted) and rejected.jsonl.
+    Trajectories still in flight are left out; collecting again later adds them."""
+    seeds, tracker = release_outcomes(settings)
+    paths, _ = write_records(tracker, out)
+    return seed_progress(seeds, tracker), paths
 
 
 def gather(settings: Settings, release: str, namespace: str) -> ClusterStatus:

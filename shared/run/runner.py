@@ -425,9 +425,20 @@ def _progress_text(tracker: RunTracker) -> str:
 def write_outputs(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_s: float, out: Path, *,
                   timed_out: bool = False, databases: dict[str, dict] | None = None) -> dict[str, Path]:
     """`databases`: each domain database's provenance, copied into the records for the dataset card."""
+    paths, records = write_records(tracker, out, databases)
+    paths["report_path"] = out / "report.md"
+    report = render_report(tracker, run_config, run_id, wall_s, timed_out=timed_out)
+    if records:
+        report += "\n## Dataset statistics (accepted)\n\n```\n" + stats.render(stats.dataset_stats(records)) + "\n```\n"
+    paths["report_path"].write_text(report)
+    return paths
+
+
+def write_records(tracker: RunTracker, out: Path, databases: dict[str, dict] | None = None
+                  ) -> tuple[dict[str, Path], list[dict[str, Any]]]:
+    """dataset.jsonl (the accepted trajectories' records) and rejected.jsonl (each rejection with its reasons)."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"dataset_path": out / "dataset.jsonl", "rejected_path": out / "rejected.jsonl",
-             "report_path": out / "report.md"}
+    paths = {"dataset_path": out / "dataset.jsonl", "rejected_path": out / "rejected.jsonl"}
     records = [to_openai_record(r.verdict, databases) for r in tracker.of(ACCEPTED)]
     with open(paths["dataset_path"], "w") as f:
         for record in records:
@@ -435,11 +446,7 @@ def write_outputs(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_
     with open(paths["rejected_path"], "w") as f:
         for r in tracker.of(REJECTED):
             f.write(json.dumps(rejection_record(r.verdict), ensure_ascii=False) + "\n")
-    report = render_report(tracker, run_config, run_id, wall_s, timed_out=timed_out)
-    if records:
-        report += "\n## Dataset statistics (accepted)\n\n```\n" + stats.render(stats.dataset_stats(records)) + "\n```\n"
-    paths["report_path"].write_text(report)
-    return paths
+    return paths, records
 
 
 def rejection_record(verdict: Verdict) -> dict[str, Any]:

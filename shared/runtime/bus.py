@@ -686,8 +686,8 @@ def run_stage(stage_class: type[Stage]) -> None:
     # force: under `turnforge service NAME` (the image's entry point) the CLI has configured logging already, and a
     # service's log lines must still carry its name and time, without one line per model request.
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s", force=True)
-    for noisy in ("kafka", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    llm.quiet_http_client_logs()
     tracing.init_tracing(name, settings.tracing.otlp_endpoint)
     stage = stage_class(settings)
     try:

@@ -29,6 +29,14 @@ from shared.runtime.errors import PermanentError, TransientError
 from shared.runtime.tracing import tracer
 
 log = logging.getLogger("turnforge.llm")
+# The HTTP client under the openai package logs one INFO line per request; openai 3 uses httpx2, older ones httpx.
+HTTP_CLIENT_LOGGERS = ("httpx", "httpx2")
+
+
+def quiet_http_client_logs() -> None:
+    """One line per model request drowns a service's log and a command's summary: keep the client's warnings only."""
+    for name in HTTP_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 # The trajectory (or seed) whose message is being handled: sent as a header, so a proxy or a test double can

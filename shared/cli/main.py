@@ -198,7 +198,8 @@ def cmd_cluster_collect(args) -> int:
     rows, paths = cluster.collect(_release_settings(args), Path(args.out or f"out/{args.release}"))
     accepted, rejected, in_flight = (sum(getattr(r, f) for r in rows) for f in ("accepted", "rejected", "in_flight"))
     print(f"{len(rows)} seed(s): {accepted} accepted, {rejected} rejected, "
-          f"{sum(r.dead_lettered for r in rows)} dead-lettered, {in_flight} in flight (collect again for those)")
+          f"{sum(r.dead_lettered for r in rows)} dead-lettered, {in_flight} in flight"
+          + (" (not written yet: collect again later)" if in_flight else ""))
     print(f"dataset: {paths['dataset_path']}\nrejected: {paths['rejected_path']}")
     return 0
 

@@ -262,22 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_trace)
     cluster_cmd = sub.add_parser("cluster", help="TurnForge on Kubernetes").add_subparsers(dest="cluster_command",
                                                                                           required=True)
-    p = cluster_cmd.add_parser("status", parents=[common],
+    release = argparse.ArgumentParser(add_help=False)  # a Helm release's settings, as _release_settings reads them
+    release.add_argument("--release", required=True, help="the Helm release")
+    release.add_argument("--namespace", default="default")
+    release.add_argument("--bootstrap", help="Kafka bootstrap servers reachable from here (default: from the config)")
+    p = cluster_cmd.add_parser("status", parents=[common, release],
                                help="ready replicas, model servers and GPUs, consumer lag, the seeds' progress",
                                description="Without --config or $TURNFORGE_CONFIG, the release's own config (its "
                                            "ConfigMap) names the topics and consumer groups.")
-    p.add_argument("--release", required=True, help="the Helm release")
-    p.add_argument("--namespace", default="default")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers reachable from here (default: from the config)")
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=cmd_cluster_status)
-    p = cluster_cmd.add_parser("collect", parents=[common],
+    p = cluster_cmd.add_parser("collect", parents=[common, release],
                                help="write a release's finished trajectories as dataset.jsonl and rejected.jsonl",
                                description="Reads the release's seeds and outcome topics from their start, as "
                                            "`turnforge run` does; the release's config names them unless --config.")
-    p.add_argument("--release", required=True, help="the Helm release")
-    p.add_argument("--namespace", default="default")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers reachable from here (default: from the config)")
     p.add_argument("--out", help="output folder (default: out/RELEASE)")
     p.set_defaults(func=cmd_cluster_collect)
     p = cluster_cmd.add_parser("init", parents=[common], help="create the topics (and load the demo domains)")

@@ -220,3 +220,12 @@ def test_init_creates_the_topics_with_their_counts_and_lag_is_read_from_the_brok
     [record] = [json.loads(line) for line in paths["dataset_path"].read_text().splitlines()]
     assert record["id"] == "s1-t0" and record["metadata"]["seed_id"] == "s1"
     assert paths["rejected_path"].read_text() == "" and rows[0].in_flight == 1
+    # `turnforge trace` reads the same topics: the trajectory's trace id, or None for one that is not there.
+    traced = Verdict(trajectory_id="s1-t1", accepted=False)
+    traced.trajectory.seed_id, traced.trajectory.trajectory_id, traced.trajectory.trace_id = "s1", "s1-t1", "ab" * 16
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(prefix + "trajectories.rejected", key=b"s1-t1", value=traced.SerializeToString()).get(timeout=10)
+    producer.close()
+    ref = trace_lookup.find_on_kafka(settings, "s1-t1", timeout_s=20)
+    assert (ref.trace_id, ref.source) == ("ab" * 16, f"topic {prefix}trajectories.rejected")
+    assert trace_lookup.find_on_kafka(settings, "s1-t9", timeout_s=20) is None

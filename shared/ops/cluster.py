@@ -1,9 +1,11 @@
-"""TurnForge on Kubernetes: `turnforge cluster init` (the chart's topic Job) and `turnforge cluster status`.
+"""TurnForge on Kubernetes: `turnforge cluster init` (the chart's topic Job), `cluster status` and `cluster collect`.
 
 status shows what an operator checks first: each service's ready replicas, each model server's readiness and GPUs,
-the consumer lag per topic, and how far each seed got (its trajectories accepted, rejected, dead-lettered, in flight). Deployments come from the Kubernetes API (the `kubernetes` client, kubeconfig or
-in-cluster credentials), lag from Kafka (committed offsets of each service's group against the topics' end offsets),
-the seeds' progress from the seeds and outcome topics, read from their start as `turnforge run` reads them.
+the consumer lag per topic, and how far each seed got (its trajectories accepted, rejected, dead-lettered, in
+flight). Deployments come from the Kubernetes API (the `kubernetes` client, kubeconfig or in-cluster credentials),
+lag from Kafka (committed offsets of each service's group against the topics' end offsets), the seeds' progress from
+the seeds and outcome topics, read from their start as `turnforge run` reads them; collect writes those outcomes as
+a run's dataset files.
 The gathering is thin; the aggregation and rendering below it are pure functions.
 """
 from __future__ import annotations
@@ -17,14 +19,14 @@ from typing import Any, Iterable
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
-from google.protobuf.message import DecodeError
 from kafka.structs import TopicPartition
+from google.protobuf.message import DecodeError
 from rich.table import Table
 
 from shared.runtime.config import Settings
 from shared.contracts import SeedEvent, Topics
 from shared.contracts.flow import RUN, SERVICES, consumed_by
-
+from shared.runtime.bus import read_to_end
 from shared.ops.stack import load_demo_domains
 from shared.run.runner import ACCEPTED, DEAD_LETTERED, REJECTED, RunTracker, write_records
 
@@ -284,37 +286,18 @@ def seed_progress(seeds: dict[str, SeedEvent], tracker: RunTracker) -> list[Seed
     return rows
 
 
-def read_topics(settings: Settings, topics: Iterable[str], timeout_s: float = 10.0):
-    """(logical topic, value) of every record now on the topics, from their start; no consumer group."""
-    names = {settings.topic(t): t for t in topics}
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, client_id="turnforge-status",
-                             enable_auto_commit=False, request_timeout_ms=int(timeout_s * 1000) + 1000,
-                             isolation_level="read_committed" if settings.kafka.transactions else "read_uncommitted")
-    try:
-        partitions = [TopicPartition(name, p) for name in names for p in consumer.partitions_for_topic(name) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {', '.join(names)} took over {timeout_s:.0f} s")
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                for record in records:
-                    yield names[tp.topic], record.value
-    finally:
-        consumer.close()
-
-
 def release_outcomes(settings: Settings) -> tuple[dict[str, SeedEvent], RunTracker]:
     """Every seed on the release's seeds topic and how its trajectories ended so far, read from the topics."""
-    seeds = []
-    for _, value in read_topics(settings, [Topics.SEEDS]):
+    seeds, outcomes = [], []
+    for topic, record in read_to_end(settings, [Topics.SEEDS, *consumed_by(RUN)], client_id="turnforge-status"):
+        if topic != Topics.SEEDS:
+            outcomes.append((topic, record.value))
+            continue
         try:
-            seeds.append(SeedEvent.FromString(value or b""))
+            seeds.append(SeedEvent.FromString(record.value or b""))
         except DecodeError:
             continue
-    return track_seeds(seeds, read_topics(settings, consumed_by(RUN)))
+    return track_seeds(seeds, outcomes)
 
 
 def seed_rows(settings: Settings) -> list[SeedRow]:

@@ -6,16 +6,14 @@ terminal topics on Kafka (accepted, rejected, dead letters), which is where a cl
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from kafka import KafkaConsumer
-from kafka.structs import TopicPartition
-
+from shared.runtime.bus import read_to_end
 from shared.runtime.config import Settings
 from shared.contracts import DeadLetter, Topics, TrajectoryState, Verdict
 
@@ -75,25 +73,16 @@ def trace_id_of_record(topic: str, value: bytes, prefix: str) -> tuple[str, str]
 
 def find_on_kafka(settings: Settings, trajectory_id: str, timeout_s: float = 30.0) -> TraceRef | None:
     """Read the terminal topics from the beginning up to their current end, looking for the trajectory."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False,
-                             client_id="turnforge-trace", consumer_timeout_ms=1000)
+    records = read_to_end(settings, (Topics.REJECTED, Topics.ACCEPTED, Topics.DEAD_LETTER),
+                          client_id="turnforge-trace", timeout_s=timeout_s)
     try:
-        names = [settings.topic(t) for t in (Topics.REJECTED, Topics.ACCEPTED, Topics.DEAD_LETTER)]
-        partitions = [TopicPartition(n, p) for n in names for p in sorted(consumer.partitions_for_topic(n) or ())]
-        if not partitions:
-            return None
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                for record in records:
-                    if record.key and record.key.decode(errors="replace") != trajectory_id:
-                        continue  # trajectory messages are keyed by trajectory id
-                    found = trace_id_of_record(record.topic, record.value, settings.kafka.topic_prefix)
-                    if found and found[0] == trajectory_id:
-                        return TraceRef(trajectory_id, found[1], f"topic {record.topic}")
-        return None
-    finally:
-        consumer.close()
+        with contextlib.closing(records):  # found early: stop reading and close the consumer
+            for _, record in records:
+                if record.key and record.key.decode(errors="replace") != trajectory_id:
+                    continue  # trajectory messages are keyed by trajectory id
+                found = trace_id_of_record(record.topic, record.value, settings.kafka.topic_prefix)
+                if found and found[0] == trajectory_id:
+                    return TraceRef(trajectory_id, found[1], f"topic {record.topic}")
+    except TimeoutError:  # not read to the end in time: not found
+        pass
+    return None

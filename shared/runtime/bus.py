@@ -28,12 +28,13 @@ from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Iterable, Iterator
 
 import psycopg
 from psycopg_pool import ConnectionPool
 from google.protobuf.message import DecodeError, Message
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
@@ -216,6 +217,34 @@ class OffsetTracker:
 
 class FatalBusError(Exception):
     """The broker would not take our outputs: stop without committing, so nothing is lost."""
+
+
+def read_to_end(settings: Settings, topics: Iterable[str], *, client_id: str, timeout_s: float = 10.0
+                ) -> Iterator[tuple[str, ConsumerRecord]]:
+    """(logical topic, record) of every record on the topics from their start up to the end they had when reading
+    began; no consumer group, nothing committed. TimeoutError if that takes longer than timeout_s."""
+    names = {settings.topic(t): t for t in topics}
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, client_id=client_id,
+                             enable_auto_commit=False, request_timeout_ms=int(timeout_s * 1000) + 1000,
+                             fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
+                             isolation_level="read_committed" if settings.kafka.transactions else "read_uncommitted")
+    try:
+        partitions = [TopicPartition(name, p) for name in names for p in sorted(consumer.partitions_for_topic(name)
+                                                                                 or ())]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {', '.join(names)} took over {timeout_s:.0f} s")
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for record in records:
+                    yield names[tp.topic], record
+    finally:
+        consumer.close()
 
 
 def ensure_topics(settings: Settings, names=Topics.ALL) -> None:

@@ -330,17 +330,20 @@ for entry in "${real_releases[@]}"; do
     sleep 15
   done
   COLUMNS=120 real_status "$release" | sed 's/^/   /'
-  real_status "$release" --json | "$PY" -c "import json, sys
-for s in json.load(sys.stdin)['seeds']:
+  # The finished run's outcomes, read once: each seed's trajectories all ended; the accepted ones are collected.
+  real_status "$release" --json > "$WORK/$release.status.json"
+  accepted=$("$PY" -c "import json, sys
+accepted = 0
+for s in json.load(open(sys.argv[1]))['seeds']:
     ended = s['accepted'] + s['rejected'] + s['dead_lettered']
     print(f\"   {s['seed_id']}: seeded {s['trajectories']} = accepted {s['accepted']} + rejected {s['rejected']}\"
-          f\" + dead-lettered {s['dead_lettered']}\")
-    assert ended == s['trajectories'], s" || fail "$release: a trajectory did not end"
+          f\" + dead-lettered {s['dead_lettered']}\", file=sys.stderr)
+    assert ended == s['trajectories'], s
+    accepted += s['accepted']
+print(accepted)" "$WORK/$release.status.json") || fail "$release: a trajectory did not end"
   # What a trainer takes away: the release's dataset, collected from its topics, re-validated offline.
   "$PY" -m shared.cli.main cluster collect --namespace tf-real --release "$release" --out "$WORK/$release-out" \
     | sed 's/^/   /'
-  accepted=$(real_status "$release" --json | "$PY" -c "import json, sys
-print(sum(s['accepted'] for s in json.load(sys.stdin)['seeds']))")
   [ "$(grep -c . "$WORK/$release-out/dataset.jsonl")" = "$accepted" ] || fail "$release: collected dataset != accepted"
   if [ "$accepted" -gt 0 ]; then
     TURNFORGE_POSTGRES__DSN=$(endpoint local_dsn) "$PY" -m shared.cli.main validate \

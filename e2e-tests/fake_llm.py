@@ -24,7 +24,9 @@ from typing import Callable
 
 PAIR = re.compile(r"(\w[\w ]*?) = ([^,()]+?)(?=,|\)|$)")  # "last name = Ruiz": a parameter in words, its value
 MAX_CALLS_PER_TURN = 6
-STEP = re.compile(r"^\d+\. (.*?)(?: Looked up from .*?)?(?: The person wants to know: .*)?$")
+STEP = re.compile(r"^\d+\. (.*)$")
+STEP_NOTES = (" The person means ", " Found by the assistant", " The person wants to know: ")
+MAX_LOOKUP_DEPTH = 3
 
 
 def kind_of(schema: dict) -> str:
@@ -147,9 +149,11 @@ def spoken_values(request: str, parameters: dict) -> dict:
     return found
 
 
-def _result_value(messages: list[dict], param: str):
-    """A value the tools returned earlier (the latest first): how the agent learns a key the user does not know."""
-    for m in reversed(messages):
+def _result_value(messages: list[dict], param: str, this_turn: bool = False):
+    """A value the tools returned earlier (the latest first): how the agent learns a key the user does not know.
+    `this_turn`: only since the user's last message (the user named a record anew, by what they know)."""
+    start = max(i for i, m in enumerate(messages) if m["role"] == "user") if this_turn else 0
+    for m in reversed(messages[start:]):
         if m["role"] != "tool":
             continue
         try:
@@ -162,11 +166,27 @@ def _result_value(messages: list[dict], param: str):
     return None
 
 
-def _wanted_calls(messages: list[dict], options: list[dict]) -> list[tuple[dict, bool]]:
+def _names_a_record(request: str, props: dict) -> bool:
+    """The request gives a value that is none of the tool's parameters: it names the record to act on by something
+    else ("... (phone number +1-555-0101, status active)" for a change of the customer's status)."""
+    if "(" not in request:
+        return False
+    pieces = request[request.rfind("(") + 1:].rstrip(")").split(", ")
+    spoken = [name.replace("_", " ") for name in props]
+    return any(not any(piece.startswith(name + " ") for name in spoken) for piece in pieces if piece.strip())
+
+
+def _given_values(request: str, props: dict) -> dict:
+    given = {k.strip().replace(" ", "_"): v for k, v in PAIR.findall(request)}
+    arguments = {p: _cast(given[p], spec) for p, spec in props.items() if p in given}
+    return arguments | {p: v for p, v in spoken_values(request, props).items() if p not in arguments}
+
+
+def _wanted_calls(messages: list[dict], options: list[dict]) -> list[tuple[dict, list[str], str, bool]]:
     """Each request of the user's last message names one tool (by the start of its description) and carries the
     values the user gives; a value the user does not give is taken from what the tools returned so far. Of the tools
-    a request could name, the one whose parameters it fills best. With each call: whether it needed a looked-up
-    value."""
+    a request could name, the one whose parameters it fills best. With each call: the parameters it still lacks
+    (keys nothing has returned yet), the request's words, and whether its keys must come from this turn."""
     catalogue = {}
     for line in messages[0]["content"].splitlines():
         m = re.match(r"- (\w+)\(.*?\): (.*)$", line)
@@ -182,19 +202,74 @@ def _wanted_calls(messages: list[dict], options: list[dict]) -> list[tuple[dict,
             if name not in catalogue or catalogue[name] not in said:
                 continue
             arguments_schema = option["properties"]["arguments"]
-            props = arguments_schema.get("properties", {})
-            given = {k.strip().replace(" ", "_"): v for k, v in PAIR.findall(request)}
-            arguments = {p: _cast(given[p], spec) for p, spec in props.items() if p in given}
-            arguments |= {p: v for p, v in spoken_values(request, props).items() if p not in arguments}
-            looked_up = {p: _result_value(messages, p) for p in arguments_schema.get("required", [])
-                         if p not in arguments}
-            if any(v is None for v in looked_up.values()):
-                continue
-            if best is None or len(arguments) > len(best[0]["arguments"]):
-                best = ({"name": name, "arguments": arguments | looked_up}, bool(looked_up))
+            arguments = _given_values(request, arguments_schema.get("properties", {}))
+            # Values the request gives that are not this tool's name a record to find first ("the plan of the line
+            # with phone number ..."): its keys come from this turn's lookups, not from earlier records.
+            names_a_record = _names_a_record(request, arguments_schema.get("properties", {}))
+            looked_up = {p: _result_value(messages, p, this_turn=names_a_record)
+                         for p in arguments_schema.get("required", []) if p not in arguments}
+            missing = [p for p, v in looked_up.items() if v is None]
+            call = {"name": name, "arguments": arguments | {p: v for p, v in looked_up.items() if v is not None}}
+            score = (not missing, len(arguments))
+            if best is None or score > best[0]:
+                best = (score, (call, missing, request, names_a_record))
         if best:
-            calls.append(best)
+            calls.append(best[1])
     return calls
+
+
+def _fillable(option: dict, messages: list[dict], request: str, this_turn: bool) -> dict | None:
+    """The option's arguments from what the user said in `request` and what the tools returned, if all are there."""
+    schema = option["properties"]["arguments"]
+    arguments = _given_values(request, schema.get("properties", {}))
+    for p in schema.get("required", []):
+        if p not in arguments:
+            value = _result_value(messages, p, this_turn)
+            if value is None:
+                return None
+            arguments[p] = value
+    return arguments
+
+
+def _is_lookup(name: str) -> bool:
+    return name.split("_", 1)[0] in ("get", "list", "search", "find")
+
+
+def _lookup_for(missing: list[str], options: list[dict], messages: list[dict], request: str, made: list[dict],
+                this_turn: bool, depth: int = 0) -> dict | None:
+    """A read that brings a missing key closer: a lookup named after what the key identifies (invoice_id: a tool
+    about invoices) that can run now, else one whose own missing keys such a lookup can find. How a scripted agent
+    discovers keys the user never says: search by what the user gave, then follow the references."""
+    if depth >= MAX_LOOKUP_DEPTH:
+        return None
+    lookups = [o for o in options if _is_lookup(o["properties"]["name"].get("const", ""))]
+    for param in missing:
+        stem = param[:-3] if param.endswith("_id") else param
+        about = [o for o in lookups if stem in o["properties"]["name"]["const"]]
+        for option in about:
+            arguments = _fillable(option, messages, request, this_turn)
+            call = {"name": option["properties"]["name"]["const"], "arguments": arguments}
+            if arguments is not None and call not in made:
+                return call
+        for option in about:
+            needs = [p for p in option["properties"]["arguments"].get("required", [])
+                     if p not in _given_values(request, option["properties"]["arguments"].get("properties", {}))
+                     and _result_value(messages, p, this_turn) is None and p != param]
+            found = _lookup_for(needs, options, messages, request, made, this_turn, depth + 1) if needs else None
+            if found:
+                return found
+    if depth:
+        return None
+    # Nothing is named after the key: start from what the user gave (a search by it), then single records, then lists.
+    ranked = sorted(lookups, key=lambda o: ("get_", "search_", "find_", "list_").index(
+        o["properties"]["name"]["const"].split("_", 1)[0] + "_"))
+    for option in ranked:
+        arguments = _fillable(option, messages, request, this_turn)
+        call = {"name": option["properties"]["name"]["const"], "arguments": arguments}
+        if arguments is not None and call not in made:
+            return call
+    return None
+
 
 def _calls_since_user(messages: list[dict]) -> list[dict]:
     last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
@@ -204,19 +279,21 @@ def _calls_since_user(messages: list[dict]) -> list[dict]:
 
 def play_agent(messages: list[dict], schema: dict) -> dict:
     """Tool calls for what the user's last message asks (each request names its tool by the first words of the
-    tool's description), keys the user does not know taken from this turn's earlier results; a reply once every
-    wanted call ran."""
-    last = messages[-1]
+    tool's description); a key the user does not know is found first by a lookup and taken from its result; a reply
+    once every wanted call ran."""
     options = tool_options(schema)
     wanted = _wanted_calls(messages, options) if options else []
-    if last["role"] == "user":
-        # A call that needs a looked-up key waits for this turn's lookups, if there are any.
-        calls = [c for c, looked_up in wanted if not looked_up] or [c for c, _ in wanted]
-    else:
-        made = _calls_since_user(messages)
-        calls = [c for c, _ in wanted if c not in made] if len(made) < MAX_CALLS_PER_TURN else []
+    made = _calls_since_user(messages)
+    calls = []
+    if len(made) < MAX_CALLS_PER_TURN:
+        calls = [c for c, missing, _, _ in wanted if not missing and c not in made]
+        blocked = [w for w in wanted if w[1]]
+        if not calls and blocked:
+            _, missing, request, this_turn = blocked[0]
+            lookup = _lookup_for(missing, options, messages, request, made, this_turn)
+            calls = [lookup] if lookup else []
     if not calls:
-        if last["role"] == "user":
+        if messages[-1]["role"] == "user":
             return {"reply": "Could you tell me a bit more about what you need?"}
         results = [m["content"] for m in messages if m["role"] == "tool"][-3:]
         limit = (schema.get("properties") or schema["anyOf"][1]["properties"])["reply"].get("maxLength", 800)
@@ -227,9 +304,16 @@ def play_agent(messages: list[dict], schema: dict) -> dict:
     options_schema = next(b for b in schema["anyOf"] if "tool_calls" in b.get("properties", {}))
     return {"tool_calls": calls[:options_schema["properties"]["tool_calls"].get("maxItems", len(calls))]}
 
+
+def _request_text(line: str) -> str:
+    """A request's line in the prompt without the notes after its values."""
+    cut = min([line.find(note) for note in STEP_NOTES if note in line] or [len(line)])
+    return line[:cut]
+
+
 def phrase_task(messages: list[dict]) -> dict:
     """The steps as subtasks, each in the words the request gave it, without the looked-up keys."""
-    steps = [m.group(1) for line in messages[-1]["content"].splitlines() if (m := STEP.match(line))]
+    steps = [_request_text(m.group(1)) for line in messages[-1]["content"].splitlines() if (m := STEP.match(line))]
     return {"description": "The person wants the assistant to look up the records named and make the change asked.",
             "subtasks": steps, "success_criteria": ["The named records are looked up with the right ids."],
             "checkpoints": ["The lookup tool is called."]}

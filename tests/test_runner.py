@@ -35,7 +35,7 @@ def verdict(tid: str, seed: str, accepted: bool = True, reasons=(), started_at: 
 def test_default_config_file_is_the_make_run_setup():
     path = ROOT / "configs" / "default.yaml"
     rc = load_run_config(path)
-    assert rc.domains == ["telecom"] and rc.num_trajectories == 3 and rc.tasks_per_trajectory == 1
+    assert rc.domains == ["telecom"] and rc.num_trajectories == 3 and rc.tasks_per_trajectory == 2
     assert rc.pipeline_mode == "user_oriented" and rc.tool_execution == "sql"
     assert rc.task_wording == "rules" and rc.judge == "none"  # what the 1.5B cannot do well is left to rules
     # The settings sections spell out the defaults but one: on a laptop the idle services poll the broker gently.

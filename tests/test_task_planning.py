@@ -12,9 +12,10 @@ from sqlglot import exp
 
 from services.task_generator import actions as golden
 from services.task_generator import logic
-from services.task_generator.actions import Grounding, PlannedAction
+from services.task_generator.actions import Grounding, Known, PlannedAction, PlannedRequest
 from services.task_generator.entity_tree import MAX_CHILDREN, build_tree
-from services.task_generator.planning import PlannedTask, TrajectoryEdits
+from services.task_generator.planning import PlannedTask, Position, TrajectoryEdits
+from services.task_generator.routes import Anchor, TreeIndex, hops_from, routes, search_anchors
 from services.task_generator.tool_catalog import ToolCatalog
 from shared.contracts import ActionMix, Difficulty, GenerationSettings, SeedEvent
 from shared.env.dbschema import Column, DatabaseSchema, ForeignKey, Table
@@ -30,24 +31,26 @@ SCHEMA = DatabaseSchema(name="shop", tables=[
           foreign_keys=[ForeignKey(columns=["customer_id"], ref_table="customers", ref_columns=["customer_id"])],
           columns=[Column(name="subscription_id", type="integer", nullable=False),
                    Column(name="customer_id", type="integer", nullable=False), Column(name="status", type="text"),
-                   Column(name="monthly_price", type="numeric")]),
+                   Column(name="monthly_price", type="numeric"), Column(name="start_date", type="date")]),
     Table(name="invoices", primary_key=["invoice_id"],
           foreign_keys=[ForeignKey(columns=["subscription_id"], ref_table="subscriptions",
                                    ref_columns=["subscription_id"])],
           columns=[Column(name="invoice_id", type="integer", nullable=False),
                    Column(name="subscription_id", type="integer", nullable=False),
-                   Column(name="amount_due", type="numeric"), Column(name="status", type="text")]),
+                   Column(name="amount_due", type="numeric"), Column(name="status", type="text"),
+                   Column(name="issued_on", type="date")]),
 ])
 
 
 def rows() -> dict[str, list[dict]]:
     customers = [{"customer_id": i, "full_name": f"Person {name}", "email": f"{name.lower()}@mail.test",
                   "status": "active"} for i, name in enumerate(["Ana", "Bo", "Cy"], start=1)]
-    subscriptions = [{"subscription_id": 10 + i, "customer_id": 1, "status": "active", "monthly_price": 20.0 + i}
-                     for i in range(7)] + [{"subscription_id": 30, "customer_id": 2, "status": "active",
-                                            "monthly_price": 9.5}]
-    invoices = [{"invoice_id": 100 + i, "subscription_id": 10 + i % 2, "amount_due": 20.0, "status": "open"}
-                for i in range(4)]
+    subscriptions = [{"subscription_id": 10 + i, "customer_id": 1, "status": "active", "monthly_price": 20.0 + i,
+                      "start_date": f"2024-0{i + 1}-01"} for i in range(7)] + \
+        [{"subscription_id": 30, "customer_id": 2, "status": "active", "monthly_price": 9.5,
+          "start_date": "2024-03-15"}]
+    invoices = [{"invoice_id": 100 + i, "subscription_id": 10 + i % 2, "amount_due": 20.0, "status": "open",
+                 "issued_on": f"2024-0{i + 1}-28"} for i in range(4)]
     return {"customers": customers, "subscriptions": subscriptions, "invoices": invoices}
 
 
@@ -60,6 +63,10 @@ class MemoryRows:
     def random_row(self, table, rng):
         return dict(rng.choice(self.data[table])) if self.data[table] else None
 
+    def row_at(self, table, position, salt):
+        shuffled = sorted(self.data[table], key=lambda r: hash((salt, json.dumps(r, sort_keys=True))))
+        return dict(shuffled[position % len(shuffled)]) if shuffled else None
+
     def row_by_key(self, table, column, value):
         return next((dict(r) for r in self.data[table] if r[column] == value), None)
 
@@ -71,7 +78,7 @@ class MemoryRows:
         return sum(text.lower() in str(r[column]).lower() for r in self.data[table])
 
     def max_value(self, table, column):
-        return max(r[column] for r in self.data[table])
+        return max((r[column] for r in self.data[table] if r[column] is not None), default=None)
 
     def column_values(self, table):
         return {c: sorted({r[c] for r in self.data[table]}, key=str) for c in self.data[table][0]}
@@ -155,9 +162,9 @@ def test_rows_an_earlier_task_deleted_or_changed_are_seen_as_it_left_them():
     catalog = g.catalog
     delete = next(t for t in catalog.deletes("invoices"))
     update = next(t for t in catalog.updates("customers") if t.columns[t.params("new_value")[0]][1] == "status")
-    edits.record(SCHEMA, PlannedTask(tree, "delete", [
+    edits.record(SCHEMA, PlannedTask(tree, "delete", [PlannedRequest([
         PlannedAction(delete.tool, {"invoice_id": invoice.row["invoice_id"]}, invoice),
-        PlannedAction(update.tool, {"customer_id": 1, "status": "suspended"}, tree.root)]))
+        PlannedAction(update.tool, {"customer_id": 1, "status": "suspended"}, tree.root)])]))
     again = build_tree(MemoryRows(rows()), SCHEMA, "invoices", random.Random(1), edits.apply)
     assert all(n.row["invoice_id"] != invoice.row["invoice_id"] for n in (again.nodes() if again else [])
                if n.table == "invoices")
@@ -167,12 +174,15 @@ def test_rows_an_earlier_task_deleted_or_changed_are_seen_as_it_left_them():
 # --- the action mix ---------------------------------------------------------------------------------------------
 
 
-def test_the_action_mix_is_honoured_over_many_draws():
-    rng = random.Random(5)
+def test_the_mixes_hold_closely_over_a_seeds_positions():
+    """Kinds and difficulties follow the mixes by position, not by luck: within a point on 1,000 tasks."""
     mix = {"read": 0.3, "insert": 0.1, "update": 0.5, "delete": 0.1}
-    drawn = Counter(golden.pick_kind(mix, rng, set(golden.ACTION_KINDS)) for _ in range(5000))
+    positions = [Position(i, k, 500, 2, "shop/7") for i in range(500) for k in range(2)]
+    drawn = Counter(golden.pick_kind(mix, p.draw("kind"), set(golden.ACTION_KINDS)) for p in positions)
     for kind, weight in mix.items():
-        assert abs(drawn[kind] / 5000 - weight) < 0.03, drawn
+        assert abs(drawn[kind] / 1000 - weight) < 0.01, drawn
+    first_twenty = Counter(golden.pick_kind(mix, p.draw("kind"), set(golden.ACTION_KINDS)) for p in positions[:20])
+    assert abs(first_twenty["update"] - 10) <= 2  # a small run too, where random draws would stray
 
 
 def test_write_task_share_alone_is_split_as_dysql_splits_writes():
@@ -183,114 +193,191 @@ def test_write_task_share_alone_is_split_as_dysql_splits_writes():
 
 
 def test_a_kind_the_toolset_cannot_do_falls_back_to_reads():
-    assert golden.pick_kind({"delete": 1.0}, random.Random(0), {"read", "update"}) == "read"
+    assert golden.pick_kind({"delete": 1.0}, 0.3, {"read", "update"}) == "read"
 
 
-# --- golden actions ---------------------------------------------------------------------------------------------
+# --- routes -----------------------------------------------------------------------------------------------------
 
 
-def test_an_update_starts_with_a_lookup_by_what_the_person_knows():
+def test_hops_go_up_to_a_parent_and_down_to_the_only_or_latest_child():
+    g = grounding()
+    tree = build_tree(MemoryRows(rows()), SCHEMA, "invoices", random.Random(1))
+    index = TreeIndex(tree)
+    invoice = tree.root
+    [up] = [h for h in hops_from(invoice, index, g.catalog) if h.up]
+    assert up.node.table == "subscriptions" and up.get.name == "get_subscription"
+    subscription = up.node
+    [down] = [h for h in hops_from(subscription, index, g.catalog) if not h.up]
+    # The subscription has two invoices (the root among them): the agent singles out the one it lists first, the
+    # latest by its date.
+    invoices = [i for i in rows()["invoices"] if i["subscription_id"] == subscription.row["subscription_id"]]
+    assert down.which == "latest" and down.children.order[0] == ("issued_on", True)
+    assert down.node.row["invoice_id"] == max(invoices, key=lambda i: i["issued_on"])["invoice_id"]
+    customer = next(h for h in hops_from(subscription, index, g.catalog) if h.up).node
+    assert not [h for h in hops_from(customer, index, g.catalog) if not h.up]  # seven subscriptions, counted only
+
+    data = rows()
+    data["subscriptions"] = [s for s in data["subscriptions"] if s["subscription_id"] in (10, 30)]
+    data["invoices"] = [i for i in data["invoices"] if i["subscription_id"] == 10][:1]
+    tree = customer_tree(Grounding(SCHEMA, g.catalog, MemoryRows(data), random.Random(0)))
+    index = TreeIndex(tree)
+    [only] = hops_from(tree.root, index, g.catalog)
+    assert (only.which, only.node.row["subscription_id"], only.children.name) == \
+        ("only", 10, "list_subscriptions_of_customer")
+    [invoice_hop] = [h for h in hops_from(only.node, index, g.catalog) if not h.up]
+    assert invoice_hop.which == "only" and invoice_hop.node.table == "invoices"
+    blocked = {("invoices", "subscription_id", json.dumps(10))}  # an earlier task added an invoice to this line
+    assert not [h for h in hops_from(only.node, index, g.catalog, blocked) if not h.up]
+
+
+def test_every_key_on_a_route_comes_from_the_result_before_it():
+    """Whatever is planned, the person gives no key and each key the agent passes was returned by an earlier call."""
+    for seed in range(30):
+        g = grounding(seed)
+        for kind in golden.ACTION_KINDS:
+            for aim in golden.AIMS.values():
+                requests = golden.plan_requests(kind, customer_tree(g), g, aim, Known(SCHEMA))
+                actions = [a for r in requests for a in r.actions]
+                seen: list[tuple[str, dict]] = []
+                for action in actions:
+                    for param, value in action.arguments.items():
+                        table, column = action.tool.sql.parameter_columns.get(param, ".").split(".", 1)
+                        if golden.key_like(SCHEMA, table, column):
+                            assert param in action.looked_up, (kind, action.tool.name, param)
+                            assert any(value in row.values() for _, row in seen), (kind, action.tool.name, param)
+                    seen += action.returns
+
+
+def test_an_update_starts_from_what_the_person_knows():
     g = grounding(seed=3)
     tree = customer_tree(g)
     tree.root.children.clear()  # only the customer to act on
     tree.root.parents.clear()
-    planned = golden.plan_actions("update", tree, g, target=1)
-    search, update = planned
+    [request] = golden.plan_requests("update", tree, g, (0, 1), Known(SCHEMA))
+    search, update = request.actions
     assert search.tool.name in {"search_customers_by_full_name", "search_customers_by_email"}
     assert list(search.arguments.values())[0] in {"Person Ana", "ana@mail.test"}  # unique: finds one customer
     assert update.tool.name.startswith("update_customer_") and update.looked_up == ["customer_id"]
     assert "customer_id" not in update.given
-    step = logic.describe_step(1, update, "step 1")
-    assert "customer id =" not in step and "not given by the person: customer id" in step
+    text = logic.describe_request(0, request, SCHEMA)
+    assert "customer id =" not in text and "not given by the person: customer id" in text
 
 
-def test_a_value_many_rows_share_is_no_lookup_the_user_can_give():
+def test_a_value_many_rows_share_names_no_record_so_the_person_gives_the_key():
     data = rows()
     for c in data["customers"]:
         c["full_name"], c["email"] = "Same Name", None
     g = grounding(data=data)
     tree = customer_tree(g)
     tree.root.children.clear()
-    planned = golden.plan_actions("update", tree, g, target=1)
-    assert [a.tool.name.split("_")[0] for a in planned] == ["update"]
-    assert planned[0].looked_up == []  # the user gives the id: no search would single the customer out
+    assert golden.plan_requests("update", tree, g, (0, 1), Known(SCHEMA)) == []  # no search singles it out
+    [request] = golden.plan_requests("update", tree, g, (0, 1), Known(SCHEMA), keys_given=True)
+    assert [a.tool.name.split("_")[0] for a in request.actions] == ["update"]
+    assert request.main.looked_up == [] and "customer_id" in request.main.given
 
 
-def test_a_key_an_earlier_read_returned_is_looked_up_by_the_agent():
+def test_a_key_an_earlier_call_returned_is_looked_up_under_the_key_it_points_at():
     g = grounding()
     tree = customer_tree(g)
     sub = tree.root.children["subscriptions.customer_id"][0]
-    get_customer = g.catalog.record_reads("customers")[0]
-    get_sub = g.catalog.record_reads("subscriptions")[0]
-    actions = [PlannedAction(get_sub.tool, {"subscription_id": sub.row["subscription_id"]}, sub),
-               PlannedAction(get_customer.tool, {"customer_id": 1}, tree.root)]
-    golden.mark_looked_up(actions, SCHEMA)
-    assert actions[0].looked_up == [] and actions[1].looked_up == ["customer_id"]
+    known = Known(SCHEMA)
+    known.add_row("subscriptions", sub.row)  # a subscription's customer_id is the customer's key
+    get_customer = PlannedAction(g.catalog.record_reads("customers")[0].tool, {"customer_id": 1}, tree.root)
+    invoices = PlannedAction(g.catalog.child_lists("invoices", "subscription_id")[0].tool,
+                             {"subscription_id": sub.row["subscription_id"]}, sub)
+    assert golden.settle_arguments(get_customer, known, SCHEMA) and get_customer.looked_up == ["customer_id"]
+    assert golden.settle_arguments(invoices, known, SCHEMA) and invoices.looked_up == ["subscription_id"]
+    stranger = PlannedAction(get_customer.tool, {"customer_id": 3}, tree.root)
+    assert not golden.settle_arguments(stranger, known, SCHEMA)  # nobody returned customer 3
 
 
 def test_a_delete_removes_a_row_nothing_references_or_its_children_first():
     for seed in range(20):
         g = grounding(seed)
-        tree = customer_tree(g)
-        planned = golden.plan_actions("delete", tree, g, target=1)
-        deletes = [a for a in planned if a.tool.name.startswith("delete_")]
+        requests = golden.plan_requests("delete", customer_tree(g), g, (0, 1), Known(SCHEMA), keys_given=True)
+        deletes = [a for r in requests for a in r.actions if a.tool.name.startswith("delete_")]
         assert deletes
         for i, action in enumerate(deletes):
             node = action.node
-            later_deleted = {id(a.node) for a in deletes[:i]}
+            deleted_before = {id(a.node) for a in deletes[:i]}
             kids = [c for rs in node.children.values() for c in rs]
-            assert node.is_leaf or (node.children_all_present and all(id(k) in later_deleted for k in kids))
-    long_plan = golden.plan_actions("delete", customer_tree(grounding(2)), grounding(2), target=3)
-    assert [a.tool.name for a in long_plan if a.tool.name.startswith("delete_")][-1] == "delete_subscription"
+            assert node.is_leaf or (node.children_all_present and all(id(k) in deleted_before for k in kids))
+    data = rows()
+    data["invoices"] = [dict(i, subscription_id=30) for i in data["invoices"][:2]]
+    g = grounding(2, data)
+    tree = build_tree(MemoryRows(data), SCHEMA, "invoices", random.Random(0))
+    [request] = golden.plan_requests("delete", tree, g, (1, 1), Known(SCHEMA))  # Bo's only line, one hop away
+    names = [a.tool.name for a in request.actions]
+    # The line's invoices are listed (their keys learnt) and deleted before the line itself.
+    assert names[-1] == "delete_subscription" and "list_invoices_of_subscription" in names
+    assert names.index("list_invoices_of_subscription") < names.index("delete_invoice")
 
 
 def test_an_insert_hangs_under_a_tree_record_with_fresh_unique_values():
     for seed in range(10):
         g = grounding(seed)
-        tree = customer_tree(g)
-        planned = golden.plan_actions("insert", tree, g, target=1)
-        create = planned[-1]
+        requests = golden.plan_requests("insert", customer_tree(g), g, (1, 1), Known(SCHEMA))
+        create = requests[-1].main
         assert create.tool.name in {"create_subscription", "create_invoice"}
         parent_key = "customer_id" if create.tool.name == "create_subscription" else "subscription_id"
         assert create.arguments[parent_key] == create.node.row[parent_key]  # an existing parent of the tree
-        assert create.hops == create.node.depth + 1
+        assert parent_key in create.looked_up  # found by the agent, not given
     customer = golden.insert_arguments(next(iter(g.catalog.creates("customers"))), SCHEMA.table("customers"),
                                        None, None, [], g)
     assert customer["email"] not in {c["email"] for c in rows()["customers"]}  # unique: a fresh address
     assert customer["email"].endswith("@mail.test")
 
 
-def test_a_read_task_uses_lookups_searches_and_rankings():
+def test_a_read_task_asks_for_values_of_a_record_a_search_or_a_ranking():
     seen = Counter()
     for seed in range(40):
         g = grounding(seed)
-        main = golden.plan_actions("read", customer_tree(g), g, target=1)[-1]
+        tree = customer_tree(g) if seed % 2 else build_tree(MemoryRows(rows()), SCHEMA, "invoices", g.rng)
+        main = golden.plan_requests("read", tree, g, (seed % 3, 1), Known(SCHEMA))[-1].main
         seen[main.tool.name.split("_")[0]] += 1
         assert main.asks_for and all(not f.endswith("_id") for f in main.asks_for if main.answer_rows == 1
                                      and main.tool.name.startswith("get_"))
-    assert {"get", "search"} <= set(seen) and ({"list", "count"} & set(seen))
+    # A search's one match, the latest of a list, a ranking. (Only customers can be searched for by what a person
+    # knows here, and they reference nothing: no route goes up to a record read by its key.)
+    assert {"search", "list", "count"} <= set(seen), seen
 
 
-def test_longer_tasks_read_their_way_down_the_tree():
-    g = grounding(4)
-    tree = customer_tree(g)
-    invoice = next(n for n in tree.nodes() if n.table == "invoices")
-    update = next(t for t in g.catalog.updates("invoices"))
-    main = [PlannedAction(update.tool, {"invoice_id": invoice.row["invoice_id"], update.params("new_value")[0]: "x"},
-                          invoice, invoice.depth)]
-    reads = golden._path_reads(tree, g, main, room=3)
-    assert [r.node.table for r in reads] == ["customers", "subscriptions", "invoices"]
-    task = PlannedTask(tree, "update", reads + main)
-    assert (len(task.actions), task.hops, task.difficulty) == (4, 2, Difficulty.DIFFICULTY_HARD)
+def deep_rows() -> dict[str, list[dict]]:
+    """Cy has two lines, each with invoices on distinct dates: routes two hops down from her name."""
+    data = rows()
+    data["subscriptions"] += [{"subscription_id": 40 + i, "customer_id": 3, "status": "active",
+                               "monthly_price": 30.0, "start_date": f"2023-1{i}-01"} for i in range(2)]
+    data["invoices"] += [{"invoice_id": 200 + i, "subscription_id": 40 + i % 2, "amount_due": 12.5 + i,
+                          "status": "open", "issued_on": f"2025-0{i + 1}-05"} for i in range(4)]
+    return data
 
 
-def test_difficulty_counts_actions_and_hops():
+def test_harder_aims_take_more_hops_and_a_second_request_from_where_the_first_left_off():
+    hops, two_requests = Counter(), 0
+    for seed in range(30):
+        g = grounding(seed, deep_rows())
+        tree = customer_tree(g, customer_id=3)
+        requests = golden.plan_requests("update", tree, g, (2, 2), Known(SCHEMA))
+        if not requests:
+            continue
+        hops[sum(r.hops for r in requests)] += 1
+        if len(requests) == 2:
+            two_requests += 1
+            first, second = requests
+            assert first.main.asks_for and first.main.answer_rows == 1  # the person wants to know something first
+            assert second.route.anchor.search is None  # ... and goes on from that record: "that subscription"
+            assert second.route.anchor.node is first.main.node
+    assert two_requests >= 5 and max(hops) >= 2
+
+
+def test_difficulty_follows_hops_and_writes():
     assert golden.difficulty_of(1, 0) == Difficulty.DIFFICULTY_EASY
-    assert golden.difficulty_of(2, 1) == Difficulty.DIFFICULTY_EASY
-    assert golden.difficulty_of(2, 2) == Difficulty.DIFFICULTY_MEDIUM
-    assert golden.difficulty_of(3, 0) == Difficulty.DIFFICULTY_MEDIUM
-    assert golden.difficulty_of(3, 2) == Difficulty.DIFFICULTY_HARD
-    assert golden.difficulty_of(4, 0) == Difficulty.DIFFICULTY_HARD
+    assert golden.difficulty_of(2, 1) == Difficulty.DIFFICULTY_EASY  # one hop to read
+    assert golden.difficulty_of(2, 0, writes=True) == Difficulty.DIFFICULTY_EASY  # search, then change it
+    assert golden.difficulty_of(3, 1, writes=True) == Difficulty.DIFFICULTY_MEDIUM
+    assert golden.difficulty_of(3, 2) == Difficulty.DIFFICULTY_MEDIUM
+    assert golden.difficulty_of(4, 2, writes=True) == Difficulty.DIFFICULTY_HARD
+    assert golden.difficulty_of(3, 3) == Difficulty.DIFFICULTY_HARD
 
 
 # --- expected values and wording --------------------------------------------------------------------------------
@@ -320,7 +407,7 @@ def test_aggregates_ask_for_their_computed_values():
     assert "subscription_count" in planned.asks_for and planned.answer_rows == 1
     assert 3 <= planned.arguments["limit"] <= 5
     # Worded by what it ranks by, not "the first 5 customers" (first by what?).
-    wording = logic.request_wording(planned, ["customer_id"])
+    wording = logic.action_wording(planned, ["customer_id"])
     assert f"the {planned.arguments['limit']} customers with the highest subscription count" in wording
 
 
@@ -330,23 +417,26 @@ def test_the_wording_check_finds_tool_names_identifiers_unknown_ids_and_missing_
     value_param = update.params("new_value")[0]
     action = PlannedAction(update.tool, {"customer_id": 7, value_param: "closed"}, looked_up=["customer_id"])
     names = [update.name]
-    assert logic.wording_problems(["Please close my account, set it to closed."], [action], names) == []
-    problems = logic.wording_problems([f"Call {update.name} for customer 7 with new_value closed"], [action], names)
+    request = [PlannedRequest([action])]
+    assert logic.wording_problems(["Please close my account, set it to closed."], request, names) == []
+    problems = logic.wording_problems([f"Call {update.name} for customer 7 with new_value closed"], request, names)
     assert any("names the tool" in p for p in problems)
     assert any("identifier" in p for p in problems)
     assert any("does not know" in p for p in problems)
-    assert logic.wording_problems(["Please close my account."], [action], names) == \
+    assert logic.wording_problems(["Please close my account."], request, names) == \
         [f"subtask 1 leaves out the {value_param.replace('_', ' ')} closed"]
-    assert "exactly one subtask" in logic.wording_problems([], [action], names)[0]
+    assert "exactly one subtask" in logic.wording_problems([], request, names)[0]
     in_use = PlannedAction(update.tool, {"customer_id": 7, value_param: "in_use"})
-    assert logic.wording_problems(["Set customer 7 to in_use."], [in_use], names) == []  # a value, not a column
+    assert logic.wording_problems(["Set customer 7 to in_use."], [PlannedRequest([in_use])], names) == []
 
 
 @pytest.mark.parametrize("kind", ["read", "update", "delete", "insert"])
 def test_a_task_worded_from_its_actions_passes_the_wording_check(kind):
-    for seed in range(4):
+    for seed in range(8):
         g = grounding(seed)
-        actions = golden.plan_actions(kind, customer_tree(g), g, 3)
-        phrasing = logic.rule_phrasing(PlannedTask(None, kind, actions), SCHEMA)
-        assert len(phrasing["subtasks"]) == len(actions)
-        assert logic.wording_problems(phrasing["subtasks"], actions, [a.tool.name for a in actions]) == []
+        requests = golden.plan_requests(kind, customer_tree(g), g, golden.AIMS[1 + seed % 3], Known(SCHEMA),
+                                        keys_given=seed % 4 == 3)
+        phrasing = logic.rule_phrasing(PlannedTask(None, kind, requests), SCHEMA)
+        assert len(phrasing["subtasks"]) == len(requests)
+        names = [a.tool.name for r in requests for a in r.actions]
+        assert logic.wording_problems(phrasing["subtasks"], requests, names) == []

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from services.task_generator.actions import PlannedAction
+from services.task_generator.actions import PlannedAction, PlannedRequest
 from services.task_generator.planning import PlannedTask
 from services.task_generator.service import WORDING_MISMATCH, WORDING_REPHRASED, TaskGenerator
 from shared.contracts import GenerationSettings, SeedEvent, SeedToolset, TrajectoryState
@@ -21,7 +21,7 @@ GOOD = {"description": "The customer wants their account marked as closed.",
 
 def planned() -> PlannedTask:
     update = toolset().tools[1]
-    return PlannedTask(None, "update", [PlannedAction(update, {"customer_id": 7, "status": "closed"})])
+    return PlannedTask(None, "update", [PlannedRequest([PlannedAction(update, {"customer_id": 7, "status": "closed"})])])
 
 
 class ScriptedModel:
@@ -104,7 +104,7 @@ def test_over_a_database_a_wording_that_keeps_failing_is_built_from_the_actions_
                                               ask=lambda call: call.ask(model).value,
                                               judge=lambda call: call.ask(model).value)
     assert phrasing["subtasks"] == ["Change the status to closed for the customer with customer id 7."]
-    assert logic.wording_problems(phrasing["subtasks"], planned().actions, ["update_customer_status"]) == []
+    assert logic.wording_problems(phrasing["subtasks"], planned().requests, ["update_customer_status"]) == []
     assert state.retries[WORDING_FROM_RULES] == 1 and state.retries[WORDING_REPHRASED] == 1
 
 

@@ -2,7 +2,7 @@
 its golden result, and the database state hash where they end becomes the trajectory's golden state."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.contracts import GoldenAction, SeedToolset, Task
 from shared.env.dbschema import DatabaseSchema
@@ -17,6 +17,7 @@ from shared.runtime.errors import PermanentError
 class GoldenRun:
     state_hash: str
     results: list[str]  # each action's result content (JSON), in order
+    checkpoints: list[str] = field(default_factory=list)  # the state hash after each group of actions asked for
 
 
 class GoldenState:
@@ -26,11 +27,14 @@ class GoldenState:
         self.statement_timeout_ms = statement_timeout_ms
 
     def run_actions(self, sandbox_owner: str, prepared: SeedToolset, db_schema: DatabaseSchema,
-                    actions: list[GoldenAction]) -> GoldenRun:
-        """Execute tool calls in `sandbox_owner`'s sandbox (created if needed), in order."""
+                    actions: list[GoldenAction], checkpoints: tuple[int, ...] = ()) -> GoldenRun:
+        """Execute tool calls in `sandbox_owner`'s sandbox (created if needed), in order; the state is hashed after
+        the first n actions for each n in `checkpoints`."""
         sandbox = self.sandboxes.create(sandbox_owner, prepared.toolset.domain_database)
-        results = []
+        results, hashes = [], []
         for i, action in enumerate(actions):
+            if i in checkpoints:
+                hashes.append(self.sandboxes.schema_state_hash(sandbox, db_schema))
             tool = tool_by_name(prepared.toolset, action.tool_name)
             result = execute_sql_tool(self.sandboxes, sandbox, db_schema.table_names, tool, f"setup{i}",
                                       action.arguments_json, timeout_ms=self.statement_timeout_ms,
@@ -38,14 +42,20 @@ class GoldenState:
             if not result.ok:
                 raise PermanentError(f"action {action.tool_name}({action.arguments_json}) failed: {result.error}")
             results.append(result.content_json)
-        return GoldenRun(self.sandboxes.schema_state_hash(sandbox, db_schema), results)
+        final = self.sandboxes.schema_state_hash(sandbox, db_schema)
+        return GoldenRun(final, results, hashes + [final] * sum(c >= len(actions) for c in checkpoints))
 
     def run_tasks(self, trajectory_id: str, prepared: SeedToolset, db_schema: DatabaseSchema,
                   tasks: list[Task]) -> GoldenRun:
-        """The start state's setup, then every task's golden actions, in a scratch sandbox: where it ends, and what
-        each golden action returned (the setup's results left out). With no writes, the hash is the start's."""
+        """The start state's setup, then every task's golden actions, in a scratch sandbox: where it ends, what
+        each golden action returned (the setup's results left out) and the state after each task. With no writes,
+        the hash is the start's."""
         setup = list(prepared.seed.start_state.setup_actions)
         actions = setup + [a for t in tasks for a in t.golden_actions]
+        ends, count = [], len(setup)
+        for task in tasks:
+            count += len(task.golden_actions)
+            ends.append(count)
         with self.janitor.scratch(trajectory_id) as scratch:
-            run = self.run_actions(scratch, prepared, db_schema, actions)
-        return GoldenRun(run.state_hash, run.results[len(setup):])
+            run = self.run_actions(scratch, prepared, db_schema, actions, checkpoints=tuple(ends))
+        return GoldenRun(run.state_hash, run.results[len(setup):], run.checkpoints)

@@ -12,10 +12,12 @@ import random
 import re
 from typing import Any
 
-from services.task_generator.actions import PlannedAction
+from services.task_generator.actions import PlannedAction, PlannedRequest
 from services.task_generator.planning import PlannedTask
+from services.task_generator.routes import Route
 from shared.contracts import EffectKind, GoldenAction, Rubric, Subtask, Task, Toolset
 from shared.env.dbschema import DatabaseSchema, schema_ddl
+from shared.env.tool_spec import mutates
 from shared.toolgen.binding import limit_parameters, ranking
 from shared.runtime.errors import PermanentError
 
@@ -30,22 +32,27 @@ def value_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def describe_step(index: int, action: PlannedAction, earlier: str) -> str:
-    """One golden action for the phrasing and wording-check prompts: what it does, the values the person gives,
-    the keys the agent looks up, and what the person wants to know."""
-    text = f"{index + 1}. {action.tool.description.rstrip('.')}."
-    if action.given:
-        text += " (" + ", ".join(f"{words(k)} = {value_text(v)}" for k, v in action.given.items()) + ")"
-    if action.looked_up:
-        text += f" Looked up from {earlier}, not given by the person: {', '.join(words(k) for k in action.looked_up)}."
-    if action.asks_for:
-        many = " (of the first few rows)" if action.answer_rows > 1 else ""
-        text += f" The person wants to know: {', '.join(words(f) for f in action.asks_for)}{many}."
+def describe_request(index: int, request: PlannedRequest, db_schema: DatabaseSchema | None) -> str:
+    """One request for the phrasing and wording-check prompts: what its main action does, the values the person
+    gives, how they name the record, the keys the assistant finds on its own and what the person wants to know."""
+    main = request.main
+    text = f"{index + 1}. {main.tool.description.rstrip('.')}."
+    given = {k: v for a in request.actions for k, v in a.given.items()}
+    if given:
+        text += " (" + ", ".join(f"{words(k)} = {value_text(v)}" for k, v in given.items()) + ")"
+    if request.route is not None and db_schema is not None and (request.route.hops or not request.route.anchor.search):
+        text += f" The person means {reference(request.route, db_schema)}."
+    looked_up = [words(k) for a in request.actions for k in a.looked_up]
+    if looked_up:
+        text += f" Found by the assistant, not given by the person: {', '.join(dict.fromkeys(looked_up))}."
+    if main.asks_for:
+        many = " (of the first few rows)" if main.answer_rows > 1 else ""
+        text += f" The person wants to know: {', '.join(words(f) for f in main.asks_for)}{many}."
     return text
 
 
-def describe_steps(actions: list[PlannedAction]) -> str:
-    return "\n".join(describe_step(i, a, "an earlier step's result") for i, a in enumerate(actions))
+def describe_requests(planned: PlannedTask, db_schema: DatabaseSchema | None) -> str:
+    return "\n".join(describe_request(i, r, db_schema) for i, r in enumerate(planned.requests))
 
 
 def mentions(text: str, value: Any) -> bool:
@@ -55,29 +62,31 @@ def mentions(text: str, value: Any) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(value_text(value))}(?![\w])", text) is not None
 
 
-def wording_problems(subtasks: list[str], actions: list[PlannedAction], tool_names: list[str]) -> list[str]:
+def wording_problems(subtasks: list[str], requests: list[PlannedRequest], tool_names: list[str]) -> list[str]:
     """What the mechanical check finds wrong with subtask texts: a person names no tool, no column in snake_case,
-    no id they could not know, and states every value the step needs from them."""
+    no id they could not know, and states every value the request needs from them."""
     problems = []
-    if len(subtasks) != len(actions):
-        return [f"there must be exactly one subtask per step ({len(actions)}), not {len(subtasks)}"]
-    for i, (text, action) in enumerate(zip(subtasks, actions), start=1):
+    if len(subtasks) != len(requests):
+        return [f"there must be exactly one subtask per request ({len(requests)}), not {len(subtasks)}"]
+    for i, (text, request) in enumerate(zip(subtasks, requests), start=1):
         named = [t for t in tool_names if t in text]
         if named:
             problems.append(f"subtask {i} names the tool {named[0]}; say what the person wants instead")
-        given = {value_text(v) for v in action.given.values()}
+        given_values = {k: v for a in request.actions for k, v in a.given.items()}
+        given = {value_text(v) for v in given_values.values()}
         identifier = SNAKE_CASE.search(_without(text, given))  # a value such as "in_use" is the person's to give
         if identifier:
             problems.append(f"subtask {i} uses the identifier {identifier.group(0)}; use plain words")
-        for k in action.looked_up:
-            value = action.arguments[k]
-            if value_text(value) not in given and mentions(text, value):
-                problems.append(f"subtask {i} states the {words(k)} {value_text(value)}, which the person does not "
-                                f"know (the assistant looks it up)")
-        for k, v in action.given.items():
+        for action in request.actions:
+            for k in action.looked_up:
+                value = action.arguments[k]
+                if value_text(value) not in given and mentions(text, value):
+                    problems.append(f"subtask {i} states the {words(k)} {value_text(value)}, which the person does "
+                                    f"not know (the assistant looks it up)")
+        for k, v in given_values.items():
             if not isinstance(v, bool) and not mentions(text, v):
                 problems.append(f"subtask {i} leaves out the {words(k)} {value_text(v)}")
-    return problems
+    return list(dict.fromkeys(problems))
 
 
 def _thing(table: str) -> str:
@@ -91,9 +100,65 @@ def _spoken(arguments: dict[str, Any]) -> str:
                      for k, v in arguments.items())
 
 
-def request_wording(action: PlannedAction, key_columns: list[str]) -> str:
-    """What a person asks for one golden action, built from what the action is: its declared effect, the table it
-    acts on, the values the person gives and the fields they want to know. The agent must find the tool itself."""
+def reference(route: Route, db_schema: DatabaseSchema) -> str:
+    """How the person names the record a route reaches: by what they know ("the subscription with phone number
+    +1-555-0134") or as the one the conversation is about ("that subscription"), then hop by hop ("the plan of
+    ...", "the most recent invoice (by billing month) of ...")."""
+    anchor = route.anchor
+    if anchor.search is not None:
+        ref = f"the {_thing(anchor.node.table)} with {words(anchor.column)} {value_text(anchor.value)}"
+    else:
+        ref = f"that {_thing(anchor.node.table)}"
+    for hop in route.hops:
+        if hop.up:
+            ref = f"the {_role(hop.column, hop.node.table)} of {ref}"
+        elif hop.which == "latest":
+            ref = f"the most recent {_thing(hop.node.table)} (by {words(hop.children.order[0][0])}) of {ref}"
+        else:
+            ref = f"the {_thing(hop.node.table)} of {ref}"
+    return ref
+
+
+def _role(column: str, table: str) -> str:
+    """What a referenced row is to the one referencing it, in words: plan_id -> "plan"."""
+    return words(column[:-3]) if column.endswith("_id") and len(column) > 3 else _thing(table)
+
+
+def request_wording(request: PlannedRequest, db_schema: DatabaseSchema) -> str:
+    """What a person asks for one request, built from what its main action is: its declared effect, the record the
+    route names, the values the person gives and the fields they want to know. The agent finds the tools itself."""
+    main = request.main
+    if request.route is None or main.node is None:
+        table = main.tool.effect.table
+        keys = db_schema.table(table).primary_key if table in db_schema.table_names else []
+        return action_wording(main, keys)
+    ref = reference(request.route, db_schema)
+    effect = main.tool.effect
+    if effect.kind == EffectKind.EFFECT_KIND_UPDATE:
+        changes = [(words(k), _spoken({'': v}).strip()) for k, v in main.given.items()]
+        if len(changes) == 1:
+            return f"Change the {changes[0][0]} of {ref} to {changes[0][1]}."
+        return f"Change {_listed([f'the {c} to {v}' for c, v in changes])} for {ref}." if changes else f"Update {ref}."
+    if effect.kind == EffectKind.EFFECT_KIND_DELETE:
+        first = sorted({_thing(a.tool.effect.table) for a in request.actions[:-1] if mutates(a.tool)})
+        return f"Remove {ref}" + (f" together with its {' and '.join(t + 's' for t in first)}." if first else ".")
+    if effect.kind == EffectKind.EFFECT_KIND_INSERT:
+        return f"Add a new {_thing(effect.table)} for {ref} with {_spoken(main.given)}."
+    return f"Tell me {asked_fields(main.asks_for)} for {ref}."
+
+
+def asked_fields(fields: list[str]) -> str:
+    """Fields as a person asks for them: "the brand and whether it is 5g"."""
+    return _listed([f"whether it {words(f)}" if f.startswith(("is_", "has_")) else f"the {words(f)}" for f in fields])
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def action_wording(action: PlannedAction, key_columns: list[str]) -> str:
+    """What a person asks for one golden action named by the values they give (a ranking, a text search, or a
+    record they name by its key when no route reaches it)."""
     effect = action.tool.effect
     thing = _thing(effect.table) if effect.table else "record"
     limits = limit_parameters(action.tool.sql.statement) if action.tool.sql.statement else set()
@@ -118,15 +183,14 @@ def request_wording(action: PlannedAction, key_columns: list[str]) -> str:
     which = (f"{rows} with {_spoken(given)}" if given else rows) if action.answer_rows > 1 or first else (
         f"the {thing} with {_spoken(given)}" if given else f"that {thing}")
     if action.asks_for:
-        return f"Tell me the {', '.join(words(f) for f in action.asks_for)} of {which}."
+        return f"Tell me {asked_fields(action.asks_for)} of {which}."
     return f"Find {which}."
 
 
 def rule_phrasing(planned: PlannedTask, db_schema: DatabaseSchema) -> dict:
     """The task worded from its golden actions alone, for when the model's wording keeps failing the checks: right
     by construction, plainer than a model's."""
-    subtasks = [request_wording(a, db_schema.table(a.tool.effect.table).primary_key
-                                if a.tool.effect.table in db_schema.table_names else []) for a in planned.actions]
+    subtasks = [request_wording(r, db_schema) for r in planned.requests]
     # The goal is about the person (third person); each subtask is what they say (first person).
     steps = [re.sub(r"\bme\b", "them", s[0].lower() + s[1:].rstrip(".")) for s in subtasks]
     return {"description": f"The person wants the assistant to {'; then '.join(steps)}.",
@@ -160,23 +224,29 @@ def expected_tool_use(action: GoldenAction) -> str:
     return f"{action.tool_name}(" + ", ".join(f"{k}=<{k}>" for k in args) + ")"
 
 
-def build_task(task_id: str, planned: PlannedTask, phrasing: dict) -> Task:
+def build_task(task_id: str, planned: PlannedTask, phrasing: dict, builds_on_task_id: str = "") -> Task:
     golden = [a.golden() for a in planned.actions]
     task = Task(task_id=task_id, description=phrasing["description"], difficulty=planned.difficulty,
                 changes_data=planned.changes_data, hops=planned.hops, length=planned.length,
                 entity_tree_json=planned.tree.as_json() if planned.tree else "",
+                builds_on_task_id=builds_on_task_id,
                 rubric=Rubric(success_criteria=phrasing["success_criteria"],
                               expected_tool_use=[expected_tool_use(a) for a in golden],
                               checkpoints=phrasing["checkpoints"]))
     task.golden_actions.extend(golden)
-    for i, text in enumerate(phrasing["subtasks"]):
-        task.subtasks.append(Subtask(description=text, golden_action=i))
+    start = 0
+    for text, request in zip(phrasing["subtasks"], planned.requests):
+        count = len(request.actions)
+        subtask = Subtask(description=text, golden_action=start + count - 1)
+        subtask.leading_actions.extend(range(start, start + count - 1))
+        task.subtasks.append(subtask)
+        start += count
     return task
 
 
 def record_results(tasks: list[Task], planned: list[PlannedTask], results: list[str]) -> None:
-    """Each golden action's result as the scratch run returned it (all tasks' actions, in order), and each read
-    subtask's expected values."""
+    """Each golden action's result as the scratch run returned it (all tasks' actions, in order), and each
+    request's expected values."""
     remaining = iter(results)
     for task, plan in zip(tasks, planned):
         own = [next(remaining) for _ in task.golden_actions]
@@ -192,6 +262,8 @@ def agent_system_prompt(domain: str, db_description: str) -> str:
     return (f"You are a helpful assistant for a {domain} business. {db_description} "
             "Use the tools to look things up and to make changes; never invent data a tool did not return. "
             "Call a tool when you need data, and answer the user briefly once you have it. "
+            "Customers do not know ids: when you need a record's id, find the record first with a search or lookup "
+            "by what they told you, then use the id from its result. "
             "If a tool returns an error, say so plainly and suggest what to do next.")
 
 

@@ -12,16 +12,17 @@ from shared.runtime.llm import ModelCall
 TASK_SYSTEM = (
     "You write goals for people who use an assistant connected to a {domain} database. A goal is a short "
     "declarative statement of what the person wants to achieve, written in the third person, self-contained, "
-    "not a question (e.g. 'The customer wants to know ... and then change ...'). Then write one subtask per step, "
-    "in order: what the person says they want for that step, in their own plain words, with the values they give. "
-    "A person names no tools and no column names, and never states an id the steps say is looked up; they ask "
-    "for exactly what the step does, nothing more. Then list how to judge success and the checkpoints on the way."
+    "not a question (e.g. 'The customer wants to know ... and then change ...'). Then write one subtask per request, "
+    "in order: what the person says they want, in their own plain words, with the values they give and naming the "
+    "record the way the request says they mean it. A person names no tools and no column names, and never states "
+    "an id the assistant finds on its own; they ask for exactly what the request does, nothing more. Then list how "
+    "to judge success and the checkpoints on the way."
 )
 
 TASK_REQUEST = (
     "Database: {db_description}\n"
     "The records the task is about:\n{records}\n"
-    "Steps, in order:\n{steps}\n"
+    "Requests, in order:\n{steps}\n"
     "Difficulty: {difficulty}.{extension}{feedback}\n"
     "Write the goal, exactly {n} subtasks, the success criteria and the checkpoints."
 )
@@ -46,7 +47,7 @@ def task_schema(n_subtasks: int) -> dict:
 
 
 class TaskPhrasing(ModelCall[dict]):
-    """The answer is the task's description, one subtask per golden action, success criteria and checkpoints."""
+    """The answer is the task's description, one subtask per request, success criteria and checkpoints."""
 
     name = "task_spec"
 
@@ -64,26 +65,26 @@ class TaskPhrasing(ModelCall[dict]):
         request = TASK_REQUEST.format(
             db_description=self.db_schema.description if self.db_schema else "none (tools only)",
             records=self.planned.records_json() if self.planned.tree else "none",
-            steps=logic.describe_steps(self.planned.actions),
+            steps=logic.describe_requests(self.planned, self.db_schema),
             difficulty=DIFFICULTY_WORDS[self.planned.difficulty],
             extension=" It follows on from the previous goal." if self.extension else "", feedback=feedback,
-            n=len(self.planned.actions))
+            n=len(self.planned.requests))
         return [{"role": "system", "content": TASK_SYSTEM.format(domain=self.domain)},
                 {"role": "user", "content": request}]
 
     def schema(self) -> dict:
-        return task_schema(len(self.planned.actions))
+        return task_schema(len(self.planned.requests))
 
 
 WORDING_SYSTEM = (
     "You check generated training tasks before they are used (judge {judge} of 2, deciding on your own). You get "
-    "the steps an assistant must take, with their exact values, and the wording a simulated person will follow. "
-    "Agree only if the goal and the subtasks ask for exactly what the steps do: every step asked for, in order, "
-    "with the same values; nothing asked that no step does; no tool names, column names or ids the steps say are "
-    "looked up. List each problem you find."
+    "the requests a simulated person will make, with their exact values, and the wording that person will follow. "
+    "Agree only if the goal and the subtasks ask for exactly what the requests do: every request asked for, in "
+    "order, with the same values and the same record; nothing asked that no request does; no tool names, column "
+    "names or ids the assistant finds on its own. List each problem you find."
 )
 
-WORDING_REQUEST = "Steps:\n{steps}\n\nGoal: {description}\nSubtasks:\n{subtasks}"
+WORDING_REQUEST = "Requests:\n{steps}\n\nGoal: {description}\nSubtasks:\n{subtasks}"
 
 WORDING_SCHEMA = {
     "type": "object",
@@ -102,14 +103,15 @@ class WordingCheck(ModelCall[dict]):
     name = "wording_check"
     temperature = 0.7  # two judges that sample apart, not one answer twice
 
-    def __init__(self, judge: int, planned: PlannedTask, phrasing: dict):
+    def __init__(self, judge: int, planned: PlannedTask, phrasing: dict, db_schema: DatabaseSchema | None = None):
         self.judge = judge
         self.planned = planned
         self.phrasing = phrasing
+        self.db_schema = db_schema
 
     def messages(self) -> list[dict]:
         subtasks = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(self.phrasing["subtasks"]))
-        request = WORDING_REQUEST.format(steps=logic.describe_steps(self.planned.actions),
+        request = WORDING_REQUEST.format(steps=logic.describe_requests(self.planned, self.db_schema),
                                          description=self.phrasing["description"], subtasks=subtasks)
         return [{"role": "system", "content": WORDING_SYSTEM.format(judge=self.judge)},
                 {"role": "user", "content": request}]

@@ -16,7 +16,8 @@ from opentelemetry import context as otel_context
 from services.task_generator import logic
 from services.task_generator.golden_state import GoldenState
 from services.task_generator.model_calls import TaskPhrasing, ToolArguments, WordingCheck
-from services.task_generator.planning import PlannedTask, TrajectoryEdits, plan_task, plan_tool_spec_task
+from services.task_generator.planning import (PlannedTask, Position, TrajectoryEdits, plan_signature, plan_task,
+                                              plan_tool_spec_task)
 from shared.contracts import (ChatMessage, DeadLetter, SeededTrajectory, SeedToolset, TaskWording, Topics,
                               TrajectoryState, TrajectoryStatus)
 from shared.env.dbschema import DatabaseSchema
@@ -37,6 +38,8 @@ WORDING_ATTEMPTS = 2  # phrasings of one task before it is dropped
 WORDING_MISMATCH = "task_generator/wording_mismatch"  # TrajectoryState.retries: tasks dropped for their wording
 WORDING_REPHRASED = "task_generator/wording_rephrased"  # ... and phrasings asked for again
 WORDING_FROM_RULES = "task_generator/wording_from_rules"  # ... and tasks worded from their actions instead
+PLAN_REPEATED = "task_generator/plan_repeated"  # ... and plans made again for repeating another trajectory's
+DISTINCT_PLAN_ATTEMPTS = 4
 TOOLSETS_KEPT = 16  # seeds whose stored toolset a process keeps in memory while it plans their trajectories
 
 
@@ -158,44 +161,64 @@ class TaskGenerator(Stage):
     def new_trajectory(self, prepared: SeedToolset, db_schema: DatabaseSchema | None, seeded: SeededTrajectory,
                        llm: LLMClient) -> Outgoing:
         seed, trajectory_id, index = prepared.seed, seeded.trajectory_id, seeded.index
-        # Seeded by domain, random seed and index (not the run's seed id): the same config gives the same tasks.
-        rng = random.Random(f"{seed.domain}/{seed.settings.random_seed}/{index}")
         # Its own trace, linked to the seed's (the span handling this trajectory's message is in the seed's trace).
         context, trace_id = tracing.new_trajectory_trace(trajectory_id, link_from=otel_context.get_current())
         # Planning this trajectory (phrasing calls, golden-state sandbox) belongs to its trace, not the seed's.
         with tracing.tracer().start_as_current_span("plan trajectory", context=context,
                                                     attributes={"turnforge.trajectory_id": trajectory_id}):
-            # started_at is when its own work begins (latency per sample); the deadline is the one it was registered
-            # with at the seed's fan-out, so the sweeper and every service judge it by the same time.
-            state = TrajectoryState(
-                trajectory_id=trajectory_id, seed_id=seed.seed_id, index=index, step=1, domain=seed.domain,
-                settings=seed.settings, toolset=prepared.toolset, sandbox=sandbox_name(trajectory_id),
-                status=TrajectoryStatus.TRAJECTORY_STATUS_IN_PROGRESS, started_at=time.time(),
-                deadline=seeded.deadline, trace_id=trace_id,
-            )
-            state.messages.append(ChatMessage(role="system", content=logic.agent_system_prompt(
-                seed.domain, db_schema.description if db_schema else "")))
-            start = seed.start_state
-            logic.check_start_state(start, prepared.toolset)
-            state.messages.extend(start.prefix)  # generation continues an existing conversation
-            state.prefix_messages = len(start.prefix)
-            state.setup_actions.extend(start.setup_actions)  # offline re-validation replays them first
-            setup_tools = {a.tool_name for a in start.setup_actions}
-            state.setup_tools.extend(t for t in prepared.toolset.tools if t.name in setup_tools)
-            planned = self.plan_tasks(prepared, db_schema, rng, llm, state)
+            for variant in range(DISTINCT_PLAN_ATTEMPTS):
+                state, planned = self.planned_state(prepared, db_schema, seeded, llm, trace_id, variant)
+                # No two trajectories of a seed with the same golden calls and values, whichever replica plans them.
+                if self.registry.claim_plan(seed.seed_id, plan_signature(planned), trajectory_id):
+                    break
+                state.retries[PLAN_REPEATED] += 1
+            else:
+                raise PermanentError(f"{PLAN_REPEATED}: every plan of trajectory {index} repeats another trajectory "
+                                     f"of seed {seed.seed_id} ({DISTINCT_PLAN_ATTEMPTS} tries)")
             state.toolset.CopyFrom(logic.offered_tools(prepared.toolset, list(state.tasks),
-                                                       seed.settings.tools_per_trajectory, rng))
-            if executes_sql(state) and start.setup_actions:
-                self.golden.run_actions(trajectory_id, prepared, db_schema, start.setup_actions)  # where it continues
+                                                       seed.settings.tools_per_trajectory, random.Random(
+                                                           f"{seed.domain}/{seed.settings.random_seed}/{index}/tools")))
+            if executes_sql(state) and seed.start_state.setup_actions:
+                self.golden.run_actions(trajectory_id, prepared, db_schema, seed.start_state.setup_actions)
             if executes_sql(state):
                 # Always hashed, reads only too: an unasked-for write then differs from the start it should keep.
                 run = self.golden.run_tasks(trajectory_id, prepared, db_schema, list(state.tasks))
                 state.golden_state_hash = run.state_hash
+                for task, checkpoint in zip(state.tasks, run.checkpoints):
+                    task.golden_state_hash = checkpoint
                 logic.record_results(list(state.tasks), planned, run.results)
             return Outgoing(Topics.TURNS_USER, trajectory_id, state, trace_context=context)
 
+    def planned_state(self, prepared: SeedToolset, db_schema: DatabaseSchema | None, seeded: SeededTrajectory,
+                      llm: LLMClient, trace_id: str, variant: int) -> tuple[TrajectoryState, list[PlannedTask]]:
+        """The trajectory's first state with its tasks planned and worded (variant > 0: planned again from other
+        records, after the first plan repeated another trajectory's)."""
+        seed, trajectory_id, index = prepared.seed, seeded.trajectory_id, seeded.index
+        # Seeded by domain, random seed and index (not the run's seed id): the same config gives the same tasks.
+        rng = random.Random(f"{seed.domain}/{seed.settings.random_seed}/{index}/{variant}" if variant else
+                            f"{seed.domain}/{seed.settings.random_seed}/{index}")
+        # started_at is when its own work begins (latency per sample); the deadline is the one it was registered with
+        # at the seed's fan-out, so the sweeper and every service judge it by the same time.
+        state = TrajectoryState(
+            trajectory_id=trajectory_id, seed_id=seed.seed_id, index=index, step=1, domain=seed.domain,
+            settings=seed.settings, toolset=prepared.toolset, sandbox=sandbox_name(trajectory_id),
+            status=TrajectoryStatus.TRAJECTORY_STATUS_IN_PROGRESS, started_at=time.time(),
+            deadline=seeded.deadline, trace_id=trace_id,
+        )
+        state.messages.append(ChatMessage(role="system", content=logic.agent_system_prompt(
+            seed.domain, db_schema.description if db_schema else "")))
+        start = seed.start_state
+        logic.check_start_state(start, prepared.toolset)
+        state.messages.extend(start.prefix)  # generation continues an existing conversation
+        state.prefix_messages = len(start.prefix)
+        state.setup_actions.extend(start.setup_actions)  # offline re-validation replays them first
+        setup_tools = {a.tool_name for a in start.setup_actions}
+        state.setup_tools.extend(t for t in prepared.toolset.tools if t.name in setup_tools)
+        planned = self.plan_tasks(prepared, db_schema, rng, llm, state, variant)
+        return state, planned
+
     def plan_tasks(self, prepared: SeedToolset, db_schema: DatabaseSchema | None, rng: random.Random,
-                   llm: LLMClient, state: TrajectoryState) -> list[PlannedTask]:
+                   llm: LLMClient, state: TrajectoryState, variant: int = 0) -> list[PlannedTask]:
         """The trajectory's tasks, each planned, phrased and checked before the next (a later task builds on the
         ones kept); added to `state`. A task whose wording keeps disagreeing with its golden actions is dropped."""
         def ask(call: ModelCall, role_llm: LLMClient = llm):
@@ -204,23 +227,26 @@ class TaskGenerator(Stage):
             return answer.value
 
         judge = self.llm.for_role("judge", prepared.seed.settings.models)
-        domain, toolset = prepared.seed.domain, prepared.toolset
+        settings, domain, toolset = prepared.seed.settings, prepared.seed.domain, prepared.toolset
         rows = DomainRows(self.sandboxes, toolset.domain_database) if db_schema else None
         edits = TrajectoryEdits()
         kept: list[PlannedTask] = []
-        for k in range(prepared.seed.settings.tasks_per_trajectory):
+        for k in range(settings.tasks_per_trajectory):
+            position = Position(state.index, k, settings.num_trajectories, settings.tasks_per_trajectory,
+                                f"{domain}/{settings.random_seed}", variant)
             if db_schema is None:
-                planned = plan_tool_spec_task(prepared, rng, lambda tool: ask(ToolArguments(domain, tool)))
+                planned = plan_tool_spec_task(prepared, rng, position, lambda tool: ask(ToolArguments(domain, tool)))
             else:
-                planned = plan_task(prepared, db_schema, rows, rng, kept[-1] if kept else None, edits)
-            phrasing = self.checked_phrasing(planned, db_schema, domain, bool(kept), state,
+                planned = plan_task(prepared, db_schema, rows, rng, edits, position)
+            phrasing = self.checked_phrasing(planned, db_schema, domain, planned.builds_on >= 0, state,
                                              ask=ask, judge=lambda call: ask(call, judge))
             if phrasing is None:
                 state.retries[WORDING_MISMATCH] += 1
                 continue
-            state.tasks.append(logic.build_task(f"{state.trajectory_id}-k{k}", planned, phrasing))
+            builds_on = state.tasks[planned.builds_on].task_id if planned.builds_on >= 0 else ""
             if db_schema is not None:
-                edits.record(db_schema, planned)
+                edits.record(db_schema, planned, len(state.tasks))
+            state.tasks.append(logic.build_task(f"{state.trajectory_id}-k{k}", planned, phrasing, builds_on))
             kept.append(planned)
         if not kept:
             raise PermanentError(f"{WORDING_MISMATCH}: no task's wording matched its golden actions")
@@ -240,9 +266,9 @@ class TaskGenerator(Stage):
             if attempt:
                 state.retries[WORDING_REPHRASED] += 1
             phrasing = ask(TaskPhrasing(domain, db_schema, planned, extension, problems))
-            problems = logic.wording_problems(phrasing["subtasks"], planned.actions, tool_names)
+            problems = logic.wording_problems(phrasing["subtasks"], planned.requests, tool_names)
             if not problems:
-                verdicts = [judge(WordingCheck(j, planned, phrasing)) for j in (1, 2)]
+                verdicts = [judge(WordingCheck(j, planned, phrasing, db_schema)) for j in (1, 2)]
                 problems = [p for v in verdicts if not v["agrees"] for p in v["problems"] or ["a judge disagreed"]]
             if not problems:
                 return phrasing

@@ -6,6 +6,9 @@ import functools
 import json
 from dataclasses import dataclass
 
+import sqlglot
+from sqlglot import exp
+
 from shared.contracts import EffectKind, Tool, Toolset
 from shared.env.tool_spec import tool_parameters
 from shared.toolgen.verify import parameter_roles
@@ -48,6 +51,11 @@ class SqlTool:
         return [f for f in shape.get("properties", {}) if f != "found"]
 
     @property
+    def order(self) -> list[tuple[str, bool]]:
+        """The statement's ORDER BY as (column, descending), outermost first; [] when unordered or computed."""
+        return _order(self.tool.sql.statement)
+
+    @property
     def computed_fields(self) -> list[str]:
         """Result fields no table column is read into: a count, a sum, a name put together."""
         return [f for f in self.result_fields if f not in self.tool.sql.result_columns]
@@ -56,6 +64,17 @@ class SqlTool:
 @functools.lru_cache(maxsize=4096)
 def _roles(statement: str) -> tuple[tuple[str, str], ...]:
     return tuple(parameter_roles(statement).items())
+
+
+@functools.lru_cache(maxsize=4096)
+def _order(statement: str) -> list[tuple[str, bool]]:
+    order = sqlglot.parse_one(statement, read="postgres").args.get("order")
+    out = []
+    for ordered in order.expressions if order else []:
+        if not isinstance(ordered.this, exp.Column):
+            return out
+        out.append((ordered.this.name, bool(ordered.args.get("desc"))))
+    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -83,10 +102,16 @@ class ToolCatalog:
         return [t for t in self.tools if t.kind == kind and t.table == table]
 
     def record_reads(self, table: str) -> list[SqlTool]:
-        """Reads whose every parameter is a value of one `table` row (a lookup by key, a join from it)."""
-        return [t for t in self.tools if t.kind == EffectKind.EFFECT_KIND_READ and t.roles
+        """Reads of one `table` row whose every parameter is a value of it (a lookup by key, a join from it)."""
+        return [t for t in self.tools if t.kind == EffectKind.EFFECT_KIND_READ and t.roles and t.tool.effect.single_row
                 and all(r == "match" for r in t.roles.values())
                 and all(t.columns.get(p, ("",))[0] == table for p in t.roles)]
+
+    def child_lists(self, table: str, column: str) -> list[SqlTool]:
+        """Reads of the `table` rows whose `column` (a reference) holds a given value: a record's children, as a
+        list in the tool's declared order."""
+        return [t for t in self.tools if t.kind == EffectKind.EFFECT_KIND_READ and not t.tool.effect.single_row
+                and len(t.roles) == 1 and t.params("match") and t.columns.get(t.params("match")[0]) == (table, column)]
 
     def searches(self, table: str) -> list[SqlTool]:
         """Reads that find `table` rows by text in one of its columns."""

@@ -123,13 +123,16 @@ def required_values(state: TrajectoryState, move: Move) -> list[Any]:
     for ti, si in move.subtasks:
         task = state.tasks[ti]
         sub = task.subtasks[si]
-        if sub.golden_action >= 0:
-            golden = task.golden_actions[sub.golden_action]
+        if sub.golden_action < 0:
+            continue
+        # The request's own values and those of the lookups it takes (the phone number the agent searches by).
+        for index in [*sub.leading_actions, sub.golden_action]:
+            golden = task.golden_actions[index]
             arguments = json.loads(golden.arguments_json or "{}")
             # A key the agent looks up is not the user's to give; a flag is said in words ("switch it off"), not as
             # true/false, so no check could find it.
-            values.extend(v for k, v in arguments.items()
-                          if k not in golden.looked_up_arguments and v is not None and not isinstance(v, bool))
+            values.extend(v for k, v in arguments.items() if k not in golden.looked_up_arguments and v is not None
+                          and not isinstance(v, bool) and v not in values)
     return values
 
 

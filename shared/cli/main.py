@@ -69,6 +69,9 @@ def cmd_run(args) -> int:
             stack.down(settings)
     else:
         result = runner.run(settings, run_config, **resume)
+    accepted = stats.load_records([result.dataset_path]) if result.dataset_path.is_file() else []
+    if accepted:  # what the accepted dialogues are like: the paper's Table 1 and how much they repeat
+        print(stats.render(stats.dataset_stats(accepted)) + "\n\n" + stats.render_diversity(stats.diversity(accepted)))
     print(f"report: {result.report_path}")
     print(f"dataset: {result.dataset_path}")
     print(f"seeded {result.seeded}, accepted {result.accepted}, rejected {result.rejected}, "
@@ -118,11 +121,16 @@ def cmd_produce_seed(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    figures = stats.dataset_stats(stats.load_records(args.datasets))
+    records = stats.load_records(args.datasets)
+    figures = stats.dataset_stats(records)
     if not figures:
         print("no samples in " + ", ".join(args.datasets), file=sys.stderr)
         return 1
-    print(json.dumps(figures, indent=2) if args.json else stats.render(figures))
+    spread = stats.diversity(records)
+    if args.json:
+        print(json.dumps({"by_mode": figures, "diversity": spread}, indent=2))
+    else:
+        print(stats.render(figures) + "\n\n" + stats.render_diversity(spread))
     return 0
 
 
@@ -239,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--run-id", help="prefix of the seed ids (default: a new run id)")
     p.set_defaults(func=cmd_produce_seed)
-    p = sub.add_parser("stats", help="steps, turns, tasks and efficiency of datasets, per pipeline mode")
+    p = sub.add_parser("stats", help="steps, turns, tasks and efficiency of datasets per pipeline mode, and their "
+                       "diversity")
     p.add_argument("datasets", nargs="+", help="dataset.jsonl files")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_stats)

@@ -29,6 +29,18 @@ class DomainRows:
         names = [d.name for d in cur.description]
         return dict(zip(names, cur.fetchone()))
 
+    def row_at(self, table: str, position: int, salt: str) -> dict | None:
+        """The row at `position` (modulo the row count) of the table shuffled by `salt`: planners that take
+        positions 0, 1, 2 ... of one shuffle draw rows without replacement, on any replica, without coordinating."""
+        conn = self.sandboxes.connection()
+        (count,) = conn.execute(pgsql.SQL("SELECT count(*) FROM {}").format(self._table(table))).fetchone()
+        if not count:
+            return None
+        cur = conn.execute(pgsql.SQL("SELECT t.* FROM {} AS t ORDER BY md5(%s || t::text) OFFSET %s LIMIT 1").format(
+            self._table(table)), (salt, position % count))
+        names = [d.name for d in cur.description]
+        return dict(zip(names, cur.fetchone()))
+
     def row_by_key(self, table: str, column: str, value) -> dict | None:
         cur = self.sandboxes.connection().execute(pgsql.SQL("SELECT * FROM {} WHERE {} = %s LIMIT 1").format(
             self._table(table), pgsql.Identifier(column)), (value,))

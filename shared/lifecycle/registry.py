@@ -36,6 +36,10 @@ DDL = [
     " fanned_out_at double precision NOT NULL)",
     # A seed's trajectories, looked up to forget its toolset once they all ended.
     "CREATE INDEX IF NOT EXISTS tf_trajectories_seed ON public.tf_trajectories (seed_id)",
+    # The golden calls (and values) of each planned trajectory of a seed, by digest: no two trajectories of one seed
+    # are planned alike, whichever replicas plan them. Forgotten with the seed's toolset.
+    "CREATE TABLE IF NOT EXISTS public.tf_plan_signatures (seed_id text NOT NULL, signature text NOT NULL,"
+    " trajectory_id text NOT NULL, PRIMARY KEY (seed_id, signature))",
 ]
 
 
@@ -102,6 +106,17 @@ class TrajectoryRegistry:
                                    (seed_id,)).fetchone()
         return bytes(row[0]) if row else None
 
+    def claim_plan(self, seed_id: str, signature: str, trajectory_id: str) -> bool:
+        """True if no other trajectory of the seed was planned with these golden calls (a redelivered plan of the
+        same trajectory finds its own claim)."""
+        row = self._conn().execute(
+            "WITH claimed AS (INSERT INTO public.tf_plan_signatures (seed_id, signature, trajectory_id)"
+            " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING trajectory_id)"
+            " SELECT trajectory_id FROM claimed UNION ALL SELECT trajectory_id FROM public.tf_plan_signatures"
+            " WHERE seed_id = %s AND signature = %s LIMIT 1",
+            (seed_id, signature, trajectory_id, seed_id, signature)).fetchone()
+        return row is not None and row[0] == trajectory_id
+
     def forget_seed_toolsets(self, max_age_s: float) -> int:
         """Drop the toolsets of seeds none of whose trajectories is still unresolved. A seed with no registered
         trajectory at all is kept for max_age_s: its fan-out may be between storing the toolset and registering."""
@@ -110,6 +125,8 @@ class TrajectoryRegistry:
             "  WHERE t.seed_id = s.seed_id AND t.outcome IS NULL)"
             " AND (EXISTS (SELECT 1 FROM public.tf_trajectories t WHERE t.seed_id = s.seed_id)"
             "  OR s.fanned_out_at < extract(epoch FROM now()) - %s)", (max_age_s,))
+        self._conn().execute("DELETE FROM public.tf_plan_signatures p WHERE NOT EXISTS (SELECT 1 FROM"
+                             " public.tf_seed_toolsets s WHERE s.seed_id = p.seed_id)")
         return cur.rowcount
 
     def forget_planned(self, max_age_s: float) -> int:

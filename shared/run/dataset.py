@@ -96,7 +96,13 @@ def _json_or_none(text: str) -> Any:
 
 def _action_record(action: GoldenAction) -> dict[str, Any]:
     return {"tool": action.tool_name, "arguments": json.loads(action.arguments_json or "{}"),
-            "result": _json_or_none(action.result_json)}
+            "looked_up": list(action.looked_up_arguments), "result": _json_or_none(action.result_json)}
+
+
+def _root_record(task: Task) -> dict[str, Any] | None:
+    """The record the task's entity tree grew from: which entity of the database the task is about."""
+    tree = _json_or_none(task.entity_tree_json)
+    return {"table": tree["table"], "record": tree["record"]} if isinstance(tree, dict) and "table" in tree else None
 
 
 def _task_record(task: Task) -> dict[str, Any]:
@@ -105,11 +111,16 @@ def _task_record(task: Task) -> dict[str, Any]:
         "description": task.description,
         "difficulty": _enum_name(Difficulty, task.difficulty, "DIFFICULTY_"),
         "changes_data": task.changes_data,
+        "hops": task.hops,
+        "builds_on": task.builds_on_task_id or None,
+        "root": _root_record(task),
+        "golden_state_hash": task.golden_state_hash or None,
         "rubric": {"success_criteria": list(task.rubric.success_criteria),
                    "expected_tool_use": list(task.rubric.expected_tool_use),
                    "checkpoints": list(task.rubric.checkpoints)},
         "golden_actions": [_action_record(a) for a in task.golden_actions],
         "subtasks": [{"description": s.description, "golden_action": s.golden_action,
+                      "leading_actions": list(s.leading_actions),
                       "expected_values": json.loads(s.expected_values_json or "{}")} for s in task.subtasks],
     }
 
@@ -198,18 +209,21 @@ def tool_from_record(spec: dict[str, Any], bindings: dict[str, dict]) -> Tool:
 
 def _action_from_record(action: dict[str, Any]) -> GoldenAction:
     return GoldenAction(tool_name=action["tool"], arguments_json=json.dumps(action["arguments"]),
-                        result_json=json.dumps(action["result"]) if action.get("result") is not None else "")
+                        result_json=json.dumps(action["result"]) if action.get("result") is not None else "",
+                        looked_up_arguments=action.get("looked_up", []))
 
 
 def _task_from_record(task: dict[str, Any]) -> Task:
     rubric = task["rubric"]
     return Task(task_id=task.get("task_id", ""), description=task["description"],
                 difficulty=Difficulty.Value("DIFFICULTY_" + task["difficulty"].upper()),
-                changes_data=task["changes_data"],
+                changes_data=task["changes_data"], hops=task.get("hops", 0),
+                builds_on_task_id=task.get("builds_on") or "", golden_state_hash=task.get("golden_state_hash") or "",
                 rubric=Rubric(success_criteria=rubric["success_criteria"],
                               expected_tool_use=rubric["expected_tool_use"], checkpoints=rubric["checkpoints"]),
                 golden_actions=[_action_from_record(a) for a in task["golden_actions"]],
                 subtasks=[Subtask(description=s["description"], golden_action=s["golden_action"],
+                                  leading_actions=s.get("leading_actions", []),
                                   expected_values_json=json.dumps(s["expected_values"]) if s["expected_values"]
                                   else "") for s in task["subtasks"]])
 

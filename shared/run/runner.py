@@ -429,7 +429,8 @@ def write_outputs(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_
     paths["report_path"] = out / "report.md"
     report = render_report(tracker, run_config, run_id, wall_s, timed_out=timed_out)
     if records:
-        report += "\n## Dataset statistics (accepted)\n\n```\n" + stats.render(stats.dataset_stats(records)) + "\n```\n"
+        report += ("\n## Dataset statistics (accepted)\n\n```\n" + stats.render(stats.dataset_stats(records)) + "\n\n"
+                   + stats.render_diversity(stats.diversity(records)) + "\n```\n")
     paths["report_path"].write_text(report)
     return paths
 

@@ -7,7 +7,9 @@ high-level goal of the session.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import math
+import re
+from collections import Counter, defaultdict
 from pathlib import Path
 from statistics import mean
 
@@ -56,6 +58,103 @@ def dataset_stats(records: list[dict]) -> dict[str, dict]:
                                        if timed else None),
         }
     return out
+
+
+# --- diversity ---------------------------------------------------------------------------------------------------
+
+WORD = re.compile(r"[a-z0-9']+")
+
+
+def _calls(task: dict) -> list[tuple[str, str]]:
+    return [(a["tool"], json.dumps(a["arguments"], sort_keys=True)) for a in task["golden_actions"]]
+
+
+def _effect(record: dict, tool: str) -> tuple[str, str]:
+    """(kind, table) of a tool, from the record's own bindings."""
+    binding = record["metadata"].get("tool_bindings", {}).get(tool) or {}
+    effect = binding.get("effect") or {}
+    return effect.get("kind", "unknown"), effect.get("table", "")
+
+
+def golden_shape(record: dict) -> tuple:
+    """A trajectory's golden actions as a shape: the sequence of tools and their effects, task by task, without
+    the values (two dialogues of one shape differ only in the records they touch)."""
+    return tuple(tuple((a["tool"], _effect(record, a["tool"])[0]) for a in t["golden_actions"])
+                 for t in record["metadata"].get("tasks", []))
+
+
+def distinct_n(texts: list[str], n: int) -> float | None:
+    """Distinct n-grams over all n-grams of the texts (Li et al.'s distinct-n): 1.0 when nothing repeats."""
+    grams = Counter()
+    for text in texts:
+        tokens = WORD.findall(text.lower())
+        grams.update(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    total = sum(grams.values())
+    return round(len(grams) / total, 4) if total else None
+
+
+def _spread(counts: Counter) -> dict:
+    """The counts and their evenness: Shannon entropy over its maximum (1.0: spread evenly, 0: all one kind)."""
+    total = sum(counts.values())
+    entropy = -sum(c / total * math.log(c / total) for c in counts.values()) if total else 0.0
+    evenness = entropy / math.log(len(counts)) if len(counts) > 1 else (1.0 if counts else None)
+    return {"counts": dict(counts.most_common()), "evenness": round(evenness, 3) if evenness is not None else None}
+
+
+def diversity(records: list[dict]) -> dict:
+    """How much a dataset repeats itself: distinct golden-action shapes and root entities, tasks and trajectories
+    repeated with the same values, distinct-1/2 of user and agent turns, and the spread over the tables acted on,
+    the effects and the difficulties."""
+    tasks = [(r, t) for r in records for t in r["metadata"].get("tasks", [])]
+    task_calls = Counter(tuple(_calls(t)) for _, t in tasks)
+    trajectory_calls = Counter(tuple(tuple(_calls(t)) for t in r["metadata"].get("tasks", [])) for r in records)
+    shapes = Counter(golden_shape(r) for r in records)
+    roots = Counter(json.dumps(t.get("root"), sort_keys=True) for _, t in tasks if t.get("root"))
+    user = [m["content"] for r in records for m in r["messages"] if m["role"] == "user" and m.get("content")]
+    agent = [m["content"] for r in records for m in r["messages"] if m["role"] == "assistant" and m.get("content")]
+    mains = [t["golden_actions"][s["golden_action"]]["tool"] for r, t in tasks for s in t["subtasks"][-1:]
+             if s["golden_action"] >= 0]
+    tables = Counter(_effect(r, t["golden_actions"][t["subtasks"][-1]["golden_action"]]["tool"])[1] or "(none)"
+                     for r, t in tasks if t["subtasks"] and t["subtasks"][-1]["golden_action"] >= 0)
+    effects = Counter(_effect(r, a["tool"])[0] for r, t in tasks for a in t["golden_actions"])
+    return {
+        "trajectories": len(records),
+        "tasks": len(tasks),
+        "golden_shapes": len(shapes),
+        "golden_shapes_share": round(len(shapes) / len(records), 3) if records else None,
+        "root_entities": len(roots),
+        "repeated_tasks": sum(c - 1 for c in task_calls.values()),
+        "repeated_trajectories": sum(c - 1 for c in trajectory_calls.values()),
+        "builds_on_earlier_task": sum(bool(t.get("builds_on")) for _, t in tasks),
+        "distinct_1_user": distinct_n(user, 1), "distinct_2_user": distinct_n(user, 2),
+        "distinct_1_agent": distinct_n(agent, 1), "distinct_2_agent": distinct_n(agent, 2),
+        "main_tools": len(set(mains)),
+        "tables": _spread(tables),
+        "effects": _spread(effects),
+        "difficulties": _spread(Counter(t.get("difficulty", "unknown") for _, t in tasks)),
+        "hops": _spread(Counter(t.get("hops", 0) for _, t in tasks)),
+    }
+
+
+def render_diversity(d: dict) -> str:
+    def share(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    def spread(name):
+        counts = ", ".join(f"{k} {v}" for k, v in d[name]["counts"].items())
+        return f"  {name:<13}evenness {share(d[name]['evenness'])}: {counts}"
+
+    return "\n".join([
+        "Diversity",
+        f"  trajectories {d['trajectories']}, tasks {d['tasks']} ({d['builds_on_earlier_task']} build on an earlier "
+        f"task)",
+        f"  golden-action shapes {d['golden_shapes']} (share {share(d['golden_shapes_share'])}), root entities "
+        f"{d['root_entities']}, main tools {d['main_tools']}",
+        f"  repeated tasks {d['repeated_tasks']}, repeated trajectories {d['repeated_trajectories']}",
+        f"  distinct-1/2: user {share(d['distinct_1_user'])}/{share(d['distinct_2_user'])}, "
+        f"agent {share(d['distinct_1_agent'])}/{share(d['distinct_2_agent'])}",
+        spread("tables"), spread("effects"), spread("difficulties"), spread("hops"),
+    ])
 
 
 def load_records(paths: list[str | Path]) -> list[dict]:

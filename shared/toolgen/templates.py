@@ -69,6 +69,7 @@ def synthesize_template_tools(schema: DatabaseSchema) -> list[ToolCandidate]:
     for table in schema.tables:
         for fk in table.foreign_keys:
             tools += _aggregate_tools(schema, table, fk)
+            tools += [t for t in [_children_of(schema, table, fk)] if t]
     for table in schema.tables:
         tools += _write_tools(schema, table)
     return _with_unique_names(tools)
@@ -262,6 +263,35 @@ def _sum_per_parent(child: Table, parent: Table, fk: ForeignKey, amount: Column)
     )
 
 
+def _children_of(schema: DatabaseSchema, child: Table, fk: ForeignKey) -> ToolCandidate | None:
+    """SELECT the `child` rows that reference one parent row, the most recent first where the child has a date: how
+    an agent goes from a record to the ones under it (a customer's subscriptions, a line's latest invoice) once a
+    lookup has given it the parent's key."""
+    if len(fk.columns) != 1:
+        return None
+    column = child.column(fk.columns[0])
+    param = _param_name(column.name)
+    role = _fk_role(fk)
+    newest = _recency_column(child)
+    order = [f"{_ident(newest.name)} DESC NULLS LAST"] if newest else []
+    order += [_ident(c) for c in child.primary_key] or [_ident(column.name)]
+    sql = (
+        f"SELECT * FROM {_ident(child.name)}\n"
+        f"WHERE {_ident(column.name)} = :{param}\n"
+        f"ORDER BY {', '.join(order)}\nLIMIT {SEARCH_LIMIT}"
+    )
+    plural = _plural_words(child.name)
+    recency = f", the most recent {_words(newest.name)} first" if newest else ""
+    return ToolCandidate(
+        name=f"list_{_plural(child.name)}_of_{role}",
+        description=f"List the {plural} of one {_words(role)}{recency}. Returns at most {SEARCH_LIMIT}.",
+        parameters=_object_schema({param: _column_property(child, column, f"the {_words(role)}")}, required=[param]),
+        sql=sql,
+        kind="read",
+        param_columns={param: (child.name, column.name)},
+    )
+
+
 # --- writes --------------------------------------------------------------------------------------
 
 
@@ -432,6 +462,16 @@ def _updatable_columns(table: Table) -> list[Column]:
         return {"string": 1, "number": 2, "integer": 2, "boolean": 2}.get(c.json_type, 3)
 
     return sorted(candidates, key=interest)[:MAX_UPDATE_TOOLS_PER_TABLE]
+
+
+def _recency_column(table: Table) -> Column | None:
+    """The date that orders a table's rows in time for a person ("my latest invoice"): a calendar date before a
+    write stamp, never a modified stamp (it moves with every update)."""
+    dated = [c for c in table.columns if _base_type(c) in ("date", "timestamp", "timestamptz")
+             or _base_type(c).startswith("timestamp")]
+    dated = [c for c in dated if not _is_modified_stamp(c) and c.name not in _key_and_fk_columns(table)]
+    dated.sort(key=lambda c: c.is_timestamp_like)
+    return dated[0] if dated else None
 
 
 def _is_modified_stamp(col: Column) -> bool:

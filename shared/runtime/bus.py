@@ -40,7 +40,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from opentelemetry import trace
 
-from shared.runtime import llm, tracing
+from shared.runtime import lifeline, llm, tracing
 from shared.runtime.config import Settings, get_settings
 from shared.contracts import flow
 from shared.contracts import DeadLetter, Topics, TrajectoryState
@@ -717,6 +717,7 @@ def run_stage(stage_class: type[Stage]) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s", force=True)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     llm.quiet_http_client_logs()
+    lifeline.tie_to_parent()  # a service of a command's own stack ends with that command, even after a SIGKILL
     tracing.init_tracing(name, settings.tracing.otlp_endpoint)
     stage = stage_class(settings)
     try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 
 import psycopg
 import pytest
@@ -113,3 +114,83 @@ def test_up_and_down(tmp_path):
         psycopg.connect(settings.postgres.dsn, connect_timeout=2)
     assert not list(stack.pid_path(settings, "x").parent.glob("*.pid"))
     stack.down(settings)  # idempotent
+
+
+# -- a command's own stack ---------------------------------------------------------------------------------------
+def test_a_private_stack_gets_free_ports_and_a_folder_of_its_own(tmp_path):
+    settings = _settings(tmp_path)
+    settings.postgres.dsn = "postgresql://postgres:secret@127.0.0.1:15432/turnforge?sslmode=disable"
+    settings.llm.roles = {
+        "agent": ModelEndpoint(base_url="http://127.0.0.1:18081/v1", model="qwen2.5-coder-0.5b-instruct"),
+        "user_sim": ModelEndpoint(base_url="http://127.0.0.1:18082/v1", model="fake"),  # a test's scripted model
+        "judge": ModelEndpoint(base_url="https://api.example.com/v1", model="gpt-4.1"),
+    }
+    own = stack.private_settings(settings, tmp_path / "own")
+    assert own.state_dir == tmp_path / "own" and settings.state_dir == tmp_path / "state"
+    ports = {own.kafka.bootstrap_servers.rsplit(":", 1)[1], own.postgres.dsn.split(":")[3].split("/")[0],
+             own.llm.default.base_url.split(":")[2].split("/")[0], own.llm.roles["agent"].base_url.split(":")[2][:-3]}
+    assert len(ports) == 4 and "15432" not in ports and "18081" not in ports  # all new, none the same
+    assert own.postgres.dsn.startswith("postgresql://postgres:secret@127.0.0.1:")
+    assert own.postgres.dsn.endswith("/turnforge?sslmode=disable")
+    assert own.llm.roles["user_sim"] == settings.llm.roles["user_sim"]  # nothing of the stack's to start for it
+    assert own.llm.roles["judge"] == settings.llm.roles["judge"]
+    assert own.llm.default.model == settings.llm.default.model and own.kafka.topic_prefix == settings.kafka.topic_prefix
+
+
+def test_services_of_a_private_stack_read_its_settings_not_the_environment(tmp_path, monkeypatch):
+    own = stack.private_settings(_settings(tmp_path), tmp_path / "own")
+    monkeypatch.setenv("TURNFORGE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092")  # the caller's, already in `own`
+    env = stack._service_env(own, None)
+    assert "TURNFORGE_KAFKA__BOOTSTRAP_SERVERS" not in env
+    monkeypatch.delenv("TURNFORGE_KAFKA__BOOTSTRAP_SERVERS")
+    monkeypatch.setenv("TURNFORGE_CONFIG", env["TURNFORGE_CONFIG"])
+    from shared.runtime.config import load_settings
+    read = load_settings()
+    assert read.model_dump() == own.model_dump() | {"state_dir": own.state_dir.resolve()}
+
+
+@pytest.mark.integration
+def test_a_port_taken_by_another_process_is_an_error_not_a_shared_stack(tmp_path, kafka_bootstrap):
+    settings = _settings(tmp_path)
+    settings.kafka.bootstrap_servers = kafka_bootstrap  # a broker this stack's folder knows nothing of
+    with pytest.raises(stack.StackError, match=f"{kafka_bootstrap} is taken by a process this stack did not start"):
+        stack.start_broker(settings)
+
+
+def test_a_command_attaches_only_to_a_turnforge_up_stack_with_its_very_settings(tmp_path):
+    settings = _settings(tmp_path)
+    assert stack.shared_stack(settings) == (False, "")  # nothing runs
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    try:
+        for name in ("broker", *stack.SERVICES):
+            stack._spawn(settings, name, sleeper)
+        stack._settings_record(settings).write_text(settings.model_dump_json())
+        assert stack.shared_stack(settings) == (True, "")
+        other = settings.model_copy(deep=True)
+        other.kafka.fetch_max_wait_ms = 500
+        attach, why = stack.shared_stack(other)
+        assert not attach and "other settings (kafka.fetch_max_wait_ms: 50 there, 500 here)" in why
+        stack.stop_service(settings, "agent")
+        attach, why = stack.shared_stack(settings)
+        assert not attach and why.endswith("lacks agent")
+    finally:
+        for name in ("broker", *stack.SERVICES):
+            stack._stop(stack.pid_path(settings, name), signal.SIGKILL)
+
+
+def test_nothing_to_reach_is_one_line_within_the_wait(tmp_path):
+    settings = _settings(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(stack.Unreachable) as raised:
+        stack.require_reachable(settings, wait_s=2)
+    assert time.monotonic() - started < 30  # the wait and one round of refused connections, not client retries
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"no Kafka broker answers at {settings.kafka.bootstrap_servers}" in message
+    assert "PostgreSQL at 127.0.0.1:" in message and "nothing listens there" in message
+    assert f"no model server answers at {settings.llm.default.base_url}" in message
+    assert "`turnforge up`" in message and "--embedded" in message and "kafka.bootstrap_servers" in message
+    settings.llm.default.base_url = "https://api.example.com/v1"  # the services' network, maybe not this one's
+    with pytest.raises(stack.Unreachable) as raised:
+        stack.require_reachable(settings, wait_s=0, postgres=False)
+    assert "model" not in str(raised.value).split(" (waited")[0]

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import runpy
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.cli import evaluate as evaluate_cli
+from shared.cli.stacks import EMBEDDED_HELP, note, stack_for
 from shared.cli import tools as tools_cli
 from shared.contracts import SeedEvent
 from shared.ops import cluster, stack, trace_lookup
@@ -25,6 +27,7 @@ from shared.ops.validate import validate_dataset
 from shared.ops.stack import StackError
 from shared.run import dataset, runner, stats
 from shared.runtime.config import ROLES, Settings, load_settings
+
 
 
 def _config_path(args) -> str | None:
@@ -57,17 +60,11 @@ def cmd_run(args) -> int:
     settings = load_settings(path)
     run_config = runner.load_run_config(path)
     resume = {"run_id": args.resume, "resume": True} if args.resume else {}
-    if args.embedded:
-        if args.resume:  # the embedded broker keeps topics in memory only: nothing of the run survives it
-            print("--resume needs a durable broker (Apache Kafka); the embedded one forgets its topics on stop",
-                  file=sys.stderr)
-            return 2
-        try:
-            stack.up(settings, config_path=path)
-            result = runner.run(settings, run_config)
-        finally:
-            stack.down(settings)
-    else:
+    if args.embedded and args.resume:  # the embedded broker keeps topics in memory only: nothing of the run survives
+        print("--resume needs a durable broker (Apache Kafka); the embedded one forgets its topics on stop",
+              file=sys.stderr)
+        return 2
+    with stack_for(settings, args.embedded, "run") as settings:
         result = runner.run(settings, run_config, **resume)
     accepted = stats.load_records([result.dataset_path]) if result.dataset_path.is_file() else []
     if accepted:  # what the accepted dialogues are like: the paper's Table 1 and how much they repeat
@@ -114,6 +111,7 @@ def seeds_from_file(path: str, settings, run_id: str) -> list:
 def cmd_produce_seed(args) -> int:
     settings = load_settings(_config_path(args))
     seeds = seeds_from_file(args.file, settings, args.run_id or runner.new_run_id())
+    stack.require_reachable(settings, postgres=False, model=False)
     runner.produce_seeds(settings, seeds)
     for seed in seeds:
         print(f"produced seed {seed.seed_id} ({seed.domain}, {seed.settings.num_trajectories} trajectories)")
@@ -236,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", parents=[common], help="stop the embedded stack").set_defaults(func=cmd_down)
     sub.add_parser("status", parents=[common], help="show the embedded stack").set_defaults(func=cmd_status)
     p = sub.add_parser("run", parents=[common], help="seed a run and wait for its trajectories")
-    p.add_argument("--embedded", action="store_true", help="start the embedded stack first, stop it after")
+    p.add_argument("--embedded", action="store_true", help=EMBEDDED_HELP)
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run (same config): completed "
                    "trajectories are kept, not generated again")
     p.set_defaults(func=cmd_run)
@@ -300,16 +298,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised like Ctrl-C's KeyboardInterrupt so that the command unwinds and stops what it
+    started (`timeout`, CI runners, systemd and Kubernetes end a command with SIGTERM; a closed terminal sends SIGHUP).
+    Not an Exception: no `except Exception` on the way may swallow it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum, _frame) -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # once: a second signal must not cut the stack's stop short
+        signal.signal(sig, lambda *_: note("turnforge: stopping already"))
+    note(f"turnforge: {signal.Signals(signum).name}: stopping what this command started")
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # The terminal shows progress and errors; the Kafka client's warnings (reconnects, metadata retries) are for the
     # services' log files, where the same client logs at WARNING.
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     try:
         code = args.func(args)
     except KeyboardInterrupt:
         code = 130
+    except Terminated as e:
+        code = 128 + e.signum
     except Exception as e:  # noqa: BLE001 - a stack or config error is for the user, not a traceback
         if not isinstance(e, (StackError, KafkaError, FileNotFoundError, ValueError)):
             raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,7 +31,7 @@ def _run_as(user: str | None, argv: list[str], **kw) -> subprocess.CompletedProc
     return subprocess.run(argv, check=True, capture_output=True, text=True, user=user, **kw)
 
 
-def _system_user() -> str | None:
+def system_user() -> str | None:
     if os.geteuid() != 0:
         return None
     try:
@@ -67,33 +68,79 @@ def dsn_for(port: int, database: str = "postgres") -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
 
-def start(data_dir: Path, port: int, *, database: str = "turnforge", max_connections: int = 200,
-          clients: str | None = None) -> str:
-    """Initialise (once) and start a server; returns a DSN for `database`, created if missing. Every handler thread
-    of a service holds a connection, so a load test with many handlers needs more than the default.
-
-    Only this machine may connect, unless `clients` names a network (CIDR, e.g. the pods' network of a test
-    cluster): then the server listens on every address and trusts that network too, without a password."""
+def initialise(data_dir: Path, *, clients: str | None = None) -> str | None:
+    """Create the data directory (initdb, once) and let `clients` (a CIDR) in; returns the user the server must run
+    as (None: this one)."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    user = _system_user()
+    user = system_user()
     _make_accessible(data_dir, user)
-    bins = _bin_dir()
     if not (data_dir / "PG_VERSION").exists():
-        _run_as(user, [str(bins / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
+        _run_as(user, [str(_bin_dir() / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
                        "--encoding=UTF8", "--no-sync"])
     hba = data_dir / "pg_hba.conf"
     if clients and f" {clients} " not in hba.read_text():
         with open(hba, "a") as f:
             f.write(f"host all all {clients} trust\n")
-    if not _accepts(port):
-        listen = "'*'" if clients else "127.0.0.1"
-        options = (f"-c listen_addresses={listen} -p {port} -k {data_dir} -c fsync=off "
-                   f"-c synchronous_commit=off -c full_page_writes=off -c max_connections={max_connections}")
-        _run_as(user, [str(bins / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log"),
+    return user
+
+
+def _options(port: int, max_connections: int, clients: str | None) -> list[str]:
+    # TCP only: clients connect to 127.0.0.1, and a Unix socket's path may be at most 107 bytes, which a data
+    # directory deep in a checkout or a test's temporary folder exceeds.
+    return ["-c", f"listen_addresses={'*' if clients else '127.0.0.1'}", "-p", str(port),
+            "-c", "unix_socket_directories=",
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            "-c", f"max_connections={max_connections}"]
+
+
+def server_argv(data_dir: Path, port: int, *, max_connections: int = 200, clients: str | None = None) -> list[str]:
+    """The server in the foreground (logging to stderr), for a caller that supervises it as its own child."""
+    data_dir = Path(data_dir).resolve()
+    return [str(_bin_dir() / "postgres"), "-D", str(data_dir), *_options(port, max_connections, clients)]
+
+
+def start(data_dir: Path, port: int, *, database: str = "turnforge", max_connections: int = 200,
+          clients: str | None = None) -> str:
+    """Initialise (once) and start a server in the background (pg_ctl); returns a DSN for `database`, created if
+    missing. Every handler thread of a service holds a connection, so a load test with many handlers needs more than
+    the default.
+
+    Only this machine may connect, unless `clients` names a network (CIDR, e.g. the pods' network of a test
+    cluster): then the server listens on every address and trusts that network too, without a password."""
+    data_dir = Path(data_dir).resolve()
+    user = initialise(data_dir, clients=clients)
+    if not accepts(port):
+        options = shlex.join(_options(port, max_connections, clients))
+        _run_as(user, [str(_bin_dir() / "pg_ctl"), "-D", str(data_dir), "-l", str(data_dir / "server.log"),
                        "-o", options, "-w", "-t", "60", "start"])
-    readiness.wait_ready(f"PostgreSQL on port {port}", lambda: _accepts(port), 60)
+    readiness.wait_ready(f"PostgreSQL on port {port}", lambda: accepts(port), 60)
     return create_database(dsn_for(port), database)
+
+
+# What a copy of a data directory leaves out: the running server's lock and socket, and its log.
+_NOT_COPIED = ("postmaster.pid", "postmaster.opts", ".s.PGSQL.*", "server.log")
+
+
+def copy_data(source: Path, target: Path, *, running_port: int | None = None) -> None:
+    """Make `target` a copy of the data directory `source`, for a server of its own: taken from the server on
+    `running_port` (pg_basebackup, consistent while it runs) or, with none running, copied as the files are."""
+    source, target = Path(source).resolve(), Path(target).resolve()
+    shutil.rmtree(target, ignore_errors=True)
+    user = system_user()
+    if running_port is not None:
+        target.mkdir(parents=True)
+        _make_accessible(target, user)
+        _run_as(user, [str(_bin_dir() / "pg_basebackup"), "-D", str(target), "-h", "127.0.0.1",
+                       "-p", str(running_port), "-U", "postgres", "-X", "stream", "-c", "fast", "--no-sync"])
+        return
+    shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns(*_NOT_COPIED))
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        for root, dirs, files in os.walk(target):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+    _make_accessible(target, user)
 
 
 def create_database(server_dsn: str, name: str) -> str:
@@ -109,10 +156,10 @@ def stop(data_dir: Path) -> None:
     if not (data_dir / "postmaster.pid").exists():
         return
     subprocess.run([str(_bin_dir() / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
-                   capture_output=True, text=True, user=_system_user())
+                   capture_output=True, text=True, user=system_user())
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
     try:
         with psycopg.connect(dsn_for(port), connect_timeout=2):
             return True

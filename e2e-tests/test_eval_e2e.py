@@ -1,17 +1,25 @@
 """End to end: `turnforge eval`'s harness on frozen task sets, through the seven services, a real broker and
-PostgreSQL, with the reference agents (oracle, noop) and the scripted fake model as the instruction-driven user.
+PostgreSQL, with the reference agents (oracle, noop) and their scripted user, and with the fake model as an agent
+under test, for which the fake model also plays the instruction-driven user.
 
 The oracle replays the golden actions, so it must pass every task; noop calls no tool, so it must pass none of
 tasks that change data or ask for values. One task set is imported from a tiny DySQL-format file (raw SQL through
-execute_sql), the other exported from a generation run.
+execute_sql), one exported from a generation run, and one from DySQL-Bench's bowling sample.
 """
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+import yaml
 
+from fake_llm import _schema_of, kind_of
 from harness import live_sandboxes, service_logs
 from shared.contracts import AgentKind, Topics, TrajectoryState
 from shared.evaluation import report
@@ -25,6 +33,12 @@ pytestmark = pytest.mark.e2e
 
 ORACLE = evaluation.AgentUnderTest("oracle", AgentKind.AGENT_KIND_ORACLE)
 NOOP = evaluation.AgentUnderTest("noop", AgentKind.AGENT_KIND_NOOP)
+DYSQL_DIR = Path(os.environ.get("TURNFORGE_DYSQL_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" /
+                                "dysql"))
+
+
+def user_turns_asked(fake_llm) -> int:
+    return sum(kind_of(_schema_of(body)) == "user_turn" for body in fake_llm.requests)
 
 DYSQL_TASKS = [
     {"user_id": "1", "instruction": "I'm Ann Lee (PlayerID 1). Please change my team to Eagles.",
@@ -53,9 +67,11 @@ def dysql_task_set(services, tmp_path_factory):
     return load_task_set(folder / "tasks.jsonl")
 
 
-def test_oracle_passes_every_dysql_task_and_noop_none(services, dysql_task_set, tmp_path):
+def test_oracle_passes_every_dysql_task_and_noop_none(services, dysql_task_set, fake_llm, tmp_path):
+    asked_before = user_turns_asked(fake_llm)
     result = evaluation.run_evaluation(services, dysql_task_set, [ORACLE, NOOP], k=2, timeout_s=240)
     assert result.missing == 0 and result.dead_lettered == 0, service_logs(services)
+    assert user_turns_asked(fake_llm) == asked_before  # the scripted user played: no model was asked
 
     oracle = report.agent_figures(result.trials["oracle"], len(dysql_task_set))
     assert oracle["executable"] == 3 and oracle["trials"] == 6
@@ -75,7 +91,9 @@ def test_oracle_passes_every_dysql_task_and_noop_none(services, dysql_task_set, 
     assert len({s.trajectory_id for s in trials}) == 12
     assert all([t.name for t in s.toolset.tools] == ["execute_sql"] for s in trials)
     assert all('CREATE TABLE "players"' in s.messages[0].content for s in trials)
-    assert all(s.is_task_complete for s in trials)  # the user said ###STOP###
+    assert all(s.is_task_complete for s in trials)  # the user ended it
+    instructions = {t["instruction"] for t in dysql_task_set}
+    assert all(next(m.content for m in s.messages if m.role == "user") in instructions for s in trials)
     assert wait_for(lambda: live_sandboxes(services) == []), live_sandboxes(services)
 
     figures = report.figures(result.trials, len(dysql_task_set))
@@ -101,3 +119,48 @@ def test_oracle_passes_tasks_exported_from_a_generation_run(services, tmp_path):
     assert report.agent_figures(result.trials["oracle"], len(exported.tasks))["pass_hat_k"] == {"1": 1.0}
     noop = report.agent_figures(result.trials["noop"], len(exported.tasks))
     assert noop["pass_hat_k"] == {"1": 0.0}
+
+
+def test_a_model_under_test_gets_the_model_as_its_user(services, dysql_task_set, fake_llm):
+    """Only the reference agents have the scripted user: a real evaluation's user is the instruction-driven model."""
+    requests_before = len(fake_llm.requests)
+    agent = evaluation.AgentUnderTest("model", AgentKind.AGENT_KIND_MODEL)
+    result = evaluation.run_evaluation(services, dysql_task_set[:1], [agent], k=1, timeout_s=240)
+    assert result.missing == 0, service_logs(services)
+    asked = [body for body in fake_llm.requests[requests_before:] if kind_of(_schema_of(body)) == "user_turn"]
+    assert asked and dysql_task_set[0]["instruction"] in asked[0]["messages"][0]["content"]
+
+
+@pytest.mark.skipif(not (DYSQL_DIR / "dysql_tasks_bowling.json").is_file(), reason="DySQL-Bench sample not present")
+def test_the_reference_agents_check_44_bowling_tasks_in_minutes(services, fake_llm, tmp_path):
+    """The harness check the issue timed at ten minutes without an outcome: 44 tasks (the bowling sample's executable
+    ones, then again under other ids), oracle and noop, 88 trials. The bound is the evaluation's own timeout."""
+    imported = import_dysql(services.postgres.dsn, DYSQL_DIR / "dysql_tasks_bowling.json", "bowling",
+                            DYSQL_DIR / "BowlingLeague.sqlite", "dysql_bowling")
+    tasks = [dict(t, task_id=f"{t['task_id']}-{n}") for n in range(3) for t in imported.tasks][:44]
+    assert len(tasks) == 44, len(imported.tasks)
+    asked_before, started = user_turns_asked(fake_llm), time.monotonic()
+    result = evaluation.run_evaluation(services, tasks, [ORACLE, NOOP], k=1, timeout_s=600, progress_interval_s=10)
+    wall_s = time.monotonic() - started
+    assert result.missing == 0 and result.dead_lettered == 0, service_logs(services)
+    assert report.agent_figures(result.trials["oracle"], len(tasks))["pass_hat_k"] == {"1": 1.0}
+    assert report.agent_figures(result.trials["noop"], len(tasks))["pass_hat_k"]["1"] < 0.5
+    assert user_turns_asked(fake_llm) == asked_before
+    print(f"44 bowling tasks, oracle and noop: 88 trials in {wall_s:.0f} s")
+
+
+def test_eval_without_a_stack_says_so_in_one_line(dysql_task_set, fake_llm, tmp_path):
+    """No --embedded and nothing at the configured addresses: one line, exit 1, in seconds (5 s of waiting)."""
+    from shared.runtime.ports import free_port
+
+    write_task_set(dysql_task_set, tmp_path / "tasks.jsonl")
+    config = tmp_path / "nothing.yaml"
+    config.write_text(yaml.safe_dump({"kafka": {"bootstrap_servers": f"127.0.0.1:{free_port()}"},
+                                      "postgres": {"dsn": f"postgresql://postgres@127.0.0.1:{free_port()}/x"},
+                                      "llm": {"default": {"base_url": fake_llm.base_url, "model": "fake"}}}))
+    done = subprocess.run([sys.executable, "-m", "shared.cli", "eval", "--tasks", str(tmp_path / "tasks.jsonl"),
+                           "--agent", "oracle", "--config", str(config)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("turnforge: no Kafka broker answers at 127.0.0.1:") and "ECONNREFUSED" not in \
+        done.stderr
+    assert "PostgreSQL at 127.0.0.1:" in done.stderr and "model" not in done.stderr.split("(waited")[0]

@@ -270,3 +270,20 @@ def test_the_service_abandons_a_turn_it_cannot_word():
     assert out.message.abandoned_reason == "user turn could not be worded: tool_text"
     assert not out.message.is_task_complete and len(model.requests) == logic.MAX_WORDING_ATTEMPTS
     assert "copied a tool's name" in model.requests[-1][-1]["content"]  # the model was told what was wrong
+
+
+def test_the_reference_agents_scripted_user_states_the_instruction_then_ends_without_a_model():
+    class NoModel:
+        def __getattr__(self, name):
+            raise AssertionError("the scripted user asked the model")
+
+    s = state([task(READS[:1])])
+    s.instruction = "Which plan does customer 1 have?"
+    s.settings.evaluation.scripted_user = True
+    sim = simulator(NoModel())
+    [out] = sim.handle(s)
+    assert out.topic == Topics.TURNS_AGENT and s.messages[-1].content == s.instruction and not s.is_task_complete
+    s.messages.append(ChatMessage(role="assistant", content="Customer 1 has Metro Talk."))
+    [out] = sim.handle(s)
+    assert out.topic == Topics.TRAJECTORIES_COMPLETE and s.is_task_complete
+    assert s.status == TrajectoryStatus.TRAJECTORY_STATUS_USER_DONE and s.counters.user_turns == 2

@@ -55,6 +55,18 @@ class InstructionUserTurn(ModelCall[dict]):
         return USER_TURN_SCHEMA
 
 
+SCRIPTED_THANKS = "Thank you, that is all."
+
+
+def scripted_turn(state: TrajectoryState) -> dict:
+    """The scripted user of the reference agents: the whole instruction first, then thanks and the end. The oracle
+    needs no more, noop gets no more from a model user either, and it costs no model call: a harness check of a
+    whole task set takes seconds per task, not minutes behind the one local model."""
+    if not any(m.role == "user" for m in state.messages):
+        return {"user_message": state.instruction, "is_task_complete": False}
+    return {"user_message": SCRIPTED_THANKS, "is_task_complete": True}
+
+
 def ends(turn: dict) -> bool:
     return bool(turn["is_task_complete"]) or STOP in turn["user_message"]
 

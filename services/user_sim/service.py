@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from services.user_sim import logic
-from services.user_sim.instruction_user import InstructionUserTurn, apply_turn
+from services.user_sim.instruction_user import InstructionUserTurn, apply_turn, scripted_turn
 from services.user_sim.user_turn import UserTurn
 from shared.contracts import Topics, TrajectoryState
 from shared.env.trajectory import advance, record_usage, trajectory_info
@@ -48,13 +48,18 @@ class UserSimulator(Stage):
         return [Outgoing(Topics.TURNS_AGENT, state.trajectory_id, advance(state))]
 
     def instructed_turn(self, state: TrajectoryState) -> list[Outgoing]:
-        """An evaluation trial's user turn: the turn cap, else the instruction-driven model's message."""
+        """An evaluation trial's user turn: the turn cap, else the scripted user's message or the instruction-driven
+        model's."""
         if state.counters.user_turns >= state.settings.max_user_turns:
             logic.out_of_turns(state)
             return self._complete(state)
-        turn = InstructionUserTurn(state).ask(self.llm.for_role("user_sim", state.settings.models))
-        record_usage(state, turn.chat)
-        if apply_turn(state, turn.value):
+        if state.settings.evaluation.scripted_user:
+            turn = scripted_turn(state)
+        else:
+            asked = InstructionUserTurn(state).ask(self.llm.for_role("user_sim", state.settings.models))
+            record_usage(state, asked.chat)
+            turn = asked.value
+        if apply_turn(state, turn):
             return self._complete(state)
         return [Outgoing(Topics.TURNS_AGENT, state.trajectory_id, advance(state))]
 

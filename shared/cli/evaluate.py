@@ -17,6 +17,7 @@ from shared.evaluation.alignment import read_statements as target_statements
 from shared.evaluation import report
 from shared.evaluation.dysql import import_dysql, write_task_set
 from shared.evaluation.task_set import export_task_set, load_task_set
+from shared.cli.stacks import EMBEDDED_HELP, stack_for
 from shared.run import evaluation
 from shared.ops import stack
 from shared.ops.tools import database_toolset
@@ -143,10 +144,8 @@ def cmd_eval(args, settings: Settings) -> int:
         raise ValueError("two --agent options have the same name")
     if args.embedded and args.resume:
         raise ValueError("--resume needs a durable broker; the embedded one forgets its topics on stop")
-    with contextlib.ExitStack() as stack_up:
-        if args.embedded:
-            stack.up(settings, config_path=args.config)  # the model plays the user, whoever the agent is
-            stack_up.callback(stack.down, settings)
+    # The reference agents with their scripted user call no model: their stack needs none.
+    with stack_for(settings, args.embedded, "eval", model=not all(a.scripted_user for a in agents)) as settings:
         result = evaluation.run_evaluation(settings, records, agents, args.k, run_id=args.resume,
                                            timeout_s=args.timeout_s, max_user_turns=args.max_turns)
     figures = report.figures(result.trials, len(records))
@@ -220,7 +219,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--max-turns", type=int, default=evaluation.DEFAULT_MAX_USER_TURNS,
                    help="user turn cap (default 30, DySQL-Bench's)")
     p.add_argument("--timeout-s", type=float, default=3600)
-    p.add_argument("--embedded", action="store_true", help="start the embedded stack first, stop it after")
+    p.add_argument("--embedded", action="store_true", help=EMBEDDED_HELP)
     p.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted evaluation (same task set and agents)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
     p.add_argument("--out", metavar="DIR", help="write report.md and plots there")

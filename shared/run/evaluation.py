@@ -22,6 +22,7 @@ from shared.evaluation.task_set import DYSQL
 from shared.evaluation.trials import failed_trial, trial_outcome
 from shared.env.trajectory import trajectory_id_prefix
 from shared.run.dataset import tool_from_record
+from shared.run.progress import PROGRESS_INTERVAL_S, ProgressReport
 from shared.run.runner import ACCEPTED, REJECTED, RunTracker, new_run_id, outcome_consumer, produce_seeds
 from shared.runtime.bus import ensure_topics
 from shared.runtime.config import ROLES, Settings
@@ -38,6 +39,11 @@ class AgentUnderTest:
     kind: int  # AgentKind
     base_url: str = ""
     model: str = ""
+
+    @property
+    def scripted_user(self) -> bool:
+        """The reference agents check the harness, not an agent: a scripted user serves them, in seconds a task."""
+        return self.kind in REFERENCE_KINDS.values()
 
 
 def parse_agent(spec: str) -> AgentUnderTest:
@@ -104,7 +110,7 @@ def evaluation_seeds(records: list[dict], agents: list[AgentUnderTest], k: int, 
     seeds = []
     for agent in agents:
         evaluation = EvaluationSettings(agent_kind=agent.kind, agent_name=agent.name, agent_base_url=agent.base_url,
-                                        agent_model=agent.model)
+                                        agent_model=agent.model, scripted_user=agent.scripted_user)
         for record in records:
             generation = GenerationSettings(
                 tool_execution=ToolExecution.TOOL_EXECUTION_SQL, tasks_per_trajectory=1, num_trajectories=k,
@@ -145,9 +151,21 @@ def collect_trials(tracker: RunTracker, seeds: list[SeedEvent], k: int) -> dict[
     return trials
 
 
+def trials_so_far(tracker: RunTracker, seeds: list[SeedEvent]) -> str:
+    """Per agent: trials ended out of its trials, and how many passed (accepted), for the progress lines."""
+    parts = []
+    for agent in dict.fromkeys(s.settings.evaluation.agent_name for s in seeds):
+        counts = [tracker.counts(s.seed_id) for s in seeds if s.settings.evaluation.agent_name == agent]
+        total = sum(c["seeded"] for c in counts)
+        parts.append(f"{agent} {total - sum(c['missing'] for c in counts)}/{total}, "
+                     f"passed {sum(c[ACCEPTED] for c in counts)}")
+    return " · ".join(parts)
+
+
 def run_evaluation(settings: Settings, records: list[dict], agents: list[AgentUnderTest], k: int, *,
                    run_id: str | None = None, timeout_s: float = 3600, max_user_turns: int = DEFAULT_MAX_USER_TURNS,
-                   console: Console | None = None) -> EvaluationResult:
+                   console: Console | None = None,
+                   progress_interval_s: float = PROGRESS_INTERVAL_S) -> EvaluationResult:
     """Seed every (agent, task) k times and wait for every trial's verdict (or the timeout).
 
     Resume: the same run id gives the same seed ids, so the services skip what they handled and the watcher reads
@@ -162,11 +180,16 @@ def run_evaluation(settings: Settings, records: list[dict], agents: list[AgentUn
     deadline = time.monotonic() + timeout_s
     try:
         produce_seeds(settings, seeds)
-        console.print(f"evaluation {run_id}: {len(records)} task(s) x {len(agents)} agent(s) x {k} trial(s)")
-        while not tracker.done and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                for record in batch:
-                    tracker.on_record(topics[record.topic], record.value, time.time())
+        scripted = [a.name for a in agents if a.scripted_user]
+        console.print(f"evaluation {run_id}: {len(records)} task(s) x {len(agents)} agent(s) x {k} trial(s)"
+                      + (f"; the user is scripted for {', '.join(scripted)}" if scripted else ""), soft_wrap=True)
+        with ProgressReport(f"evaluation {run_id}", len(seeds) * k, console=console,
+                            interval_s=progress_interval_s) as progress:
+            while not tracker.done and time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=500).values():
+                    for record in batch:
+                        tracker.on_record(topics[record.topic], record.value, time.time())
+                progress.update(len(seeds) * k - tracker.counts()["missing"], trials_so_far(tracker, seeds))
     finally:
         consumer.close(autocommit=False)
     counts = tracker.counts()

@@ -19,10 +19,10 @@ from google.protobuf.message import DecodeError
 from kafka import KafkaConsumer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shared.runtime.config import ROLES, Settings, get_settings
 from shared.run import stats
+from shared.run.progress import PROGRESS_INTERVAL_S, ProgressReport
 from shared.run.dataset import database_provenance, to_openai_record
 from shared.runtime.bus import ensure_topics, make_producer
 from shared.data.seed_tools import load_seed_tools
@@ -359,7 +359,7 @@ class RunResult:
 
 
 def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None, console=None,
-        resume: bool = False) -> RunResult:
+        resume: bool = False, progress_interval_s: float = PROGRESS_INTERVAL_S) -> RunResult:
     """Seed one run and wait for all its trajectories (or the timeout); writes dataset, rejections and report.
 
     Resume (same run id and config, e.g. after the stack was stopped): the seeds get the same ids, so the services'
@@ -378,9 +378,7 @@ def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None,
         produce_seeds(settings, seeds)
         console.print(f"{'resuming ' if resume else ''}run [bold]{run_id}[/]: {len(seeds)} seed(s), "
                       f"{tracker.counts()['seeded']} trajectories")
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as progress:
-            bar = progress.add_task(_progress_text(tracker), total=tracker.counts()["seeded"])
+        with ProgressReport(f"run {run_id}", tracker.counts()["seeded"], interval_s=progress_interval_s) as progress:
             deadline = time.monotonic() + run_config.timeout_s
             round_no = 0
             while True:
@@ -390,7 +388,7 @@ def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None,
                         for record in records:
                             tracker.on_record(topics[record.topic], record.value, time.time())
                     c = tracker.counts()
-                    progress.update(bar, description=_progress_text(tracker), completed=c["seeded"] - c["missing"])
+                    progress.update(c["seeded"] - c["missing"], _progress_text(tracker), total=c["seeded"])
                 round_no += 1
                 if timed_out or tracker.counts()[ACCEPTED] >= run_config.min_accepted or round_no >= run_config.max_rounds:
                     break
@@ -401,7 +399,6 @@ def run(settings: Settings, run_config: RunConfig, *, run_id: str | None = None,
                 produce_seeds(settings, more)
                 console.print(f"round {round_no + 1}: {tracker.counts()[ACCEPTED]} accepted so far, "
                               f"{len(more) * run_config.num_trajectories} more trajectories")
-                progress.update(bar, total=tracker.counts()["seeded"])
     finally:
         consumer.close(autocommit=False)
 

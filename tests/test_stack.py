@@ -140,8 +140,9 @@ def test_a_private_stack_gets_free_ports_and_a_folder_of_its_own(tmp_path):
 def test_services_of_a_private_stack_read_its_settings_not_the_environment(tmp_path, monkeypatch):
     own = stack.private_settings(_settings(tmp_path), tmp_path / "own")
     monkeypatch.setenv("TURNFORGE_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:19092")  # the caller's, already in `own`
+    monkeypatch.setenv("TURNFORGE_KAFKA_CACHE", "/somewhere")  # not a setting: passed on
     env = stack._service_env(own, None)
-    assert "TURNFORGE_KAFKA__BOOTSTRAP_SERVERS" not in env
+    assert "TURNFORGE_KAFKA__BOOTSTRAP_SERVERS" not in env and env["TURNFORGE_KAFKA_CACHE"] == "/somewhere"
     monkeypatch.delenv("TURNFORGE_KAFKA__BOOTSTRAP_SERVERS")
     monkeypatch.setenv("TURNFORGE_CONFIG", env["TURNFORGE_CONFIG"])
     from shared.runtime.config import load_settings

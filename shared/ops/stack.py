@@ -410,7 +410,7 @@ def _service_env(settings: Settings, config_path: str | os.PathLike | None) -> d
 
     Without a config file the caller's settings may still differ from the defaults (free ports in tests, a private
     stack), so they are written out for the services instead of leaving them to guess; the TURNFORGE_ variables are
-    then left out, as they are in the file already and would override it."""
+    then left out, as the file holds their values already and they would override it."""
     if config_path:
         return dict(os.environ, TURNFORGE_CONFIG=str(Path(config_path).resolve()))
     path = _state(settings) / "effective-config.yaml"
@@ -418,8 +418,13 @@ def _service_env(settings: Settings, config_path: str | os.PathLike | None) -> d
     data = settings.model_dump(mode="json")
     data["state_dir"] = str(_state(settings))
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TURNFORGE_")}
-    return dict(env, TURNFORGE_CONFIG=str(path))
+    return dict({k: v for k, v in os.environ.items() if not _a_setting(k)}, TURNFORGE_CONFIG=str(path))
+
+
+def _a_setting(variable: str) -> bool:
+    """Whether pydantic-settings reads `variable` into Settings (TURNFORGE_KAFKA__BOOTSTRAP_SERVERS, ...)."""
+    prefix, _, rest = variable.partition("_")
+    return prefix.upper() == "TURNFORGE" and rest.lower().split("__")[0] in Settings.model_fields
 
 
 def start_service(settings: Settings, name: str, config_path: str | os.PathLike | None = None, *,

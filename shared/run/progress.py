@@ -50,8 +50,9 @@ class ProgressReport:
             self._line()
 
     def line(self) -> str:
-        return (f"[{time.strftime('%H:%M:%S')}] {self.what}: {self.done}/{self.total} done, "
-                f"{Text.from_markup(self.summary).plain} ({_elapsed(time.monotonic() - self._started)})")
+        summary = Text.from_markup(self.summary).plain
+        return (f"[{time.strftime('%H:%M:%S')}] {self.what}: {self.done}/{self.total} done"
+                f"{', ' + summary if summary else ''} ({_elapsed(time.monotonic() - self._started)})")
 
     def _line(self) -> None:
         self._last_line = time.monotonic()

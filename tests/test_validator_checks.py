@@ -31,6 +31,7 @@ def failed(s, final_hash="h0") -> list[str]:
 
 def test_a_complete_trajectory_passes_every_check():
     assert failed(read_then_close()) == []
+    assert all(not c.message_indices for c in deterministic_checks(read_then_close(), "h0"))
 
 
 def test_the_user_must_close_the_conversation_and_say_it_is_complete():
@@ -41,6 +42,7 @@ def test_the_user_must_close_the_conversation_and_say_it_is_complete():
     del s.messages[-1]
     result = check_closed_by_user(s)
     assert not result.passed and "not the user's closing turn" in result.detail
+    assert list(result.message_indices) == [len(s.messages) - 1]  # the reviewer is shown the last message
 
 
 def test_an_abandoned_trajectory_is_rejected_with_its_reason():
@@ -56,6 +58,7 @@ def test_grounding_flags_numbers_no_tool_returned():
     s.messages.insert(-1, ChatMessage(role="assistant", content="And 99 invoices are open."))
     result = check_grounding(s)
     assert not result.passed and "99" in result.detail
+    assert list(result.message_indices) == [5]  # the reply that stated it, not the one that was grounded (4)
 
 
 def test_a_start_state_prefix_is_context_not_a_claim():
@@ -75,14 +78,16 @@ def test_pasted_tool_markup_in_a_reply_rejects():
     s.messages[-2].content = '<tool_response>{"name": "Ana"}</tool_response> Customer 1 is Ana.'
     result = check_no_tool_markup(s)
     assert not result.passed and "tool_response" in result.detail
+    assert list(result.message_indices) == [4] and result.detail.startswith("message 4:")
 
 
 def test_arguments_and_outputs_are_checked_against_schemas():
     s = read_then_close()
     assert check_call_arguments(s).passed and check_outputs(s).passed
     add_call(s, "get_customer", {"customer_id": "one"}, content={"customer_id": "x", "name": 3})
-    assert not check_call_arguments(s).passed
-    assert not check_outputs(s).passed
+    arguments, outputs = check_call_arguments(s), check_outputs(s)
+    assert not arguments.passed and list(arguments.message_indices) == [6]  # the call
+    assert not outputs.passed and list(outputs.message_indices) == [7]  # its result
 
 
 def test_every_call_needs_one_result():
@@ -92,6 +97,7 @@ def test_every_call_needs_one_result():
     del s.messages[tool_message]
     result = check_calls_answered(s)
     assert not result.passed and "call_0 get_customer: 0 result messages" in result.detail
+    assert list(result.message_indices) == [2]
 
 
 def test_the_end_state_must_equal_the_golden_one_whenever_tools_run_in_sql():
@@ -112,6 +118,7 @@ def test_a_write_no_golden_action_asked_for_rejects():
              content={"customer_id": 3, "status": "closed"})
     result = check_writes_requested(s)
     assert not result.passed and '"customer_id": 3' in result.detail
+    assert list(result.message_indices) == [7]  # the write's result
     s.tasks[0].golden_actions.add(tool_name="update_customer_status",
                                   arguments_json=json.dumps({"customer_id": 3, "status": "closed"}))
     assert check_writes_requested(s).passed

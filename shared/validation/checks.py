@@ -7,6 +7,7 @@ not generated: they are sources, never claims, and their tool calls were not exe
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 import jsonschema
 
@@ -19,9 +20,16 @@ from shared.env.trajectory import executes_sql, grounding_sources, tool_by_name
 DETAIL_LIMIT = 1000
 
 
-def _check(name: str, problems: list[str], passed_detail: str = "") -> CheckResult:
+def _check(name: str, problems: list[str], passed_detail: str = "", at: Iterable[int] = ()) -> CheckResult:
+    """`at`: the indices of the messages the problems were found in (a reviewer is shown them)."""
     return CheckResult(name=name, passed=not problems,
-                       detail="; ".join(problems)[:DETAIL_LIMIT] if problems else passed_detail)
+                       detail="; ".join(problems)[:DETAIL_LIMIT] if problems else passed_detail,
+                       message_indices=sorted(set(at)) if problems else [])
+
+
+def _call_indices(state: TrajectoryState) -> dict[str, int]:
+    """Tool call id -> the index of the assistant message that made the call."""
+    return {c.id: i for i, m in enumerate(state.messages) for c in m.tool_calls}
 
 
 def given_count(state: TrajectoryState) -> int:
@@ -41,7 +49,7 @@ def check_closed_by_user(state: TrajectoryState) -> CheckResult:
     last = state.messages[-1].role if state.messages else "nobody"
     if last != "user":
         problems.append(f"the last message is from the {last}, not the user's closing turn")
-    return _check("user_closed_conversation", problems)
+    return _check("user_closed_conversation", problems, at=[len(state.messages) - 1] if state.messages else [])
 
 
 def check_not_abandoned(state: TrajectoryState) -> CheckResult:
@@ -54,12 +62,16 @@ def check_calls_answered(state: TrajectoryState) -> CheckResult:
     calls = [c for m in messages for c in m.tool_calls]
     answers = [m.tool_call_id for m in messages if m.role == "tool"]
     recorded = {r.call_id for r in state.tool_results}
-    problems = [f"{c.id} {c.function.name}: {answers.count(c.id)} result messages"
-                for c in calls if answers.count(c.id) != 1]
-    problems += [f"{c.id} {c.function.name}: no recorded result" for c in calls if c.id not in recorded]
+    unanswered = [c for c in calls if answers.count(c.id) != 1]
+    problems = [f"{c.id} {c.function.name}: {answers.count(c.id)} result messages" for c in unanswered]
+    unrecorded = [c for c in calls if c.id not in recorded]
+    problems += [f"{c.id} {c.function.name}: no recorded result" for c in unrecorded]
     asked = {c.id for c in calls}
     problems += [f"a tool message answers {a}, which no call asked" for a in answers if a not in asked]
-    return _check("every_call_answered", problems)
+    where = _call_indices(state)
+    stray = [i for i in range(given_count(state), len(state.messages))
+             if state.messages[i].role == "tool" and state.messages[i].tool_call_id not in asked]
+    return _check("every_call_answered", problems, at=[where[c.id] for c in unanswered + unrecorded] + stray)
 
 
 def check_used_tools(state: TrajectoryState) -> CheckResult:
@@ -75,22 +87,25 @@ def check_tool_sources(state: TrajectoryState) -> CheckResult:
 
 
 def check_call_arguments(state: TrajectoryState) -> CheckResult:
-    problems = []
-    for m in generated_messages(state):
-        for c in m.tool_calls:
+    problems, at = [], []
+    for index in range(given_count(state), len(state.messages)):
+        for c in state.messages[index].tool_calls:
             tool = tool_by_name(state.toolset, c.function.name)
             if tool is None:
                 problems.append(f"{c.id}: unknown tool {c.function.name}")
+                at.append(index)
                 continue
             try:
                 jsonschema.validate(json.loads(c.function.arguments or "{}"), tool_parameters(tool))
             except (json.JSONDecodeError, jsonschema.ValidationError) as e:
                 problems.append(f"{c.id} {c.function.name}: {getattr(e, 'message', e)}")
-    return _check("call_arguments_match_schema", problems)
+                at.append(index)
+    return _check("call_arguments_match_schema", problems, at=at)
 
 
 def check_outputs(state: TrajectoryState) -> CheckResult:
-    problems = []
+    problems, at = [], []
+    answers = {m.tool_call_id: i for i, m in enumerate(state.messages) if m.role == "tool"}
     for r in state.tool_results:
         tool = tool_by_name(state.toolset, r.tool_name)
         if not r.ok or tool is None or not tool.output_schema_json:
@@ -99,7 +114,8 @@ def check_outputs(state: TrajectoryState) -> CheckResult:
             jsonschema.validate(json.loads(r.content_json), json.loads(tool.output_schema_json))
         except (json.JSONDecodeError, jsonschema.ValidationError) as e:
             problems.append(f"{r.call_id} {r.tool_name}: {getattr(e, 'message', e)}")
-    return _check("outputs_match_schema", problems)
+            at += [answers[r.call_id]] if r.call_id in answers else []
+    return _check("outputs_match_schema", problems, at=at)
 
 
 def check_state_hash(state: TrajectoryState, final_hash: str) -> CheckResult:
@@ -118,13 +134,14 @@ def check_writes_requested(state: TrajectoryState) -> CheckResult:
     """Every successful call of a tool that may change data did what a golden action does. A write undone later
     leaves the end state right but is still a wrong step to train on."""
     golden = [(t, a) for t in state.tasks for a in t.golden_actions]
-    problems = []
+    problems, at = [], []
     for call in outcomes.successful_calls(state):
         tool = tool_by_name(state.toolset, call.tool_name)
         if tool is not None and mutates(tool) and not any(outcomes.achieves(call, a, state.toolset)
                                                           for _, a in golden):
             problems.append(f"{call.tool_name}({json.dumps(call.arguments, sort_keys=True)}) was not requested")
-    return _check("writes_requested", problems)
+            at.append(call.message_index)
+    return _check("writes_requested", problems, at=at)
 
 
 def check_subtasks_done(state: TrajectoryState) -> CheckResult:
@@ -146,18 +163,21 @@ def check_grounding(state: TrajectoryState) -> CheckResult:
     """Every number the agent states must appear in a tool result, the user's words or the given context."""
     sources = grounding_sources(state)
     unsupported: list[str] = []
-    for m in generated_messages(state):
-        if m.role == "assistant" and m.content:
-            unsupported += unsupported_numbers(m.content, sources)
+    at = []
+    for index in range(given_count(state), len(state.messages)):
+        m = state.messages[index]
+        if m.role == "assistant" and m.content and (numbers := unsupported_numbers(m.content, sources)):
+            unsupported += numbers
+            at.append(index)
     stated = sorted(set(unsupported))[:10]
     return _check("claims_grounded_in_tool_results",
-                  ["numbers stated without a source: " + ", ".join(stated)] if stated else [])
+                  ["numbers stated without a source: " + ", ".join(stated)] if stated else [], at=at)
 
 
 def check_arguments_grounded(state: TrajectoryState) -> CheckResult:
     """Every value the agent passes to a tool was given by the user or returned by a tool before the call: a call
     with an invented id or name teaches guessing, even when its result did no harm."""
-    problems = []
+    problems, at = [], []
     for index in range(given_count(state), len(state.messages)):
         message = state.messages[index]
         for call in message.tool_calls:
@@ -168,15 +188,17 @@ def check_arguments_grounded(state: TrajectoryState) -> CheckResult:
             if isinstance(arguments, dict) and \
                     (invented := ungrounded_arguments(arguments, grounding_sources(state, before=index))):
                 problems.append(f"{call.function.name}: {', '.join(invented)}")
-    return _check("call_arguments_grounded", ["values nobody gave: " + p for p in problems])
+                at.append(index)
+    return _check("call_arguments_grounded", ["values nobody gave: " + p for p in problems], at=at)
 
 
 def check_no_tool_markup(state: TrajectoryState) -> CheckResult:
     """A reply that pastes tool-call or tool-output markup teaches a model to leak its template."""
-    problems = [f"message {given_count(state) + i}: {match.group(0)!r}"
-                for i, m in enumerate(generated_messages(state))
-                if m.role == "assistant" and (match := TOOL_MARKUP.search(m.content or ""))]
-    return _check("no_tool_markup_in_replies", problems)
+    found = [(index, match) for index in range(given_count(state), len(state.messages))
+             if state.messages[index].role == "assistant"
+             and (match := TOOL_MARKUP.search(state.messages[index].content or ""))]
+    return _check("no_tool_markup_in_replies", [f"message {index}: {match.group(0)!r}" for index, match in found],
+                  at=[index for index, _ in found])
 
 
 def deterministic_checks(state: TrajectoryState, final_hash: str) -> list[CheckResult]:

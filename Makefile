@@ -4,10 +4,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard protos/turnforge/v1/*.proto)
 GEN    := $(PROTOS:.proto=_pb2.py)
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: install protos run test test-fast bench clean down chart-check cluster-test faults measure-tools
 
-install: $(STAMP) $(GEN)
+install: $(STAMP) $(GEN) $(CHROMIUM)
 
 # One install gives the `turnforge` command, every service, the embedded stack and the test tools.
 # llama-cpp-python builds from source once (a few minutes on 2 cores); pip caches the wheel after that.
@@ -16,6 +17,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install -q -e '.[local,dev]'
 	touch $(STAMP)
+
+# The review page's browser test (tests/test_review_page.py) drives Debian's chromium, headless; Playwright's own
+# browsers are never downloaded. Installed here when missing, as root; elsewhere this says what to install.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "note: $(CHROMIUM) is missing: the review page's browser test needs Debian's chromium"; fi
 
 # Python code is generated from the contracts, never edited by hand.
 protos: $(GEN)

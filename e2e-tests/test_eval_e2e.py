@@ -25,7 +25,7 @@ from shared.contracts import AgentKind, Topics, TrajectoryState
 from shared.evaluation import report
 from shared.evaluation.dysql import import_dysql, write_task_set
 from shared.evaluation.task_set import export_task_set, load_task_set
-from shared.run import evaluation, runner, stats
+from shared.run import evaluation, review, runner, stats
 from shared.runtime.toolsets import ToolsetStore
 from test_pipeline_e2e import read_topic, wait_for
 
@@ -98,9 +98,12 @@ def test_oracle_passes_every_dysql_task_and_noop_none(services, dysql_task_set, 
 
     figures = report.figures(result.trials, len(dysql_task_set))
     written = report.write_report(figures, tmp_path, result.run_id, notes=[])
-    assert {p.name for p in written} == {"report.md", "pass_hat_k.png", "accuracy_by_turn.png",
+    assert {p.name for p in written} == {"report.md", "figures.json", "pass_hat_k.png", "accuracy_by_turn.png",
                                          "success_by_domain.png"}
     assert "| oracle | 3 | 3 | 6 | 1.000 | 1.000 |" in (tmp_path / "report.md").read_text()
+    # The review page of the evaluation's folder: its figures and its three plots.
+    page = review.write_page(tmp_path).read_text()
+    assert page.count("data:image/png;base64,") == 3 and '"pass_hat_k"' in page
 
 
 def test_oracle_passes_tasks_exported_from_a_generation_run(services, tmp_path):

@@ -220,6 +220,7 @@ def test_init_creates_the_topics_with_their_counts_and_lag_is_read_from_the_brok
     [record] = [json.loads(line) for line in paths["dataset_path"].read_text().splitlines()]
     assert record["id"] == "s1-t0" and record["metadata"]["seed_id"] == "s1"
     assert paths["rejected_path"].read_text() == "" and rows[0].in_flight == 1
+    assert '"s1-t0"' in paths["page_path"].read_text()  # the review page lists it
     # `turnforge trace` reads the same topics: the trajectory's trace id, or None for one that is not there.
     traced = Verdict(trajectory_id="s1-t1", accepted=False)
     traced.trajectory.seed_id, traced.trajectory.trajectory_id, traced.trajectory.trace_id = "s1", "s1-t1", "ab" * 16

@@ -199,7 +199,8 @@ def test_a_record_reads_back_into_the_trajectory_it_validates():
     add_call(s, "get_customer", {"customer_id": 2}, ok=False, content={"error": "not_found"})
     verdict = Verdict(trajectory=s, accepted=True, checks=[CheckResult(name="golden_state", passed=True)])
     record = json.loads(json.dumps(dataset.to_openai_record(verdict)))
-    assert record["metadata"]["verdict"]["checks"] == [{"name": "golden_state", "passed": True, "detail": ""}]
+    assert record["metadata"]["verdict"]["checks"] == [{"name": "golden_state", "passed": True, "detail": "",
+                                                        "messages": []}]
 
     back = dataset.trajectory_from_record(record)
     assert list(back.tasks) == list(s.tasks)

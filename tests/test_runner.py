@@ -161,8 +161,16 @@ def test_write_outputs(tmp_path):
     assert len(lines) == 1 and json.loads(lines[0])["id"] == "traj-1"
     rejected = [json.loads(line) for line in paths["rejected_path"].read_text().splitlines()]
     assert [r["trajectory_id"] for r in rejected] == ["traj-2", "traj-3"]
-    assert rejected[0]["checks"] == [{"name": "final_state", "passed": False, "detail": "hash differs"}]
+    assert rejected[0]["checks"] == [{"name": "final_state", "passed": False, "detail": "hash differs",
+                                      "messages": []}]
+    # A rejection carries what it was asked to do and could use, as a dataset record does.
+    assert rejected[0]["metadata"]["tasks"][0]["description"] == "Look up the customer."
+    assert rejected[0]["metadata"]["verdict"]["reasons"] == ["final state differs", "a|b"]
+    [letter] = [json.loads(line) for line in paths["dead_letters_path"].read_text().splitlines()]
+    assert (letter["service"], letter["seed_id"], letter["reason"]) == ("tool-synth", "run-retail",
+                                                                         "no valid tool\nat all")
     assert paths["report_path"].exists()
+    assert paths["page_path"] == tmp_path / "review.html" and '"traj-3"' in paths["page_path"].read_text()
 
 
 def test_rejection_record_falls_back_to_failed_checks_in_report():

@@ -132,8 +132,9 @@ def cmd_export_tasks(args) -> int:
         print(f"  left out {record_id}: {reason}")
     rejected = path.parent / "rejected.jsonl"
     if rejected.exists() and rejected.read_text().strip():
-        # A rejection record keeps the conversation and the checks, not the tasks or the tools: nothing to freeze.
-        print(f"  {rejected} not used: rejection records carry no tasks or tool bindings")
+        # A rejected trajectory's golden actions are its tasks' as much as an accepted one's, but the set freezes
+        # what the dataset holds: the trajectories a model would be trained on.
+        print(f"  {rejected} not used: only the dataset's (accepted) trajectories are frozen")
     return 0 if result.tasks else 1
 
 

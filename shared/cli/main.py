@@ -25,7 +25,7 @@ from shared.contracts import SeedEvent
 from shared.ops import cluster, stack, trace_lookup
 from shared.ops.validate import validate_dataset
 from shared.ops.stack import StackError
-from shared.run import dataset, runner, stats
+from shared.run import dataset, review, runner, stats
 from shared.runtime.config import ROLES, Settings, load_settings
 
 
@@ -71,6 +71,7 @@ def cmd_run(args) -> int:
         print(stats.render(stats.dataset_stats(accepted)) + "\n\n" + stats.render_diversity(stats.diversity(accepted)))
     print(f"report: {result.report_path}")
     print(f"dataset: {result.dataset_path}")
+    print(f"review page: {result.page_path}  (open it in a browser; `turnforge view --serve` serves it)")
     print(f"seeded {result.seeded}, accepted {result.accepted}, rejected {result.rejected}, "
           f"dead-lettered {result.dead_lettered}, missing {result.missing}"
           + (" (timed out)" if result.timed_out else ""))
@@ -129,6 +130,14 @@ def cmd_stats(args) -> int:
         print(json.dumps({"by_mode": figures, "diversity": spread}, indent=2))
     else:
         print(stats.render(figures) + "\n\n" + stats.render_diversity(spread))
+    return 0
+
+
+def cmd_view(args) -> int:
+    page = review.write_page(args.path, args.out)
+    print(f"review page: {page}")
+    if args.serve:
+        review.serve(page, args.port)
     return 0
 
 
@@ -206,7 +215,7 @@ def cmd_cluster_collect(args) -> int:
     print(f"{len(rows)} seed(s): {accepted} accepted, {rejected} rejected, "
           f"{sum(r.dead_lettered for r in rows)} dead-lettered, {in_flight} in flight"
           + (" (not written yet: collect again later)" if in_flight else ""))
-    print(f"dataset: {paths['dataset_path']}\nrejected: {paths['rejected_path']}")
+    print(f"dataset: {paths['dataset_path']}\nrejected: {paths['rejected_path']}\nreview page: {paths['page_path']}")
     return 0
 
 
@@ -250,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("datasets", nargs="+", help="dataset.jsonl files")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("view", help="write the review page of a run: every trajectory with its dialogue, tools, "
+                                    "tasks and checks, and the set's figures (one HTML file that works offline)")
+    p.add_argument("path", help="a run's output folder, an evaluation's --out folder, or a dataset.jsonl, "
+                                "rejected.jsonl or dead_letters.jsonl")
+    p.add_argument("--out", help="the HTML file (default: review.html in the folder, or FILE.review.html beside "
+                                 "the file)")
+    p.add_argument("--serve", action="store_true", help="then serve it on 127.0.0.1 until Ctrl-C")
+    p.add_argument("--port", type=int, default=0, help="with --serve (default: any free port)")
+    p.set_defaults(func=cmd_view)
     p = sub.add_parser("export", help="convert dataset.jsonl files to another training format")
     p.add_argument("datasets", nargs="+", help="dataset.jsonl files")
     p.add_argument("--format", choices=["openai", "sharegpt", "hf"], default="openai")

@@ -5,6 +5,7 @@ agent made no call, which is not the same as making wrong ones.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from statistics import mean
 from typing import Any, Callable, Sequence
@@ -156,7 +157,11 @@ def write_plots(result: dict[str, Any], out: Path) -> list[Path]:
     return paths
 
 
+FIGURES_FILE = "figures.json"  # every figure of the report, for scripts and the review page
+
+
 def write_report(result: dict[str, Any], out: Path, run_id: str, notes: list[str]) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(render_markdown(result, run_id, notes))
-    return [out / "report.md", *write_plots(result, out)]
+    (out / FIGURES_FILE).write_text(json.dumps({"run_id": run_id, "notes": notes, **result}, indent=2))
+    return [out / "report.md", out / FIGURES_FILE, *write_plots(result, out)]

@@ -28,6 +28,7 @@ from shared.contracts import SeedEvent, Topics
 from shared.contracts.flow import RUN, SERVICES, consumed_by
 from shared.runtime.bus import read_to_end
 from shared.ops.stack import load_demo_domains
+from shared.run import review
 from shared.run.runner import ACCEPTED, DEAD_LETTERED, REJECTED, RunTracker, write_records
 
 log = logging.getLogger("turnforge.cluster")
@@ -305,10 +306,12 @@ def seed_rows(settings: Settings) -> list[SeedRow]:
 
 
 def collect(settings: Settings, out: Path) -> tuple[list[SeedRow], dict[str, Path]]:
-    """The release's finished trajectories as a run writes them: dataset.jsonl (accepted) and rejected.jsonl.
-    Trajectories still in flight are left out; collecting again later adds them."""
+    """The release's finished trajectories as a run writes them: dataset.jsonl (accepted), rejected.jsonl,
+    dead_letters.jsonl and the review page of them. Trajectories still in flight are left out; collecting again later
+    adds them."""
     seeds, tracker = release_outcomes(settings)
     paths, _ = write_records(tracker, out)
+    paths["page_path"] = review.write_page(out)
     return seed_progress(seeds, tracker), paths
 
 

@@ -20,7 +20,7 @@ import psycopg
 import yaml
 from google.protobuf.json_format import MessageToDict
 
-from shared.contracts import (ChatMessage, Difficulty, EffectKind, FunctionCall, GenerationSettings, GoldenAction,
+from shared.contracts import (CheckResult, ChatMessage, Difficulty, EffectKind, FunctionCall, GenerationSettings, GoldenAction,
                               PipelineMode, Rubric, RubricCategory, SqlBinding, Subtask, Task, Tool, ToolCall,
                               ToolCallResult, ToolEffect, ToolExecution, Toolset, TrajectoryState, Verdict)
 from shared.env.sandbox import SandboxManager, UnknownDomain
@@ -29,6 +29,11 @@ from shared.runtime.errors import TransientError
 from shared.run import stats
 
 logger = logging.getLogger(__name__)
+
+# The files of a run's output folder (and of `turnforge cluster collect`'s).
+DATASET_FILE = "dataset.jsonl"  # the accepted trajectories' records
+REJECTED_FILE = "rejected.jsonl"  # each rejection with its reasons, checks, conversation, tasks and tools
+DEAD_LETTERS_FILE = "dead_letters.jsonl"  # the run's dead letters, without their payloads
 
 
 def database_provenance(dsn: str, domains: list[str]) -> dict[str, dict]:
@@ -138,12 +143,18 @@ def _binding_record(tool: Tool) -> dict[str, Any]:
     }
 
 
+def check_record(check: CheckResult) -> dict[str, Any]:
+    """One check's result; `messages`: the indices (into the record's messages) of the messages that failed it."""
+    return {"name": check.name, "passed": check.passed, "detail": check.detail,
+            "messages": list(check.message_indices)}
+
+
 def _verdict_record(verdict: Verdict) -> dict[str, Any]:
     return {
         "accepted": verdict.accepted,
         "reasons": list(verdict.reasons),
         "final_state_hash": verdict.final_state_hash,
-        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks],
+        "checks": [check_record(c) for c in verdict.checks],
         "rubric": [{"item": j.item, "category": _enum_name(RubricCategory, j.category, "RUBRIC_CATEGORY_"),
                     "satisfied": j.satisfied} for j in verdict.rubric],
         "judge_decision": verdict.judge_decision,
@@ -431,14 +442,14 @@ def _validation_section(accepted: int, rejections: list[dict[str, Any]] | None) 
     if rejections is None:
         return text + " The rejected trajectories were not given to the export."
     text += f" Rejected: {len(rejections)} of {accepted + len(rejections)} trajectories."
-    reasons = Counter(reason for r in rejections for reason in _rejection_reasons(r))
+    reasons = Counter(reason for r in rejections for reason in reason_kinds(r))
     if reasons:
         text += "\n\n| rejection reason | trajectories |\n|---|---:|\n" + "\n".join(
             f"| {reason} | {n} |" for reason, n in reasons.most_common())
     return text
 
 
-def _rejection_reasons(rejection: dict[str, Any]) -> set[str]:
+def reason_kinds(rejection: dict[str, Any]) -> set[str]:
     """The kinds of reason of one rejection ("final_state: hash differs" -> final_state); its failed checks when
     it gives no reason, as the run report counts them."""
     reasons = {reason.split(":", 1)[0] for reason in rejection.get("reasons", [])}
@@ -469,7 +480,7 @@ def _source_text(provenance: dict | None) -> str:
 
 def load_rejections(dataset_paths: list[str | Path]) -> list[dict[str, Any]] | None:
     """The rejected.jsonl a run writes beside each dataset.jsonl; None when none of them has one."""
-    found = [Path(p).with_name("rejected.jsonl") for p in dataset_paths]
+    found = [Path(p).with_name(REJECTED_FILE) for p in dataset_paths]
     found = [p for p in found if p.is_file()]
     return stats.load_records(found) if found else None
 

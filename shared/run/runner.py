@@ -21,13 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
 from shared.runtime.config import ROLES, Settings, get_settings
-from shared.run import stats
+from shared.run import review, stats
 from shared.run.progress import PROGRESS_INTERVAL_S, ProgressReport
-from shared.run.dataset import database_provenance, to_openai_record
+from shared.run.dataset import (DATASET_FILE, DEAD_LETTERS_FILE, REJECTED_FILE, check_record, database_provenance,
+                                to_openai_record)
 from shared.runtime.bus import ensure_topics, make_producer
 from shared.data.seed_tools import load_seed_tools
 from shared.evaluation.alignment import read_statements
-from shared.env.trajectory import openai_messages
 from shared.contracts import flow
 from shared.contracts import (ActionMix, AlignmentTarget, DatabaseRef, DeadLetter, DifficultyMix, GenerationSettings,
                               PipelineMode, SeedEvent, ToolExecution, ToolSynthesizer, TaskWording, Topics, UserPersona,
@@ -351,7 +351,9 @@ class RunResult:
     output_dir: Path
     dataset_path: Path
     rejected_path: Path
+    dead_letters_path: Path
     report_path: Path
+    page_path: Path  # the review page of all of it
 
     @property
     def complete(self) -> bool:
@@ -429,36 +431,51 @@ def write_outputs(tracker: RunTracker, run_config: RunConfig, run_id: str, wall_
         report += ("\n## Dataset statistics (accepted)\n\n```\n" + stats.render(stats.dataset_stats(records)) + "\n\n"
                    + stats.render_diversity(stats.diversity(records)) + "\n```\n")
     paths["report_path"].write_text(report)
+    paths["page_path"] = review.write_page(out)
     return paths
 
 
 def write_records(tracker: RunTracker, out: Path, databases: dict[str, dict] | None = None
                   ) -> tuple[dict[str, Path], list[dict[str, Any]]]:
-    """dataset.jsonl (the accepted trajectories' records) and rejected.jsonl (each rejection with its reasons)."""
+    """dataset.jsonl (the accepted trajectories' records), rejected.jsonl (each rejection with its reasons) and
+    dead_letters.jsonl (the dead letters of the run's seeds)."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"dataset_path": out / "dataset.jsonl", "rejected_path": out / "rejected.jsonl"}
+    paths = {"dataset_path": out / DATASET_FILE, "rejected_path": out / REJECTED_FILE,
+             "dead_letters_path": out / DEAD_LETTERS_FILE}
     records = [to_openai_record(r.verdict, databases) for r in tracker.of(ACCEPTED)]
-    with open(paths["dataset_path"], "w") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    with open(paths["rejected_path"], "w") as f:
-        for r in tracker.of(REJECTED):
-            f.write(json.dumps(rejection_record(r.verdict), ensure_ascii=False) + "\n")
+    rejections = [rejection_record(r.verdict, databases) for r in tracker.of(REJECTED)]
+    letters = [dead_letter_record(d) for d in tracker.dead_letters]
+    for path, lines in ((paths["dataset_path"], records), (paths["rejected_path"], rejections),
+                        (paths["dead_letters_path"], letters)):
+        with open(path, "w") as f:
+            f.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
     return paths, records
 
 
-def rejection_record(verdict: Verdict) -> dict[str, Any]:
+def rejection_record(verdict: Verdict, databases: dict[str, dict] | None = None) -> dict[str, Any]:
+    record = to_openai_record(verdict, databases)
     return {
         "trajectory_id": verdict.trajectory_id or verdict.trajectory.trajectory_id,
         "seed_id": verdict.trajectory.seed_id,
         "trace_id": verdict.trajectory.trace_id,  # `turnforge trace` finds the trace from here
         "reasons": list(verdict.reasons),
-        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks],
+        "checks": [check_record(c) for c in verdict.checks],
         "judge_judgment": verdict.judge_judgment,
         "judge_reasoning": verdict.judge_reasoning,
-        # The whole conversation, so a rejected trajectory can be read without its trace.
-        "messages": openai_messages(verdict.trajectory),
+        # The whole conversation, so a rejected trajectory can be read without its trace, and what it was asked to
+        # do and could use, as a dataset record holds them (tasks with their golden actions, tools, verdict).
+        "messages": record["messages"],
+        "tools": record["tools"],
+        "metadata": record["metadata"],
     }
+
+
+def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter without its payload (the dead-letter topic keeps that)."""
+    return {"service": letter.service, "seed_id": letter.seed_id, "trajectory_id": letter.trajectory_id,
+            "reason": letter.reason, "error_type": letter.error_type, "attempts": letter.attempts,
+            "source_topic": letter.source_topic, "partition": letter.partition, "offset": letter.offset,
+            "failed_at": letter.failed_at}
 
 
 def trajectory_stats(r: Resolution) -> dict[str, Any]:

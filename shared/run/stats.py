@@ -12,6 +12,7 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 
 def sample_measures(record: dict) -> dict:
@@ -155,6 +156,12 @@ def render_diversity(d: dict) -> str:
         f"agent {share(d['distinct_1_agent'])}/{share(d['distinct_2_agent'])}",
         spread("tables"), spread("effects"), spread("difficulties"), spread("hops"),
     ])
+
+def dataset_figures(records: list[dict]) -> dict[str, Any]:
+    """Every figure of a dataset, one section each: `density` (Tables 1 and 4, per pipeline mode) and any section
+    added beside it. The review page (`turnforge view`) shows each section, a new one as a table of its values, so
+    a figure added here is on the page without touching the page."""
+    return {"density": dataset_stats(records)}
 
 
 def load_records(paths: list[str | Path]) -> list[dict]:

@@ -101,7 +101,11 @@ def test_oracle_passes_every_dysql_task_and_noop_none(services, dysql_task_set, 
     assert {p.name for p in written} == {"report.md", "figures.json", "pass_hat_k.png", "accuracy_by_turn.png",
                                          "success_by_domain.png"}
     assert "| oracle | 3 | 3 | 6 | 1.000 | 1.000 |" in (tmp_path / "report.md").read_text()
-    # The review page of the evaluation's folder: its figures and its three plots.
+    # The review page of the evaluation's folder: its figures, its three plots and every trial.
+    evaluation.write_trials(result.verdicts, tmp_path)
+    summaries, _, _ = review.page.page_data(review.read_inputs(tmp_path))
+    outcomes = {(s["mode"], s["outcome"]) for s in summaries}
+    assert len(summaries) == 12 and outcomes == {("oracle", "passed"), ("noop", "failed")}
     page = review.write_page(tmp_path).read_text()
     assert page.count("data:image/png;base64,") == 3 and '"pass_hat_k"' in page
 

@@ -15,7 +15,7 @@ import pytest
 
 from shared.cli.main import main as turnforge
 from shared.contracts import DeadLetter, Verdict
-from shared.run import review, stats
+from shared.run import evaluation, review, stats
 from shared.run.review import page as review_page
 from shared.run.runner import RunConfig, RunTracker, write_outputs
 from shared.validation.checks import deterministic_checks
@@ -106,11 +106,17 @@ def test_a_single_file_and_an_evaluation_folder(tmp_path):
     assert (len(inputs.accepted), len(inputs.rejected), len(inputs.dead_letters)) == (0, 1, 0)
     assert review.write_page(run / "rejected.jsonl") == run / "rejected.review.html"
 
-    evaluation = tmp_path / "eval"
-    evaluation.mkdir()
-    (evaluation / "figures.json").write_text(json.dumps({"agent": "oracle", "pass_hat_k": {"1": 1.0}}))
-    (evaluation / "pass_hat_k.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a plot the evaluation wrote
-    _, _, figures = review_page.page_data(review.read_inputs(evaluation))
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    (folder / "figures.json").write_text(json.dumps({"agent": "oracle", "pass_hat_k": {"1": 1.0}}))
+    (folder / "pass_hat_k.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # a plot the evaluation wrote
+    trials = [suspend_customer("eval-model-k0-0"), suspend_customer("eval-model-k0-1", wrong_write=True)]
+    for trial in trials:
+        trial.trajectory.settings.evaluation.agent_name = "model"
+    evaluation.write_trials(trials, folder)
+    summaries, _, figures = review_page.page_data(review.read_inputs(folder))
+    assert [(s["outcome"], s["mode"]) for s in summaries] == [("passed", "model"), ("failed", "model")]
+    assert "writes_requested" in summaries[1]["reasons"] and figures["counts"] == {"passed": 1, "failed": 1}
     assert figures["evaluation"]["pass_hat_k"] == {"1": 1.0}
     assert figures["plots"][0]["name"] == "pass hat k" and figures["plots"][0]["src"].startswith("data:image/png")
     with pytest.raises(FileNotFoundError):
@@ -215,23 +221,28 @@ def test_ten_thousand_trajectories_open_and_filter(browser, tmp_path):
     page, errors = open_page(browser, path)
     timings["open_s"] = round(time.perf_counter() - started, 2)
     assert page.text_content("#f-count") == "10000 trajectories"
+    page.locator("tbody tr.gridjs-tr").nth(19).wait_for()
     assert page.locator("tbody tr.gridjs-tr").count() == 20  # the list draws one page, not 10,000 rows
 
-    def timed(action: str) -> float:
-        """Milliseconds from the change until the list has been drawn again."""
-        return round(page.evaluate("""async (action) => {
+    def timed(action: str, drawn: str) -> float:
+        """Milliseconds from the change until the list's footer says `drawn` (Grid.js draws asynchronously)."""
+        return round(page.evaluate("""async ([action, drawn]) => {
             const t0 = performance.now(); (new Function(action))();
-            await new Promise(done => requestAnimationFrame(() => setTimeout(done, 0)));
-            return performance.now() - t0; }""", action), 1)
+            const footer = () => (document.querySelector('.gridjs-summary') || {}).textContent || '';
+            while (!footer().includes(drawn)) await new Promise(done => requestAnimationFrame(done));
+            return performance.now() - t0; }""", [action, drawn]), 1)
 
     timings["filter_by_reason_ms"] = timed(
-        "const f = document.getElementById('f-reason'); f.value = 'writes_requested'; f.dispatchEvent(new Event('change'))")
+        "const f = document.getElementById('f-reason'); f.value = 'writes_requested'; f.dispatchEvent(new Event('change'))",
+        "of 2500 results")
     assert page.text_content("#f-count") == "2500 of 10000 trajectories"
     timings["search_dialogues_ms"] = timed(
         "document.getElementById('f-search').value = 'ticket T9996)'; "
-        "document.getElementById('f-outcome').dispatchEvent(new Event('change'))")
+        "document.getElementById('f-outcome').dispatchEvent(new Event('change'))", "of 1 results")
     assert page.text_content("#f-count") == "1 of 10000 trajectories"
-    timings["open_one_ms"] = timed("document.querySelector('td.gridjs-td').click()")
+    timings["open_one_ms"] = round(page.evaluate("""() => {
+        const t0 = performance.now(); document.querySelector('td.gridjs-td').click();
+        return performance.now() - t0; }"""), 1)
     assert "big-9996" in page.text_content("#detail h2")
     assert errors == []
     (tmp_path / "timings.json").write_text(json.dumps(timings, indent=2))

@@ -18,7 +18,7 @@ from shared.evaluation import report
 from shared.evaluation.dysql import import_dysql, write_task_set
 from shared.evaluation.task_set import export_task_set, load_task_set
 from shared.cli.stacks import EMBEDDED_HELP, stack_for
-from shared.run import evaluation
+from shared.run import evaluation, review
 from shared.ops import stack
 from shared.ops.tools import database_toolset
 from shared.run.stats import load_records
@@ -159,6 +159,8 @@ def cmd_eval(args, settings: Settings) -> int:
         notes += [f"dead-lettered {n}x: {reason}" for reason, n in result.dead_letter_reasons.most_common()]
         for path in report.write_report(figures, Path(args.out), result.run_id, notes):
             print(f"wrote {path}")
+        print(f"wrote {evaluation.write_trials(result.verdicts, Path(args.out))}")
+        print(f"review page: {review.write_page(Path(args.out))}")
     for reason, n in result.dead_letter_reasons.most_common():
         print(f"dead-lettered {n}x: {reason}", file=sys.stderr)
     if not args.json:

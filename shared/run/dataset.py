@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 DATASET_FILE = "dataset.jsonl"  # the accepted trajectories' records
 REJECTED_FILE = "rejected.jsonl"  # each rejection with its reasons, checks, conversation, tasks and tools
 DEAD_LETTERS_FILE = "dead_letters.jsonl"  # the run's dead letters, without their payloads
+TRIALS_FILE = "trials.jsonl"  # an evaluation's trials (`turnforge eval --out`): records, never training data
 
 
 def database_provenance(dsn: str, domains: list[str]) -> dict[str, dict]:
@@ -87,6 +88,8 @@ def to_openai_record(verdict: Verdict, databases: dict[str, dict] | None = None)
             "trace_id": state.trace_id,
             "models": dict(sorted(state.settings.models.items())),
             **({"database": database} if database is not None else {}),
+            **({"evaluation": {"agent": state.settings.evaluation.agent_name}}
+               if state.settings.HasField("evaluation") else {}),
         },
     }
 

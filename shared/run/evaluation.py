@@ -11,17 +11,18 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 
 from shared.contracts import (AgentKind, Difficulty, EvaluationSettings, EvaluationTasks, GenerationSettings,
-                              GoldenAction, SeedEvent, Subtask, Task, ToolExecution, Toolset)
+                              GoldenAction, SeedEvent, Subtask, Task, ToolExecution, Toolset, Verdict)
 from shared.env.tool_spec import RAW_SQL_ARGUMENT, RAW_SQL_TOOL, raw_sql_tool
 from shared.evaluation.measures import TrialOutcome
 from shared.evaluation.task_set import DYSQL
 from shared.evaluation.trials import failed_trial, trial_outcome
 from shared.env.trajectory import trajectory_id_prefix
-from shared.run.dataset import tool_from_record
+from shared.run.dataset import TRIALS_FILE, to_openai_record, tool_from_record
 from shared.run.progress import PROGRESS_INTERVAL_S, ProgressReport
 from shared.run.runner import ACCEPTED, REJECTED, RunTracker, new_run_id, outcome_consumer, produce_seeds
 from shared.runtime.bus import ensure_topics
@@ -131,6 +132,16 @@ class EvaluationResult:
     wall_s: float
     timed_out: bool
     dead_letter_reasons: Counter[str] = field(default_factory=Counter)  # why trials were dead-lettered, counted
+    verdicts: list[Verdict] = field(default_factory=list)  # every trial that reached a verdict
+
+
+def write_trials(verdicts: list[Verdict], out: Path) -> Path:
+    """trials.jsonl: each trial as a dataset record (metadata.verdict says whether it passed), for the review page.
+    A separate name, so that no evaluation's dialogues are taken for training data."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / TRIALS_FILE
+    path.write_text("".join(json.dumps(to_openai_record(v), ensure_ascii=False) + "\n" for v in verdicts))
+    return path
 
 
 def collect_trials(tracker: RunTracker, seeds: list[SeedEvent], k: int) -> dict[str, list[TrialOutcome]]:
@@ -196,4 +207,5 @@ def run_evaluation(settings: Settings, records: list[dict], agents: list[AgentUn
     return EvaluationResult(run_id=run_id, trials=collect_trials(tracker, seeds, k),
                             dead_lettered=counts["dead-lettered"], missing=counts["missing"],
                             wall_s=time.time() - started, timed_out=not tracker.done,
-                            dead_letter_reasons=Counter(f"{d.service}: {d.reason}" for d in tracker.dead_letters))
+                            dead_letter_reasons=Counter(f"{d.service}: {d.reason}" for d in tracker.dead_letters),
+                            verdicts=[r.verdict for outcome in (ACCEPTED, REJECTED) for r in tracker.of(outcome)])

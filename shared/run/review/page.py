@@ -23,11 +23,13 @@ import jinja2
 
 from shared.evaluation.report import FIGURES_FILE
 from shared.run import stats
-from shared.run.dataset import DATASET_FILE, DEAD_LETTERS_FILE, REJECTED_FILE, reason_kinds
+from shared.run.dataset import DATASET_FILE, DEAD_LETTERS_FILE, REJECTED_FILE, TRIALS_FILE, reason_kinds
 
 PAGE_NAME = "review.html"
 ASSETS = Path(__file__).parent / "assets"
-ACCEPTED, REJECTED, DEAD_LETTERED = "accepted", "rejected", "dead-lettered"
+ACCEPTED, REJECTED, DEAD_LETTERED = "accepted", "rejected", "dead-lettered"  # a run's outcomes
+PASSED, FAILED = "passed", "failed"  # an evaluation trial's
+RECORD_FILES = (DATASET_FILE, REJECTED_FILE, DEAD_LETTERS_FILE, TRIALS_FILE)
 
 
 @dataclass
@@ -38,18 +40,20 @@ class Inputs:
     accepted: list[dict] = field(default_factory=list)  # dataset.jsonl records
     rejected: list[dict] = field(default_factory=list)  # rejected.jsonl records
     dead_letters: list[dict] = field(default_factory=list)  # dead_letters.jsonl records
+    trials: list[dict] = field(default_factory=list)  # an evaluation's trials.jsonl records
     evaluation: dict | None = None  # an evaluation's figures.json
     plots: list[Path] = field(default_factory=list)
 
 
 def record_kind(record: dict) -> str:
-    """Which file a line comes from, by its shape: a rejection names its trajectory, a dead letter its service."""
+    """Which file a line comes from, by its shape: a rejection names its trajectory, a dead letter its service, a
+    trial its agent."""
     if "service" in record and "reason" in record:
         return DEAD_LETTERED
     if "trajectory_id" in record and "reasons" in record:
         return REJECTED
     if "messages" in record and "id" in record:
-        return ACCEPTED
+        return "trial" if "evaluation" in record.get("metadata", {}) else ACCEPTED
     raise ValueError(f"not a dataset, rejection or dead-letter record (keys: {', '.join(sorted(record)[:8])})")
 
 
@@ -58,18 +62,18 @@ def read_inputs(path: str | Path) -> Inputs:
     path = Path(path)
     inputs = Inputs(source=path)
     if path.is_dir():
-        files = [path / name for name in (DATASET_FILE, REJECTED_FILE, DEAD_LETTERS_FILE) if (path / name).is_file()]
+        files = [path / name for name in RECORD_FILES if (path / name).is_file()]
         if (path / FIGURES_FILE).is_file():
             inputs.evaluation = json.loads((path / FIGURES_FILE).read_text())
         inputs.plots = sorted(path.glob("*.png"))
         if not files and inputs.evaluation is None and not inputs.plots:
-            raise FileNotFoundError(f"{path} holds no {DATASET_FILE}, {REJECTED_FILE}, {DEAD_LETTERS_FILE}, "
-                                    f"{FIGURES_FILE} or plots")
+            raise FileNotFoundError(f"{path} holds none of {', '.join(RECORD_FILES)}, {FIGURES_FILE} or plots")
     elif path.is_file():
         files = [path]
     else:
         raise FileNotFoundError(f"no such file or folder: {path}")
-    by_kind = {ACCEPTED: inputs.accepted, REJECTED: inputs.rejected, DEAD_LETTERED: inputs.dead_letters}
+    by_kind = {ACCEPTED: inputs.accepted, REJECTED: inputs.rejected, DEAD_LETTERED: inputs.dead_letters,
+               "trial": inputs.trials}
     for record in stats.load_records(files):
         by_kind[record_kind(record)].append(record)
     return inputs
@@ -105,10 +109,13 @@ def trajectory_view(record: dict, outcome: str) -> tuple[dict, dict]:
     summary = {
         "id": record.get("id") or record.get("trajectory_id", ""), "outcome": outcome,
         "seed": record.get("seed_id") or meta.get("seed_id", ""), "domain": meta.get("domain", ""),
-        "mode": meta.get("pipeline_mode", ""), "tasks": len(tasks),
+        # a trial's agent where a generated trajectory has its pipeline mode
+        "mode": meta["evaluation"]["agent"] if "evaluation" in meta else meta.get("pipeline_mode", ""),
+        "tasks": len(tasks),
         "difficulty": sorted({t["difficulty"] for t in tasks}),
         **_dialogue_summary(messages),
-        "reasons": sorted(reason_kinds({"reasons": reasons, "checks": checks})) if outcome != ACCEPTED else [],
+        "reasons": sorted(reason_kinds({"reasons": reasons, "checks": checks})) if outcome in (REJECTED, FAILED)
+        else [],
         "failed": [c["name"] for c in checks if not c.get("passed")],
         # what the search box matches besides the dialogue itself
         "text": " ".join([*(t["description"] for t in tasks), *reasons]),
@@ -141,6 +148,7 @@ def _facts(record: dict, meta: dict) -> list[list[str]]:
         ("domain", meta.get("domain")),
         ("database", database.get("source") or database.get("generator")),
         ("pipeline", meta.get("pipeline_mode")),
+        ("agent under test", meta.get("evaluation", {}).get("agent")),
         ("tools run", meta.get("tool_execution")),
         ("wall time", f"{meta['latency_s']} s" if meta.get("latency_s") is not None else None),
         ("tokens", f"{counters.get('prompt_tokens', 0)} prompt, {counters.get('completion_tokens', 0)} generated"
@@ -182,11 +190,13 @@ def page_data(inputs: Inputs) -> tuple[list[dict], list[dict], dict[str, Any]]:
     views = [trajectory_view(r, ACCEPTED) for r in inputs.accepted]
     views += [trajectory_view(r, REJECTED) for r in inputs.rejected]
     views += [dead_letter_view(d) for d in inputs.dead_letters]
+    views += [trajectory_view(r, PASSED if r["metadata"]["verdict"]["accepted"] else FAILED) for r in inputs.trials]
     summaries = [s for s, _ in views]
     reasons: Counter[str] = Counter(reason for s in summaries for reason in s["reasons"])
+    run = inputs.accepted or inputs.rejected or inputs.dead_letters or not inputs.trials
+    outcomes = ((ACCEPTED, REJECTED, DEAD_LETTERED) if run else ()) + ((PASSED, FAILED) if inputs.trials else ())
     figures = {
-        "counts": {outcome: sum(s["outcome"] == outcome for s in summaries)
-                   for outcome in (ACCEPTED, REJECTED, DEAD_LETTERED)},
+        "counts": {outcome: sum(s["outcome"] == outcome for s in summaries) for outcome in outcomes},
         # The dataset is the accepted trajectories: its figures are theirs.
         "dataset": stats.dataset_figures(inputs.accepted) if inputs.accepted else {},
         "reasons": reasons.most_common(),

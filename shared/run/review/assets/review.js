@@ -87,7 +87,8 @@
       sections.appendChild(el("div", {}, el("h3", {}, name.replace(/_/g, " ")), anyValue(dataset[name])));
     });
     if (figures.reasons.length) {
-      sections.appendChild(el("div", {}, el("h3", {}, "Why trajectories were left out"),
+      var heading = "rejected" in counts ? "Why trajectories were left out" : "Why trials failed";
+      sections.appendChild(el("div", {}, el("h3", {}, heading),
         table(["reason", "trajectories"], figures.reasons.map(function (pair) {
           return [el("a", { href: "#", onclick: function (e) { e.preventDefault(); setFilter("f-reason", pair[0]); } },
             pair[0]), pair[1]];
@@ -324,6 +325,7 @@
         el("div", { "class": "task-head" }, "Task " + (i + 1), badge(t.difficulty, "difficulty"),
           t.changes_data ? badge("changes data", "writes") : badge("reads only", "reads")),
         el("p", {}, t.description),
+        taskFacts(t),
         el("div", { "class": "label" }, "golden actions"),
         el("ol", { "class": "golden" }, t.golden_actions.map(function (a) {
           return el("li", {}, el("code", {}, a.tool), block(pretty(a.arguments), "arguments"),
@@ -353,6 +355,15 @@
         })));
     }
     return box;
+  }
+
+  // What the task generator recorded about where a task came from (fields a record may not have).
+  function taskFacts(t) {
+    var facts = [];
+    if (t.root) facts.push("about " + t.root.table + " " + JSON.stringify(t.root.record));
+    if (t.hops) facts.push(t.hops + (t.hops === 1 ? " hop" : " hops") + " from it");
+    if (t.builds_on) facts.push("builds on " + t.builds_on);
+    return facts.length ? el("div", { "class": "muted small" }, facts.join(" · ")) : null;
   }
 
   function rubric(r) {

@@ -71,7 +71,7 @@ def test_a_run_folder_gives_every_trajectory_with_its_checks_and_failing_message
         ("run-telecom-0", "accepted"), ("run-telecom-1", "accepted"), ("run-telecom-2", "rejected"),
         ("run-retail-0", "dead-lettered")]
     assert figures["counts"] == {"accepted": 2, "rejected": 1, "dead-lettered": 1}
-    assert figures["dataset"]["density"]["user_oriented"]["samples"] == 2  # Table 1 is the accepted set's
+    assert figures["dataset"]["by_mode"]["user_oriented"]["samples"] == 2  # Table 1 is the accepted set's
     rejected, detail = summaries[2], details[2]
     assert rejected["reasons"] == ["call_arguments_grounded", "claims_grounded_in_tool_results", "golden_state",
                                    "writes_requested"]

@@ -73,17 +73,17 @@
     })));
     var sections = el("div", { "class": "sections" });
     var dataset = figures.dataset || {};
-    if (dataset.density) {
+    if (dataset.by_mode) {
       sections.appendChild(el("div", {}, el("h3", {}, "Table 1 and Table 4: density and efficiency (accepted)"),
         table(["pipeline mode", "samples", "steps", "turns", "tasks", "latency per sample (s)", "generated tokens/s"],
-          Object.keys(dataset.density).map(function (mode) {
-            var f = dataset.density[mode];
+          Object.keys(dataset.by_mode).map(function (mode) {
+            var f = dataset.by_mode[mode];
             return [mode, f.samples, fmt(f.steps_mean) + " (" + f.steps_max + ")", fmt(f.turns_mean) + " (" +
               f.turns_max + ")", fmt(f.tasks_mean) + " (" + f.tasks_max + ")", f.latency_s_per_sample,
               f.generated_tokens_per_s];
           })), el("p", { "class": "muted" }, "mean (max); a step is one tool-use iteration for one user request")));
     }
-    Object.keys(dataset).filter(function (k) { return k !== "density"; }).forEach(function (name) {
+    Object.keys(dataset).filter(function (k) { return k !== "by_mode"; }).forEach(function (name) {
       sections.appendChild(el("div", {}, el("h3", {}, name.replace(/_/g, " ")), anyValue(dataset[name])));
     });
     if (figures.reasons.length) {

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -137,6 +142,22 @@ def test_turnforge_view_writes_the_page_and_says_where(tmp_path, capsys):
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"review page: {tmp_path / 'page.html'}"
     assert (tmp_path / "page.html").stat().st_size > 50_000  # the page carries its script and library
+
+
+def test_serve_serves_the_page_on_localhost_only(tmp_path):
+    run_folder(tmp_path)
+    server = subprocess.Popen([sys.executable, "-m", "shared.cli", "view", str(tmp_path), "--serve"],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+    try:
+        assert server.stdout.readline().startswith("review page: ")
+        url = re.search(r"http://127\.0\.0\.1:\d+/", server.stdout.readline()).group(0)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200 and b'"run-telecom-2"' in response.read()
+        with pytest.raises(urllib.error.HTTPError):  # the page only, not the folder beside it
+            urllib.request.urlopen(url + "dataset.jsonl", timeout=10)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 # -- the page in a real browser -----------------------------------------------------------------------------------

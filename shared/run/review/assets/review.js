@@ -208,8 +208,10 @@
       if (!c.passed) c.messages.forEach(function (m) { (failedBy[m] = failedBy[m] || []).push(c.name); });
     });
     var root = byId("detail");
-    root.replaceChildren(head(s, d), checks(s, d),
-      el("div", { "class": "columns" }, conversation(d, failedBy), side(d)));
+    root.replaceChildren(head(s, d), checks(s, d));
+    if (!d.dead_letter) {  // a dead letter has no dialogue or tasks to show
+      root.appendChild(el("div", { "class": "columns" }, conversation(d, failedBy), side(d)));
+    }
     if (location.hash.slice(1) !== encodeURIComponent(s.id)) history.replaceState(null, "", "#" + encodeURIComponent(s.id));
     root.scrollTop = 0;
   }

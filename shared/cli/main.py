@@ -125,11 +125,10 @@ def cmd_stats(args) -> int:
     if not figures:
         print("no samples in " + ", ".join(args.datasets), file=sys.stderr)
         return 1
-    spread = stats.diversity(records)
     if args.json:
-        print(json.dumps({"by_mode": figures, "diversity": spread}, indent=2))
+        print(json.dumps(stats.dataset_figures(records), indent=2))
     else:
-        print(stats.render(figures) + "\n\n" + stats.render_diversity(spread))
+        print(stats.render(figures) + "\n\n" + stats.render_diversity(stats.diversity(records)))
     return 0
 
 

@@ -161,7 +161,7 @@ def dataset_figures(records: list[dict]) -> dict[str, Any]:
     """Every figure of a dataset, one section each: `by_mode` (Tables 1 and 4, per pipeline mode) and any section
     added beside it. The review page (`turnforge view`) shows each section, a new one as a table of its values, so
     a figure added here is on the page without touching the page."""
-    return {"by_mode": dataset_stats(records)}
+    return {"by_mode": dataset_stats(records), "diversity": diversity(records)}
 
 
 def load_records(paths: list[str | Path]) -> list[dict]:
